@@ -1,0 +1,44 @@
+/* diag: collected diagnostics, printed as "file:line: message" */
+#ifndef MTASTSD_DIAG_H
+#define MTASTSD_DIAG_H
+
+#include <stdio.h>
+#include <stddef.h>
+
+enum diag_level {
+	DIAG_ERROR,
+	DIAG_WARNING,
+};
+
+struct diag_entry {
+	enum diag_level level;
+	char *file;	/* owned; may be NULL */
+	unsigned line;	/* 0: no line */
+	char *msg;	/* owned */
+};
+
+struct diag {
+	struct diag_entry *v;
+	size_t n;
+	size_t cap;
+	size_t n_errors;
+	size_t n_warnings;
+};
+
+void diag_init(struct diag *d);
+void diag_finish(struct diag *d);
+
+/* Adds one entry; an allocation failure is counted as an error and never loses the count. */
+void diag_add(struct diag *d, enum diag_level level, const char *file, unsigned line,
+	      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+#define diag_error(d, file, line, ...) diag_add((d), DIAG_ERROR, (file), (line), __VA_ARGS__)
+#define diag_warn(d, file, line, ...) diag_add((d), DIAG_WARNING, (file), (line), __VA_ARGS__)
+
+/* Prints every entry in order: "file:line: message" for errors,
+ * "file:line: warning: message" for warnings ("file: ..." when line is 0). */
+void diag_print(const struct diag *d, FILE *out);
+
+/* Appends all entries of src to dst (copies). */
+void diag_merge(struct diag *dst, const struct diag *src);
+
+#endif
