@@ -31,6 +31,11 @@ struct records_opts {
 int records_zone(struct buf *out, const struct records_domain *v, size_t n,
 		 const struct records_opts *o);
 
+/* The zone lines of one domain (no header comment), as records_zone prints them for it.
+ * Used by the server's start and reload logs so that they print the same records. */
+int records_zone_lines(struct buf *out, const struct records_domain *d,
+		       const struct records_opts *o);
+
 /* The same data as a JSON array of objects (domain, id, mode, policy, records[]). */
 int records_json(struct buf *out, const struct records_domain *v, size_t n,
 		 const struct records_opts *o);
