@@ -1,0 +1,379 @@
+/* http: libmicrohttpd glue: TLS by SNI, routing, headers, status codes, access log */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <gnutls/gnutls.h>
+#include <microhttpd.h>
+
+#include "http.h"
+#include "log.h"
+#include "snapshot.h"
+
+#define POLICY_PATH "/.well-known/mta-sts.txt"
+#define MAX_DAEMONS 16
+/* Per-connection memory pool: bounds the request header section (431 above ~8 KiB). */
+#define CONNECTION_MEMORY 12288
+
+/* The answers that are not a policy, by status. */
+static const struct {
+	enum http_status status;
+	const char *body;
+} fixed_bodies[] = {
+	{HTTP_BAD_REQUEST, "Bad Request\n"},
+	{HTTP_NOT_FOUND, "Not Found\n"},
+	{HTTP_METHOD_NOT_ALLOWED, "Method Not Allowed\n"},
+	{HTTP_MISDIRECTED, "Misdirected Request\n"},
+	{HTTP_UNAVAILABLE, "No policy available\n"},
+};
+#define N_FIXED (sizeof(fixed_bodies) / sizeof(fixed_bodies[0]))
+
+struct fixed {
+	enum http_status status;
+	struct MHD_Response *response;
+	size_t len;
+};
+
+struct http {
+	struct MHD_Daemon *daemons[MAX_DAEMONS];
+	size_t n_daemons;
+	atomic_bool access_log;
+	gnutls_datum_t ticket_key;
+	struct fixed fixed[N_FIXED];	/* error answers, shared by every request */
+};
+
+static void response_destroy(void *response)
+{
+	MHD_destroy_response(response);
+}
+
+static const struct fixed *fixed_for(const struct http *h, enum http_status status)
+{
+	for (size_t i = 0; i < N_FIXED; i++)
+		if (h->fixed[i].status == status)
+			return &h->fixed[i];
+	return &h->fixed[N_FIXED - 1];
+}
+
+static struct MHD_Response *fixed_response(const char *text)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), (void *)(uintptr_t)text,
+								 MHD_RESPMEM_PERSISTENT);
+
+	if (r != NULL &&
+	    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8") ==
+		    MHD_NO) {
+		MHD_destroy_response(r);
+		return NULL;
+	}
+	return r;
+}
+
+/* The 200 response of a doc: built once, on its first request, then shared. */
+static struct MHD_Response *doc_response(struct doc *d)
+{
+	struct MHD_Response *r = atomic_load_explicit(&d->response, memory_order_acquire);
+	void *expected = NULL;
+
+	if (r != NULL)
+		return r;
+	r = MHD_create_response_from_buffer(d->len, d->body, MHD_RESPMEM_PERSISTENT);
+	if (r == NULL)
+		return NULL;
+	if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+				    "text/plain; charset=utf-8") == MHD_NO ||
+	    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache") == MHD_NO ||
+	    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff") == MHD_NO) {
+		MHD_destroy_response(r);
+		return NULL;
+	}
+	if (!atomic_compare_exchange_strong(&d->response, &expected, r)) {
+		MHD_destroy_response(r);
+		r = expected;
+	}
+	return r;
+}
+
+/* The SNI of the connection, lowercase not guaranteed; 0 / -1 when there is none. */
+static int session_sni(gnutls_session_t session, char *buf, size_t size, size_t *ret_len)
+{
+	unsigned type;
+	size_t len = size;
+
+	if (gnutls_server_name_get(session, buf, &len, &type, 0) < 0 ||
+	    type != GNUTLS_NAME_DNS || len == 0 || len >= size)
+		return -1;
+	buf[len] = 0;
+	*ret_len = len;
+	return 0;
+}
+
+static struct snapshot *connection_snapshot(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *info =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return info != NULL ? info->socket_context : NULL;
+}
+
+/* GnuTLS certificate callback: picks the tenant's chain by SNI, or aborts the handshake
+ * with an unrecognized_name alert (RFC 8461 §7.1: never another tenant's certificate). */
+static int cert_callback(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, int nreqs,
+			 const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length,
+			 gnutls_pcert_st **ret_pcert, unsigned int *ret_pcert_length,
+			 gnutls_privkey_t *ret_key)
+{
+	struct MHD_Connection *c = gnutls_session_get_ptr(session);
+	struct snapshot *s = c != NULL ? connection_snapshot(c) : NULL;
+	const struct tenant *t = NULL;
+	char sni[256];
+	size_t len;
+
+	if (s != NULL && session_sni(session, sni, sizeof(sni), &len) == 0)
+		t = snapshot_find(s, sni, len);
+	if (t == NULL || t->cert == NULL) {
+		gnutls_alert_send(session, GNUTLS_AL_FATAL, GNUTLS_A_UNRECOGNIZED_NAME);
+		return -1;
+	}
+	*ret_pcert = t->cert->chain;
+	*ret_pcert_length = t->cert->n_chain;
+	*ret_key = t->cert->key;
+	return 0;
+}
+
+/* Each connection holds the snapshot current when it was accepted until it closes, so a
+ * reload never pulls certificates or bodies from under it. */
+static void notify_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+			      enum MHD_ConnectionNotificationCode toe)
+{
+	struct http *h = cls;
+
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *info =
+			MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+
+		*socket_context = snapshot_acquire();
+		if (info != NULL && info->tls_session != NULL)
+			gnutls_session_ticket_enable_server(info->tls_session, &h->ticket_key);
+	} else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		snapshot_unref(*socket_context);
+		*socket_context = NULL;
+	}
+}
+
+/* Host matches the tenant when equal ignoring case, a ":port" and one trailing dot. */
+static bool host_matches(const char *host, const char *expected)
+{
+	size_t len = strlen(host), n = strlen(expected);
+	const char *colon = memchr(host, ':', len);
+
+	if (colon != NULL) {
+		for (const char *p = colon + 1; *p; p++)
+			if (*p < '0' || *p > '9')
+				return false;
+		len = (size_t)(colon - host);
+	}
+	if (len > 0 && host[len - 1] == '.')
+		len--;
+	return len == n && strncasecmp(host, expected, n) == 0;
+}
+
+static void access_log(struct MHD_Connection *c, const char *sni, const char *method,
+		       const char *url, unsigned status, size_t bytes)
+{
+	const union MHD_ConnectionInfo *info =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	char addr[INET6_ADDRSTRLEN] = "-";
+
+	if (info != NULL && info->client_addr != NULL) {
+		const struct sockaddr *sa = info->client_addr;
+
+		if (sa->sa_family == AF_INET)
+			inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr,
+				  addr, sizeof(addr));
+		else if (sa->sa_family == AF_INET6)
+			inet_ntop(AF_INET6,
+				  &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, addr,
+				  sizeof(addr));
+	}
+	log_access(addr, sni, method, url, status, bytes);
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
+			      const char *method, const char *version, const char *upload_data,
+			      size_t *upload_data_size, void **req_cls)
+{
+	static int seen;
+	struct http *h = cls;
+	const union MHD_ConnectionInfo *info;
+	struct snapshot *s;
+	const struct tenant *t = NULL;
+	struct MHD_Response *r;
+	enum http_status status;
+	const char *host;
+	char sni[256] = "-";
+	size_t sni_len = 0, bytes = 0;
+	enum MHD_Result ret;
+
+	/* Answer on the second call: queuing on the first makes MHD close the connection. */
+	if (*req_cls == NULL) {
+		*req_cls = &seen;
+		return MHD_YES;
+	}
+	if (*upload_data_size != 0) {
+		*upload_data_size = 0;	/* a body is read and dropped */
+		return MHD_YES;
+	}
+	s = connection_snapshot(c);
+	info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	if (s != NULL && info != NULL &&
+	    session_sni(info->tls_session, sni, sizeof(sni), &sni_len) == 0)
+		t = snapshot_find(s, sni, sni_len);
+	host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+
+	if (t == NULL)
+		status = HTTP_MISDIRECTED;
+	else if (host == NULL && strcmp(version, MHD_HTTP_VERSION_1_0) != 0)
+		status = HTTP_BAD_REQUEST;
+	else if (host != NULL && !host_matches(host, t->domain->host))
+		status = HTTP_MISDIRECTED;
+	else if (strcmp(url, POLICY_PATH) != 0)
+		status = HTTP_NOT_FOUND;
+	else if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
+		 strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+		status = HTTP_METHOD_NOT_ALLOWED;
+	else if (t->doc == NULL)
+		status = HTTP_UNAVAILABLE;
+	else
+		status = HTTP_OK;
+
+	if (status == HTTP_OK) {
+		r = doc_response(t->doc);
+		bytes = t->doc->len;
+	} else {
+		const struct fixed *f = fixed_for(h, status);
+
+		r = f->response;
+		bytes = f->len;
+	}
+	if (r == NULL)
+		return MHD_NO;
+	if (strcmp(method, MHD_HTTP_METHOD_HEAD) == 0)
+		bytes = 0;
+	ret = MHD_queue_response(c, (unsigned)status, r);
+	if (atomic_load_explicit(&h->access_log, memory_order_relaxed))
+		access_log(c, sni, method, url, (unsigned)status, bytes);
+	return ret;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	log_vmsg(fmt, ap);
+}
+
+static int make_responses(struct http *h)
+{
+	for (size_t i = 0; i < N_FIXED; i++) {
+		struct fixed *f = &h->fixed[i];
+
+		f->status = fixed_bodies[i].status;
+		f->len = strlen(fixed_bodies[i].body);
+		f->response = fixed_response(fixed_bodies[i].body);
+		if (f->response == NULL)
+			return -1;
+	}
+	if (MHD_add_response_header(fixed_for(h, HTTP_METHOD_NOT_ALLOWED)->response,
+				    MHD_HTTP_HEADER_ALLOW, "GET, HEAD") == MHD_NO ||
+	    MHD_add_response_header(fixed_for(h, HTTP_UNAVAILABLE)->response,
+				    MHD_HTTP_HEADER_RETRY_AFTER, "60") == MHD_NO)
+		return -1;
+	return 0;
+}
+
+static void destroy_responses(struct http *h)
+{
+	for (size_t i = 0; i < N_FIXED; i++)
+		if (h->fixed[i].response != NULL)
+			MHD_destroy_response(h->fixed[i].response);
+}
+
+struct http *http_start(const struct config *config, const int *fds, size_t n_fds)
+{
+	struct http *h = calloc(1, sizeof(*h));
+	unsigned threads = config->threads;
+
+	if (h == NULL)
+		return NULL;
+	if (n_fds > MAX_DAEMONS) {
+		log_msg("at most %d listen addresses", MAX_DAEMONS);
+		goto fail;
+	}
+	if (threads == 0) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		threads = n > 0 ? (unsigned)n : 1;
+	}
+	atomic_init(&h->access_log, config->access_log);
+	doc_set_response_free(response_destroy);
+	if (make_responses(h) < 0 || gnutls_session_ticket_key_generate(&h->ticket_key) < 0) {
+		log_msg("out of memory");
+		goto fail;
+	}
+	for (size_t i = 0; i < n_fds; i++) {
+		/* Poll mode with a pool: epoll mode spins during TLS handshakes in 0.9.75
+		 * (NOTES-mhd-gnutls.md). */
+		unsigned flags = MHD_USE_TLS | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+		h->daemons[i] = MHD_start_daemon(
+			flags, 0, NULL, NULL, handle, h,
+			MHD_OPTION_LISTEN_SOCKET, fds[i],
+			MHD_OPTION_HTTPS_CERT_CALLBACK, cert_callback,
+			MHD_OPTION_HTTPS_PRIORITIES, tls_priorities,
+			MHD_OPTION_NOTIFY_CONNECTION, notify_connection, h,
+			MHD_OPTION_CONNECTION_TIMEOUT, config->idle_timeout,
+			MHD_OPTION_CONNECTION_LIMIT, config->max_connections,
+			MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
+			MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+			MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1,
+			MHD_OPTION_THREAD_POOL_SIZE, threads,
+			MHD_OPTION_END);
+		if (h->daemons[i] == NULL) {
+			log_msg("cannot start the HTTPS server on listen socket %zu", i + 1);
+			goto fail;
+		}
+		h->n_daemons++;
+	}
+	return h;
+fail:
+	http_stop(h);
+	return NULL;
+}
+
+void http_set_access_log(struct http *h, bool on)
+{
+	atomic_store(&h->access_log, on);
+}
+
+void http_stop(struct http *h)
+{
+	if (h == NULL)
+		return;
+	for (size_t i = 0; i < h->n_daemons; i++) {
+		MHD_socket fd = MHD_quiesce_daemon(h->daemons[i]);
+
+		MHD_stop_daemon(h->daemons[i]);
+		if (fd != MHD_INVALID_SOCKET)
+			close(fd);
+	}
+	destroy_responses(h);
+	if (h->ticket_key.data != NULL) {
+		gnutls_memset(h->ticket_key.data, 0, h->ticket_key.size);
+		gnutls_free(h->ticket_key.data);
+	}
+	free(h);
+}

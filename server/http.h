@@ -1,0 +1,33 @@
+/* http: libmicrohttpd glue: TLS by SNI, routing, headers, status codes, access log */
+#ifndef MTASTSD_HTTP_H
+#define MTASTSD_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+
+/* Outcomes of a request; the values are the HTTP status codes sent. */
+enum http_status {
+	HTTP_OK = 200,
+	HTTP_BAD_REQUEST = 400,
+	HTTP_NOT_FOUND = 404,
+	HTTP_METHOD_NOT_ALLOWED = 405,
+	HTTP_MISDIRECTED = 421,
+	HTTP_UNAVAILABLE = 503,
+};
+
+struct http;
+
+/* Starts serving on the bound, listening sockets fds (borrowed; closed by http_stop),
+ * taking the tenant for each connection from snapshot_acquire(). Options come from
+ * config (threads, timeouts, limits, access log). Logs and returns NULL on failure. */
+struct http *http_start(const struct config *config, const int *fds, size_t n_fds);
+
+/* Stops accepting, waits for the threads and closes the sockets. NULL is a no-op. */
+void http_stop(struct http *h);
+
+/* Turns the access log on or off (reload). */
+void http_set_access_log(struct http *h, bool on);
+
+#endif

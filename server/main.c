@@ -1,0 +1,498 @@
+/* main: the mtastsd command line: serve | check | records | id */
+#include <errno.h>
+#include <getopt.h>
+#include <grp.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "build-config.h"
+#include "buf.h"
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "policy.h"
+#include "records.h"
+#include "snapshot.h"
+#include "tls.h"
+
+#define DEFAULT_CONFIG "/etc/mtastsd/mtastsd.ini"
+/* Above this many domains the start and reload logs summarize instead of listing. */
+#define LOG_DOMAINS_MAX 1000
+
+static const char usage_text[] =
+	"usage: mtastsd COMMAND [OPTIONS]\n"
+	"\n"
+	"Serves MTA-STS (RFC 8461) policies for many domains over HTTPS, choosing each\n"
+	"domain's certificate by SNI, and prints the DNS records to publish.\n"
+	"\n"
+	"commands:\n"
+	"  serve   -c FILE                  run the server in the foreground (log on stderr);\n"
+	"                                   SIGHUP reloads, SIGTERM/SIGINT stop\n"
+	"  check   -c FILE                  validate config, policies and certificates;\n"
+	"                                   prints 'configuration OK' or FILE:LINE errors\n"
+	"  records -c FILE [--format zone|json]\n"
+	"                                   print the DNS records to publish\n"
+	"  id      [FILE]                   validate a policy body (FILE or stdin) and print\n"
+	"                                   the id of its canonical form\n"
+	"\n"
+	"options:\n"
+	"  -c, --config FILE   configuration file (default " DEFAULT_CONFIG ")\n"
+	"  -f, --format FMT    records output: zone (default) or json\n"
+	"  -h, --help          show this help\n"
+	"  -V, --version       show the version\n"
+	"\n"
+	"Run 'mtastsd COMMAND --help' for one command. See README.md for the config format.\n";
+
+static const char *const command_help[][2] = {
+	{"serve", "usage: mtastsd serve [-c FILE]\n"
+		  "Runs the HTTPS policy server in the foreground, logging to stderr.\n"
+		  "SIGHUP reloads config and certificates (all or nothing); SIGTERM/SIGINT stop.\n"},
+	{"check", "usage: mtastsd check [-c FILE]\n"
+		  "Validates everything 'serve' would load. Prints 'configuration OK' (exit 0)\n"
+		  "or every error as FILE:LINE: message on stderr (exit 1). Warnings do not fail.\n"},
+	{"records", "usage: mtastsd records [-c FILE] [--format zone|json]\n"
+		    "Prints the _mta-sts and _smtp._tls records to publish for every domain.\n"},
+	{"id", "usage: mtastsd id [FILE]\n"
+	       "Reads a policy body from FILE or stdin, validates it strictly (RFC 8461 3.2)\n"
+	       "and prints the id of its canonical form. Errors: FILE:LINE: message, exit 1.\n"},
+};
+
+
+static void print_diag(const struct diag *d)
+{
+	diag_print(d, stderr);
+}
+
+/* "_mta-sts.<domain>. <ttl> IN TXT ..." for one domain: the same renderer as records. */
+static int sts_record(struct buf *out, const struct config *c, const struct tenant *t)
+{
+	struct records_domain rd = {
+		.domain = t->domain->name,
+		.id = t->doc != NULL ? t->doc->id : NULL,
+		.body = t->doc != NULL ? t->doc->body : NULL,
+		.body_len = t->doc != NULL ? t->doc->len : 0,
+		.mode = t->doc != NULL ? t->doc->mode : NULL,
+		.proxy = t->domain->proxy,
+	};
+	struct records_opts o = {c->sts_ttl, c->tlsrpt_ttl};
+
+	return records_zone_lines(out, &rd, &o);
+}
+
+static void log_tenant(const struct config *c, const struct tenant *t, const char *what)
+{
+	struct buf b;
+
+	buf_init(&b);
+	if (sts_record(&b, c, t) == 0 && b.len > 0) {
+		/* One log line per record line. */
+		char *save = NULL;
+		for (char *line = strtok_r(b.data, "\n", &save); line != NULL;
+		     line = strtok_r(NULL, "\n", &save))
+			log_msg("%s: %s %s; publish: %s", t->domain->name, what,
+				t->doc != NULL ? t->doc->id : "(none)", line);
+	}
+	buf_finish(&b);
+}
+
+static struct snapshot *load(const char *path, unsigned flags, struct diag *d)
+{
+	struct config *c = config_load(path, d);
+
+	return c != NULL ? snapshot_create(c, flags, d) : NULL;
+}
+
+static int cmd_check(const char *path)
+{
+	struct diag d;
+	struct snapshot *s;
+
+	diag_init(&d);
+	s = load(path, SNAPSHOT_TLS | SNAPSHOT_EXPIRY_LINT, &d);
+	print_diag(&d);
+	diag_finish(&d);
+	if (s == NULL)
+		return 1;
+	snapshot_unref(s);
+	puts("configuration OK");
+	return 0;
+}
+
+static int cmd_records(const char *path, const char *format)
+{
+	struct diag d;
+	struct snapshot *s;
+	struct records_domain *v;
+	struct records_opts o;
+	struct buf out;
+	int ret = 1;
+
+	diag_init(&d);
+	s = load(path, 0, &d);
+	print_diag(&d);
+	diag_finish(&d);
+	if (s == NULL)
+		return 1;
+	o.sts_ttl = s->config->sts_ttl;
+	o.tlsrpt_ttl = s->config->tlsrpt_ttl;
+	v = calloc(s->n_tenants ? s->n_tenants : 1, sizeof(*v));
+	buf_init(&out);
+	if (v == NULL)
+		goto out;
+	for (size_t i = 0; i < s->n_tenants; i++) {
+		const struct tenant *t = &s->tenants[i];
+
+		v[i].domain = t->domain->name;
+		v[i].proxy = t->domain->proxy;
+		v[i].rua = (const char *const *)t->domain->tlsrpt;
+		v[i].n_rua = t->domain->n_tlsrpt;
+		if (t->doc != NULL) {
+			v[i].id = t->doc->id;
+			v[i].body = t->doc->body;
+			v[i].body_len = t->doc->len;
+			v[i].mode = t->doc->mode;
+		}
+	}
+	if ((strcmp(format, "json") == 0 ? records_json(&out, v, s->n_tenants, &o)
+					 : records_zone(&out, v, s->n_tenants, &o)) < 0 ||
+	    out.failed) {
+		fputs("mtastsd: out of memory\n", stderr);
+		goto out;
+	}
+	if (fwrite(out.data, 1, out.len, stdout) != out.len || fflush(stdout) != 0) {
+		fprintf(stderr, "mtastsd: cannot write the records: %s\n", strerror(errno));
+		goto out;
+	}
+	ret = 0;
+out:
+	buf_finish(&out);
+	free(v);
+	snapshot_unref(s);
+	return ret;
+}
+
+static int cmd_id(const char *file)
+{
+	FILE *f = stdin;
+	const char *name = file != NULL ? file : "<stdin>";
+	char *body = malloc(POLICY_BODY_MAX + 2);
+	size_t len;
+	struct policy p;
+	struct diag d;
+	int ret = 1;
+
+	if (body == NULL)
+		return 1;
+	if (file != NULL && strcmp(file, "-") != 0 && (f = fopen(file, "rb")) == NULL) {
+		fprintf(stderr, "%s: %s\n", file, strerror(errno));
+		free(body);
+		return 1;
+	}
+	len = fread(body, 1, POLICY_BODY_MAX + 1, f);
+	if (ferror(f)) {
+		fprintf(stderr, "%s: read error\n", name);
+		goto out;
+	}
+	diag_init(&d);
+	policy_init(&p);
+	if (policy_parse(&p, body, len, &d, name) == 0) {
+		size_t n;
+		char *canon = policy_render(&p, &n);
+		char id[POLICY_ID_MAX + 1];
+
+		if (canon != NULL) {
+			policy_id(canon, n, id);
+			printf("%s\n", id);
+			free(canon);
+			ret = 0;
+		}
+		policy_finish(&p);
+	}
+	print_diag(&d);
+	diag_finish(&d);
+out:
+	if (f != stdin)
+		fclose(f);
+	free(body);
+	return ret;
+}
+
+static const char *addr_text(const struct config_listen *l)
+{
+	return l->text;
+}
+
+static int bind_listen(const struct config_listen *l)
+{
+	int one = 1;
+	int fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+
+	if (fd < 0)
+		goto fail;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+		goto fail;
+	if (l->addr.ss_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
+		goto fail;
+	if (bind(fd, (const struct sockaddr *)&l->addr, l->addr_len) < 0 || listen(fd, 1024) < 0)
+		goto fail;
+	log_msg("listening on %s", addr_text(l));
+	return fd;
+fail:
+	log_msg("cannot listen on %s: %s", addr_text(l), strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+/* Binding is the only thing that needs root: give it up before serving anything. */
+static int drop_privileges(const char *user)
+{
+	struct passwd *pw = getpwnam(user);
+
+	if (pw == NULL) {
+		log_msg("unknown user %s", user);
+		return -1;
+	}
+	if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
+	    setuid(pw->pw_uid) < 0) {
+		log_msg("cannot switch to user %s: %s", user, strerror(errno));
+		return -1;
+	}
+	if (pw->pw_uid != 0 && setuid(0) == 0) {
+		log_msg("privileges could be regained after switching to %s", user);
+		return -1;
+	}
+	log_msg("running as user %s", user);
+	return 0;
+}
+
+static void log_snapshot(const struct snapshot *s)
+{
+	if (s->n_tenants > LOG_DOMAINS_MAX) {
+		log_msg("serving %zu domains (mtastsd records lists their ids)", s->n_tenants);
+		return;
+	}
+	for (size_t i = 0; i < s->n_tenants; i++)
+		log_tenant(s->config, &s->tenants[i], "id");
+}
+
+static bool same_listen(const struct config *a, const struct config *b)
+{
+	if (a->n_listen != b->n_listen)
+		return false;
+	for (size_t i = 0; i < a->n_listen; i++)
+		if (strcmp(a->listen[i].text, b->listen[i].text) != 0)
+			return false;
+	return true;
+}
+
+static void log_changes(const struct snapshot *old, const struct snapshot *s)
+{
+	size_t changed = 0, added = 0, removed = 0;
+
+	for (size_t i = 0; i < s->n_tenants; i++) {
+		const struct tenant *t = &s->tenants[i];
+		const char *host = t->domain->host;
+		const struct tenant *o = snapshot_find(old, host, strlen(host));
+		const char *new_id = t->doc != NULL ? t->doc->id : "";
+
+		if (o == NULL) {
+			added++;
+			log_tenant(s->config, t, "added, id");
+		} else if (strcmp(o->doc != NULL ? o->doc->id : "", new_id) != 0) {
+			changed++;
+			log_tenant(s->config, t, "id changed to");
+		}
+	}
+	for (size_t i = 0; i < old->n_tenants; i++) {
+		const char *host = old->tenants[i].domain->host;
+
+		if (snapshot_find(s, host, strlen(host)) == NULL) {
+			removed++;
+			log_msg("%s: removed (keep its policy served until every max_age it "
+				"announced has passed; RFC 8461 8.3)",
+				old->tenants[i].domain->name);
+		}
+	}
+	log_msg("reloaded %s: %zu domains, %zu ids changed, %zu added, %zu removed",
+		s->config->file, s->n_tenants, changed, added, removed);
+}
+
+static void reload(struct http *h, const char *path)
+{
+	struct diag d;
+	struct snapshot *s, *old;
+
+	diag_init(&d);
+	s = load(path, SNAPSHOT_TLS, &d);
+	if (s == NULL) {
+		log_msg("reload failed, still serving the previous configuration:");
+		print_diag(&d);
+		diag_finish(&d);
+		return;
+	}
+	print_diag(&d);
+	diag_finish(&d);
+	old = snapshot_publish(s);
+	if (!same_listen(old->config, s->config))
+		log_msg("listen addresses changed: they take effect on restart");
+	http_set_access_log(h, s->config->access_log);
+	log_changes(old, s);
+	snapshot_unref(old);
+}
+
+static int cmd_serve(const char *path)
+{
+	struct diag d;
+	struct snapshot *s;
+	struct http *h = NULL;
+	int fds[16];
+	size_t n_fds = 0;
+	sigset_t set;
+	int sig, ret = 1;
+
+	/* Signals are taken synchronously by this thread only; the server's threads
+	 * inherit the mask. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	diag_init(&d);
+	s = load(path, SNAPSHOT_TLS | SNAPSHOT_EXPIRY_LINT, &d);
+	print_diag(&d);
+	diag_finish(&d);
+	if (s == NULL)
+		return 1;
+	for (size_t i = 0; i < s->config->n_listen && n_fds < 16; i++) {
+		int fd = bind_listen(&s->config->listen[i]);
+
+		if (fd < 0)
+			goto out;
+		fds[n_fds++] = fd;
+	}
+	if (s->config->user != NULL && drop_privileges(s->config->user) < 0)
+		goto out;
+	snapshot_unref(snapshot_publish(snapshot_ref(s)));
+	h = http_start(s->config, fds, n_fds);
+	if (h == NULL)
+		goto out;
+	n_fds = 0;	/* owned by the server now */
+	log_snapshot(s);
+	snapshot_unref(s);
+	s = NULL;
+	log_msg("ready");
+	for (;;) {
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			log_msg("SIGHUP: reloading %s", path);
+			reload(h, path);
+			continue;
+		}
+		log_msg("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+		break;
+	}
+	ret = 0;
+out:
+	http_stop(h);
+	for (size_t i = 0; i < n_fds; i++)
+		close(fds[i]);
+	snapshot_unref(s);
+	snapshot_unref(snapshot_publish(NULL));
+	return ret;
+}
+
+static const char *find_help(const char *command)
+{
+	for (size_t i = 0; i < sizeof(command_help) / sizeof(command_help[0]); i++)
+		if (strcmp(command_help[i][0], command) == 0)
+			return command_help[i][1];
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{"config", required_argument, NULL, 'c'},
+		{"format", required_argument, NULL, 'f'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	const char *command, *path = DEFAULT_CONFIG, *format = "zone";
+	int opt;
+
+	if (argc < 2) {
+		fputs(usage_text, stderr);
+		return 2;
+	}
+	command = argv[1];
+	if (strcmp(command, "-h") == 0 || strcmp(command, "--help") == 0 ||
+	    strcmp(command, "help") == 0) {
+		fputs(usage_text, stdout);
+		return 0;
+	}
+	if (strcmp(command, "-V") == 0 || strcmp(command, "--version") == 0) {
+		puts("mtastsd " MTASTSD_VERSION);
+		return 0;
+	}
+	if (find_help(command) == NULL) {
+		fprintf(stderr, "mtastsd: unknown command '%s'\n\n%s", command, usage_text);
+		return 2;
+	}
+	optind = 2;
+	while ((opt = getopt_long(argc, argv, "c:f:hV", options, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			path = optarg;
+			break;
+		case 'f':
+			format = optarg;
+			break;
+		case 'h':
+			fputs(find_help(command), stdout);
+			return 0;
+		case 'V':
+			puts("mtastsd " MTASTSD_VERSION);
+			return 0;
+		default:
+			fputs(find_help(command), stderr);
+			return 2;
+		}
+	}
+	if (strcmp(format, "zone") != 0 && strcmp(format, "json") != 0) {
+		fprintf(stderr, "mtastsd: --format must be zone or json\n");
+		return 2;
+	}
+	if (tls_global_init() < 0) {
+		fputs("mtastsd: cannot initialize GnuTLS\n", stderr);
+		return 1;
+	}
+	if (strcmp(command, "id") == 0) {
+		if (argc - optind > 1) {
+			fputs(find_help(command), stderr);
+			return 2;
+		}
+		return cmd_id(optind < argc ? argv[optind] : NULL);
+	}
+	if (optind != argc) {
+		fprintf(stderr, "mtastsd: unexpected argument '%s'\n", argv[optind]);
+		return 2;
+	}
+	if (strcmp(command, "check") == 0)
+		return cmd_check(path);
+	if (strcmp(command, "records") == 0)
+		return cmd_records(path, format);
+	return cmd_serve(path);
+}

@@ -1,0 +1,71 @@
+/* snapshot: one immutable, refcounted view of config + rendered policies + certificates */
+#ifndef MTASTSD_SNAPSHOT_H
+#define MTASTSD_SNAPSHOT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "config.h"
+#include "diag.h"
+#include "hash.h"
+#include "policy.h"
+#include "tls.h"
+
+/* A body as served: rendered once, refcounted, shared by every request. */
+struct doc {
+	atomic_uint refs;
+	char *body;		/* canonical policy, NUL-terminated */
+	size_t len;
+	char id[POLICY_ID_MAX + 1];
+	const char *mode;	/* static string */
+	void *_Atomic response;	/* built by the HTTP layer on first use */
+};
+
+struct tenant {
+	const struct config_domain *domain;	/* borrowed from the snapshot's config */
+	struct tls_cert *cert;			/* NULL when TLS was not loaded */
+	struct doc *doc;			/* static policy, NULL when proxied */
+};
+
+struct snapshot {
+	atomic_uint refs;
+	struct config *config;
+	struct tls_store *tls;		/* NULL when TLS was not loaded */
+	struct tenant *tenants;		/* config order */
+	size_t n_tenants;
+	struct hash hosts;		/* "mta-sts.<domain>" -> tenant */
+};
+
+enum snapshot_flags {
+	SNAPSHOT_TLS = 1 << 0,		/* load certificates and keys */
+	SNAPSHOT_EXPIRY_LINT = 1 << 1,	/* warn on certificates expiring within 14 days */
+};
+
+/* Renders every policy and (with SNAPSHOT_TLS) loads every certificate, checking that
+ * it covers mta-sts.<domain> and has not expired. Takes ownership of config in every
+ * case. Errors and warnings go to d; NULL when there was any error. refs starts at 1. */
+struct snapshot *snapshot_create(struct config *config, unsigned flags, struct diag *d);
+
+struct snapshot *snapshot_ref(struct snapshot *s);
+/* Drops a reference; the last one frees everything. NULL is a no-op. */
+void snapshot_unref(struct snapshot *s);
+
+/* The tenant serving host (case-insensitive, exact); NULL when none. Never allocates. */
+const struct tenant *snapshot_find(const struct snapshot *s, const char *host, size_t len);
+
+/* Process-wide current snapshot. acquire returns a new reference (or NULL before the
+ * first publish); publish installs s (taking the caller's reference) and returns the
+ * previous one for the caller to unref. */
+struct snapshot *snapshot_acquire(void);
+struct snapshot *snapshot_publish(struct snapshot *s);
+
+/* Creates a doc from a canonical body (copied); refs starts at 1. */
+struct doc *doc_create(const char *body, size_t len, const char *mode);
+struct doc *doc_ref(struct doc *d);
+void doc_unref(struct doc *d);
+/* Set once by the HTTP layer: how to free a doc's cached response. */
+void doc_set_response_free(void (*fn)(void *response));
+
+#endif

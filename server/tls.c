@@ -1,0 +1,394 @@
+/* tls: certificate chains and keys (GnuTLS), indexed by SAN name for SNI */
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <gnutls/x509.h>
+
+#include "tls.h"
+
+const char tls_priorities[] =
+	"NONE:+VERS-TLS1.3:+VERS-TLS1.2:"
+	"+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305:+AEAD:"
+	"+ECDHE-ECDSA:+ECDHE-RSA:"
+	"+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:"
+	"+SIGN-ALL:+COMP-NULL:+CTYPE-X509:%SERVER_PRECEDENCE";
+
+int tls_global_init(void)
+{
+	return gnutls_global_init() < 0 ? -1 : 0;
+}
+
+static void cert_destroy(struct tls_cert *c)
+{
+	if (c == NULL)
+		return;
+	for (unsigned i = 0; i < c->n_chain; i++)
+		gnutls_pcert_deinit(&c->chain[i]);
+	if (c->key != NULL)
+		gnutls_privkey_deinit(c->key);	/* GnuTLS wipes key material it frees */
+	for (size_t i = 0; i < c->n_names; i++)
+		free(c->names[i]);
+	free(c->names);
+	free(c->cert_file);
+	free(c);
+}
+
+struct tls_store *tls_store_create(void)
+{
+	struct tls_store *s = calloc(1, sizeof(*s));
+
+	if (s == NULL)
+		return NULL;
+	if (hash_init(&s->names, 16) < 0 || hash_init(&s->files, 16) < 0) {
+		hash_finish(&s->names);
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+void tls_store_destroy(struct tls_store *s)
+{
+	if (s == NULL)
+		return;
+	for (size_t i = 0; i < s->n_certs; i++)
+		cert_destroy(s->certs[i]);
+	free(s->certs);
+	hash_finish(&s->names);
+	hash_finish(&s->files);
+	free(s);
+}
+
+/* Reads a whole (small) file; the caller wipes and frees *ret. */
+static int read_file(const char *path, gnutls_datum_t *ret, bool secret, struct diag *d,
+		     const char *file, unsigned line)
+{
+	gnutls_datum_t data = {NULL, 0};
+	struct stat st;
+	int ret_code = -1;
+	FILE *f = fopen(path, "rb");
+
+	if (f == NULL) {
+		diag_error(d, file, line, "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode)) {
+		diag_error(d, file, line, "%s: not a regular file", path);
+		goto out;
+	}
+	if (st.st_size <= 0 || st.st_size > 1024 * 1024) {
+		diag_error(d, file, line, "%s: empty or larger than 1 MiB", path);
+		goto out;
+	}
+	if (secret && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
+		diag_warn(d, file, line, "%s: private key is accessible by group or others "
+			  "(chmod 600)", path);
+	data.data = gnutls_malloc((size_t)st.st_size + 1);
+	if (data.data == NULL) {
+		diag_error(d, file, line, "%s: out of memory", path);
+		goto out;
+	}
+	data.size = (unsigned)fread(data.data, 1, (size_t)st.st_size, f);
+	if (data.size != (unsigned)st.st_size) {
+		diag_error(d, file, line, "%s: short read", path);
+		gnutls_memset(data.data, 0, (size_t)st.st_size);
+		gnutls_free(data.data);
+		goto out;
+	}
+	data.data[data.size] = 0;
+	*ret = data;
+	ret_code = 0;
+out:
+	fclose(f);
+	return ret_code;
+}
+
+static void datum_wipe(gnutls_datum_t *d)
+{
+	if (d->data != NULL) {
+		gnutls_memset(d->data, 0, d->size);
+		gnutls_free(d->data);
+	}
+	d->data = NULL;
+	d->size = 0;
+}
+
+static char *lower_dup(const char *s, size_t len)
+{
+	char *r = malloc(len + 1);
+
+	if (r == NULL)
+		return NULL;
+	for (size_t i = 0; i < len; i++)
+		r[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] + 32) : s[i];
+	r[len] = 0;
+	return r;
+}
+
+/* Reads SAN dNSNames and expiry of the leaf. */
+static int read_leaf(struct tls_cert *c, struct diag *d, const char *file, unsigned line)
+{
+	gnutls_x509_crt_t crt;
+	int ret = -1;
+
+	if (gnutls_x509_crt_init(&crt) < 0)
+		return -1;
+	if (gnutls_x509_crt_import(crt, &c->chain[0].cert, GNUTLS_X509_FMT_DER) < 0) {
+		diag_error(d, file, line, "%s: cannot parse the leaf certificate", c->cert_file);
+		goto out;
+	}
+	c->not_after = gnutls_x509_crt_get_expiration_time(crt);
+	for (unsigned i = 0;; i++) {
+		char name[256];
+		size_t len = sizeof(name) - 1;
+		int type = gnutls_x509_crt_get_subject_alt_name(crt, i, name, &len, NULL);
+
+		if (type == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+			break;
+		if (type == GNUTLS_E_SHORT_MEMORY_BUFFER)
+			continue;
+		if (type < 0) {
+			diag_error(d, file, line, "%s: bad subjectAltName: %s", c->cert_file,
+				   gnutls_strerror(type));
+			goto out;
+		}
+		if (type != GNUTLS_SAN_DNSNAME || len == 0 || memchr(name, 0, len) != NULL)
+			continue;
+		char **v = realloc(c->names, (c->n_names + 1) * sizeof(*v));
+		if (v == NULL)
+			goto out;
+		c->names = v;
+		if ((c->names[c->n_names] = lower_dup(name, len)) == NULL)
+			goto out;
+		c->n_names++;
+	}
+	if (c->n_names == 0) {
+		diag_error(d, file, line, "%s: certificate has no DNS subjectAltName",
+			   c->cert_file);
+		goto out;
+	}
+	ret = 0;
+out:
+	gnutls_x509_crt_deinit(crt);
+	return ret;
+}
+
+/* Compares the public key of the leaf with the one derived from the private key. */
+static bool key_matches(const struct tls_cert *c)
+{
+	gnutls_pubkey_t pub;
+	unsigned char a[64], b[64];
+	size_t alen = sizeof(a), blen = sizeof(b);
+	bool ok = false;
+
+	if (gnutls_pubkey_init(&pub) < 0)
+		return false;
+	if (gnutls_pubkey_import_privkey(pub, c->key, 0, 0) >= 0 &&
+	    gnutls_pubkey_get_key_id(pub, GNUTLS_KEYID_USE_SHA256, a, &alen) >= 0 &&
+	    gnutls_pubkey_get_key_id(c->chain[0].pubkey, GNUTLS_KEYID_USE_SHA256, b, &blen) >=
+		    0)
+		ok = alen == blen && memcmp(a, b, alen) == 0;
+	gnutls_pubkey_deinit(pub);
+	return ok;
+}
+
+static int store_add(struct tls_store *s, struct tls_cert *c)
+{
+	if (s->n_certs == s->cap_certs) {
+		size_t cap = s->cap_certs ? s->cap_certs * 2 : 16;
+		struct tls_cert **v = realloc(s->certs, cap * sizeof(*v));
+
+		if (v == NULL)
+			return -1;
+		s->certs = v;
+		s->cap_certs = cap;
+	}
+	if (hash_put(&s->files, c->cert_file, c, NULL) < 0)
+		return -1;
+	s->certs[s->n_certs++] = c;
+	for (size_t i = 0; i < c->n_names; i++)
+		if (hash_put(&s->names, c->names[i], c, NULL) < 0)
+			return -1;
+	return 0;
+}
+
+struct tls_cert *tls_store_load(struct tls_store *s, const char *cert_file,
+				const char *key_file, struct diag *d, const char *file,
+				unsigned line)
+{
+	gnutls_datum_t pem = {NULL, 0}, key = {NULL, 0};
+	struct tls_cert *c;
+	int r;
+
+	c = hash_get(&s->files, cert_file, strlen(cert_file));
+	if (c != NULL)
+		return c;
+	if ((c = calloc(1, sizeof(*c))) == NULL || (c->cert_file = strdup(cert_file)) == NULL) {
+		diag_error(d, file, line, "out of memory");
+		goto fail;
+	}
+	if (read_file(cert_file, &pem, false, d, file, line) < 0)
+		goto fail;
+	c->n_chain = TLS_CHAIN_MAX;
+	r = gnutls_pcert_list_import_x509_raw(c->chain, &c->n_chain, &pem, GNUTLS_X509_FMT_PEM,
+					      GNUTLS_X509_CRT_LIST_FAIL_IF_UNSORTED);
+	if (r < 0) {
+		c->n_chain = 0;
+		diag_error(d, file, line, "%s: cannot load the certificate chain: %s", cert_file,
+			   gnutls_strerror(r));
+		goto fail;
+	}
+	if (read_leaf(c, d, file, line) < 0)
+		goto fail;
+	if (read_file(key_file, &key, true, d, file, line) < 0)
+		goto fail;
+	if (gnutls_privkey_init(&c->key) < 0) {
+		c->key = NULL;
+		goto fail;
+	}
+	r = gnutls_privkey_import_x509_raw(c->key, &key, GNUTLS_X509_FMT_PEM, NULL, 0);
+	if (r < 0) {
+		diag_error(d, file, line, "%s: cannot load the private key: %s", key_file,
+			   gnutls_strerror(r));
+		goto fail;
+	}
+	if (!key_matches(c)) {
+		diag_error(d, file, line, "%s: private key does not match certificate %s",
+			   key_file, cert_file);
+		goto fail;
+	}
+	if (store_add(s, c) < 0) {
+		diag_error(d, file, line, "out of memory");
+		goto fail;
+	}
+	datum_wipe(&key);
+	gnutls_free(pem.data);
+	return c;
+fail:
+	datum_wipe(&key);
+	gnutls_free(pem.data);
+	cert_destroy(c);
+	return NULL;
+}
+
+static bool has_suffix(const char *s, const char *suffix)
+{
+	size_t a = strlen(s), b = strlen(suffix);
+
+	return a > b && strcmp(s + a - b, suffix) == 0;
+}
+
+static int path_join(char *out, size_t n, const char *dir, const char *a, const char *b)
+{
+	int r = snprintf(out, n, "%s/%s%s", dir, a, b);
+
+	return (r < 0 || (size_t)r >= n) ? -1 : 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int tls_store_load_dir(struct tls_store *s, const char *dir, struct diag *d, const char *file,
+		       unsigned line)
+{
+	DIR *dh = opendir(dir);
+	char **entries = NULL;
+	size_t n = 0, cap = 0;
+	size_t errors = d->n_errors;
+	struct dirent *e;
+
+	if (dh == NULL) {
+		diag_error(d, file, line, "%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	/* Sorted, so that which certificate wins a name shared by two is reproducible. */
+	while ((e = readdir(dh)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			char **v = realloc(entries, cap * sizeof(*v));
+			if (v == NULL)
+				break;
+			entries = v;
+		}
+		if ((entries[n] = strdup(e->d_name)) == NULL)
+			break;
+		n++;
+	}
+	closedir(dh);
+	if (n > 0)
+		qsort(entries, n, sizeof(*entries), cmp_str);
+	for (size_t i = 0; i < n; i++) {
+		char cert[4096], key[4096], stem[1024];
+		const char *name = entries[i];
+		struct stat st;
+		size_t len = strlen(name);
+
+		if (path_join(cert, sizeof(cert), dir, name, "") < 0 || stat(cert, &st) < 0)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			if (path_join(cert, sizeof(cert), dir, name, "/fullchain.pem") < 0 ||
+			    path_join(key, sizeof(key), dir, name, "/privkey.pem") < 0 ||
+			    access(cert, F_OK) < 0)
+				continue;
+		} else if (has_suffix(name, ".crt") || has_suffix(name, ".pem")) {
+			if (len - 4 >= sizeof(stem))
+				continue;
+			memcpy(stem, name, len - 4);
+			stem[len - 4] = 0;
+			if (path_join(key, sizeof(key), dir, stem, ".key") < 0 ||
+			    access(key, F_OK) < 0)
+				continue;	/* CA bundles and chains without a key */
+		} else {
+			continue;
+		}
+		tls_store_load(s, cert, key, d, file, line);
+	}
+	for (size_t i = 0; i < n; i++)
+		free(entries[i]);
+	free(entries);
+	return d->n_errors > errors ? -1 : 0;
+}
+
+struct tls_cert *tls_store_find(const struct tls_store *s, const char *host, size_t len)
+{
+	struct tls_cert *c = hash_get(&s->names, host, len);
+	const char *dot;
+	char wild[256];
+
+	if (c != NULL)
+		return c;
+	dot = memchr(host, '.', len);
+	if (dot == NULL || dot == host)
+		return NULL;
+	len -= (size_t)(dot - host);
+	if (len + 1 >= sizeof(wild))
+		return NULL;
+	wild[0] = '*';
+	memcpy(wild + 1, dot, len);
+	return hash_get(&s->names, wild, len + 1);
+}
+
+bool tls_cert_covers(const struct tls_cert *cert, const char *host)
+{
+	const char *dot = strchr(host, '.');
+
+	for (size_t i = 0; i < cert->n_names; i++) {
+		const char *n = cert->names[i];
+
+		if (strcasecmp(n, host) == 0)
+			return true;
+		if (n[0] == '*' && n[1] == '.' && dot != NULL && dot != host &&
+		    strcasecmp(n + 1, dot) == 0)
+			return true;
+	}
+	return false;
+}

@@ -1,0 +1,66 @@
+/* tls: certificate chains and keys (GnuTLS), indexed by SAN name for SNI */
+#ifndef MTASTSD_TLS_H
+#define MTASTSD_TLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include <gnutls/gnutls.h>
+#include <gnutls/abstract.h>
+
+#include "diag.h"
+#include "hash.h"
+
+#define TLS_CHAIN_MAX 8
+
+struct tls_cert {
+	gnutls_pcert_st chain[TLS_CHAIN_MAX];	/* leaf first */
+	unsigned n_chain;
+	gnutls_privkey_t key;
+	char **names;		/* SAN dNSNames, lowercase ("*.example.com" for wildcards) */
+	size_t n_names;
+	time_t not_after;	/* of the leaf */
+	char *cert_file;
+};
+
+struct tls_store {
+	struct tls_cert **certs;
+	size_t n_certs;
+	size_t cap_certs;
+	struct hash names;	/* SAN name -> tls_cert (first loaded wins) */
+	struct hash files;	/* cert file path -> tls_cert */
+};
+
+/* The GnuTLS priority string: TLS 1.2 and 1.3, AEAD suites, ECDHE, X25519 first,
+ * server order. */
+extern const char tls_priorities[];
+
+/* Global GnuTLS setup; 0 / -1. */
+int tls_global_init(void);
+
+struct tls_store *tls_store_create(void);
+/* Frees every certificate; private keys are wiped. NULL is a no-op. */
+void tls_store_destroy(struct tls_store *s);
+
+/* Loads a PEM chain (leaf first) and its key, checks that they match. Errors go to d at
+ * file:line (the config line naming the files). The same cert_file loaded twice returns
+ * the first result. Returns the certificate (owned by the store) or NULL. */
+struct tls_cert *tls_store_load(struct tls_store *s, const char *cert_file,
+				const char *key_file, struct diag *d, const char *file,
+				unsigned line);
+
+/* Loads every pair in dir: NAME.crt + NAME.key, NAME.pem + NAME.key, and
+ * SUBDIR/fullchain.pem + SUBDIR/privkey.pem (certbot's layout). Broken pairs are errors
+ * at file:line. 0 / -1. */
+int tls_store_load_dir(struct tls_store *s, const char *dir, struct diag *d,
+		       const char *file, unsigned line);
+
+/* The certificate whose SAN names host exactly, else a "*." wildcard one label up.
+ * Case-insensitive; never allocates. NULL when none. */
+struct tls_cert *tls_store_find(const struct tls_store *s, const char *host, size_t len);
+
+/* True when one of cert's SAN names covers host (exact or one-label wildcard). */
+bool tls_cert_covers(const struct tls_cert *cert, const char *host);
+
+#endif
