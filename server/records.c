@@ -176,6 +176,15 @@ static void zone_domain(struct buf *out, const struct records_domain *r,
 	buf_finish(&value);
 }
 
+int records_zone_lines(struct buf *out, const struct records_domain *d,
+		       const struct records_opts *o)
+{
+	if (!domain_records_valid(d))
+		return -1;
+	zone_domain(out, d, o);
+	return out->failed ? -1 : 0;
+}
+
 int records_zone(struct buf *out, const struct records_domain *v, size_t n,
 		 const struct records_opts *o)
 {
