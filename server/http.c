@@ -328,9 +328,11 @@ struct http *http_start(const struct config *config, const int *fds, size_t n_fd
 	for (size_t i = 0; i < n_fds; i++) {
 		/* Poll mode with a pool: epoll mode spins during TLS handshakes in 0.9.75
 		 * (NOTES-mhd-gnutls.md). */
-		unsigned flags = MHD_USE_TLS | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+		unsigned flags = MHD_USE_TLS | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
+				 MHD_USE_ITC;
 		h->daemons[i] = MHD_start_daemon(
 			flags, 0, NULL, NULL, handle, h,
+			MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 			MHD_OPTION_LISTEN_SOCKET, fds[i],
 			MHD_OPTION_HTTPS_CERT_CALLBACK, cert_callback,
 			MHD_OPTION_HTTPS_PRIORITIES, tls_priorities,
@@ -338,7 +340,6 @@ struct http *http_start(const struct config *config, const int *fds, size_t n_fd
 			MHD_OPTION_CONNECTION_TIMEOUT, config->idle_timeout,
 			MHD_OPTION_CONNECTION_LIMIT, config->max_connections,
 			MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
-			MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 			MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1,
 			MHD_OPTION_THREAD_POOL_SIZE, threads,
 			MHD_OPTION_END);
