@@ -22,8 +22,8 @@ void diag_finish(struct diag *d)
 }
 
 /* Appends an entry that takes ownership of msg; counts are the caller's business. */
-static int append_entry(struct diag *d, enum diag_level level, const char *file,
-			unsigned line, char *msg)
+static int append_entry(struct diag *d, enum diag_level level, const char *file, unsigned line,
+                        char *msg)
 {
 	if (d->n == d->cap) {
 		size_t cap = d->cap ? d->cap * 2 : 8;
@@ -39,8 +39,8 @@ static int append_entry(struct diag *d, enum diag_level level, const char *file,
 		if (!file_copy)
 			return -1;
 	}
-	d->v[d->n++] = (struct diag_entry){
-		.level = level, .file = file_copy, .line = line, .msg = msg};
+	d->v[d->n++] =
+	    (struct diag_entry){.level = level, .file = file_copy, .line = line, .msg = msg};
 	return 0;
 }
 
@@ -53,7 +53,7 @@ static void count(struct diag *d, enum diag_level level)
 }
 
 void diag_add(struct diag *d, enum diag_level level, const char *file, unsigned line,
-	      const char *fmt, ...)
+              const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);

@@ -69,8 +69,7 @@ void hash_finish(struct hash *t)
 }
 
 /* The slot holding key, or the empty slot where it would go. cap must be non-zero. */
-static struct hash_slot *find_slot(const struct hash *t, const char *key, size_t len,
-				   uint32_t h)
+static struct hash_slot *find_slot(const struct hash *t, const char *key, size_t len, uint32_t h)
 {
 	size_t mask = t->cap - 1;
 	for (size_t i = h & mask;; i = (i + 1) & mask) {

@@ -179,8 +179,8 @@ const char *policy_mode_name(enum policy_mode mode)
 
 static int mode_parse(const char *s, size_t len, enum policy_mode *ret_mode)
 {
-	static const enum policy_mode modes[] = {
-		POLICY_MODE_ENFORCE, POLICY_MODE_TESTING, POLICY_MODE_NONE};
+	static const enum policy_mode modes[] = {POLICY_MODE_ENFORCE, POLICY_MODE_TESTING,
+	                                         POLICY_MODE_NONE};
 	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
 		if (equal(s, len, policy_mode_name(modes[i]))) {
 			*ret_mode = modes[i];
@@ -209,15 +209,14 @@ struct parser {
 	struct diag *d;
 	const char *file;
 	size_t n_errors;
-	unsigned seen[N_FIELDS];	/* line of the first occurrence, 0: none */
-	unsigned case_miss[N_FIELDS];	/* line of a name differing only in case */
+	unsigned seen[N_FIELDS];      /* line of the first occurrence, 0: none */
+	unsigned case_miss[N_FIELDS]; /* line of a name differing only in case */
 	bool mode_valid;
 	struct policy p;
 };
 
-#define parse_error(ps, line, ...)                                                   \
-	((ps)->n_errors++,                                                           \
-	 (ps)->d ? diag_error((ps)->d, (ps)->file, (line), __VA_ARGS__) : (void)0)
+#define parse_error(ps, line, ...)                                                                 \
+	((ps)->n_errors++, (ps)->d ? diag_error((ps)->d, (ps)->file, (line), __VA_ARGS__) : (void)0)
 
 /* Length of the well-formed UTF-8 sequence (RFC 3629) at s, or 0. */
 static size_t utf8_seq(const unsigned char *s, size_t len)
@@ -268,13 +267,13 @@ static bool ext_value_valid(const char *s, size_t len)
 	return true;
 }
 
-static void parse_extension(struct parser *ps, unsigned line, const char *name,
-			    size_t name_len, const char *value, size_t value_len)
+static void parse_extension(struct parser *ps, unsigned line, const char *name, size_t name_len,
+                            const char *value, size_t value_len)
 {
 	char shown[SHOW_MAX];
 	if (name_len > EXT_NAME_MAX) {
 		parse_error(ps, line, "field name '%s' is longer than %d characters",
-			    show(shown, name, name_len), EXT_NAME_MAX);
+		            show(shown, name, name_len), EXT_NAME_MAX);
 		return;
 	}
 	bool name_ok = is_alnum((unsigned char)name[0]);
@@ -292,7 +291,7 @@ static void parse_extension(struct parser *ps, unsigned line, const char *name,
 			ps->case_miss[f] = line;
 	if (!ext_value_valid(value, value_len))
 		parse_error(ps, line, "field '%s' has an %s value", show(shown, name, name_len),
-			    value_len ? "invalid" : "empty");
+		            value_len ? "invalid" : "empty");
 }
 
 static void parse_max_age(struct parser *ps, unsigned line, const char *v, size_t len)
@@ -305,17 +304,17 @@ static void parse_max_age(struct parser *ps, unsigned line, const char *v, size_
 		parse_error(ps, line, "max_age is empty");
 	} else if (digits != len) {
 		parse_error(ps, line, "max_age '%s' is not a decimal number of seconds",
-			    show(shown, v, len));
+		            show(shown, v, len));
 	} else if (len > MAX_AGE_DIGITS) {
 		parse_error(ps, line, "max_age '%s' has more than %d digits", show(shown, v, len),
-			    MAX_AGE_DIGITS);
+		            MAX_AGE_DIGITS);
 	} else {
 		uint64_t n = 0;
 		for (size_t i = 0; i < len; i++)
 			n = n * 10 + (uint64_t)(v[i] - '0');
 		if (n > POLICY_MAX_AGE_MAX)
 			parse_error(ps, line, "max_age %" PRIu64 " exceeds %u", n,
-				    POLICY_MAX_AGE_MAX);
+			            POLICY_MAX_AGE_MAX);
 		else if (!ps->seen[FIELD_MAX_AGE])
 			ps->p.max_age = (uint32_t)n;
 	}
@@ -328,19 +327,19 @@ static bool first_occurrence(struct parser *ps, enum field f, unsigned line)
 		return true;
 	if (ps->d)
 		diag_warn(ps->d, ps->file, line,
-			  "duplicate '%s' field ignored (the first one, on line %u, wins)",
-			  field_names[f], ps->seen[f]);
+		          "duplicate '%s' field ignored (the first one, on line %u, wins)",
+		          field_names[f], ps->seen[f]);
 	return false;
 }
 
 static void parse_field(struct parser *ps, unsigned line, const char *name, size_t name_len,
-			const char *v, size_t len)
+                        const char *v, size_t len)
 {
 	char shown[SHOW_MAX];
 	if (equal(name, name_len, "version")) {
 		if (!equal(v, len, "STSv1"))
 			parse_error(ps, line, "version must be 'STSv1', not '%s'",
-				    show(shown, v, len));
+			            show(shown, v, len));
 		if (first_occurrence(ps, FIELD_VERSION, line))
 			ps->seen[FIELD_VERSION] = line;
 	} else if (equal(name, name_len, "mode")) {
@@ -348,8 +347,8 @@ static void parse_field(struct parser *ps, unsigned line, const char *name, size
 		bool valid = mode_parse(v, len, &mode) == 0;
 		if (!valid)
 			parse_error(ps, line,
-				    "mode must be 'enforce', 'testing' or 'none', not '%s'",
-				    show(shown, v, len));
+			            "mode must be 'enforce', 'testing' or 'none', not '%s'",
+			            show(shown, v, len));
 		if (first_occurrence(ps, FIELD_MODE, line)) {
 			ps->seen[FIELD_MODE] = line;
 			ps->mode_valid = valid;
@@ -396,7 +395,7 @@ static void parse_line(struct parser *ps, unsigned line, const char *s, size_t l
 	if (!colon) {
 		char shown[SHOW_MAX];
 		parse_error(ps, line, "expected 'name: value', got '%s'",
-			    show(shown, name, len - start));
+		            show(shown, name, len - start));
 		return;
 	}
 	size_t name_len = (size_t)(colon - name);
@@ -440,14 +439,15 @@ static void parse_lines(struct parser *ps, const char *body, size_t len)
 		size_t end = pos;
 		while (end < len && body[end] != '\n' && body[end] != '\r')
 			end++;
-		bool bare_cr = end < len && body[end] == '\r' &&
-			       (end + 1 == len || body[end + 1] != '\n');
+		bool bare_cr =
+		    end < len && body[end] == '\r' && (end + 1 == len || body[end + 1] != '\n');
 		size_t next = end == len ? len : end + 1;
 		if (end < len && body[end] == '\r' && !bare_cr)
 			next = end + 2;
 		if (end == pos && only_terminators(body + pos, len - pos)) {
-			parse_error(ps, line, "blank line at the end (only one final line "
-					      "terminator is allowed)");
+			parse_error(ps, line,
+			            "blank line at the end (only one final line "
+			            "terminator is allowed)");
 			return;
 		}
 		if (end == pos)
@@ -463,8 +463,7 @@ static void parse_lines(struct parser *ps, const char *body, size_t len)
 	}
 }
 
-int policy_parse(struct policy *ret, const char *body, size_t len, struct diag *d,
-		 const char *file)
+int policy_parse(struct policy *ret, const char *body, size_t len, struct diag *d, const char *file)
 {
 	struct parser ps = {.d = d, .file = file};
 	policy_init(&ps.p);
@@ -474,7 +473,7 @@ int policy_parse(struct policy *ret, const char *body, size_t len, struct diag *
 	}
 	if (len > POLICY_BODY_MAX) {
 		parse_error(&ps, 0, "policy body of %zu bytes exceeds %d bytes", len,
-			    POLICY_BODY_MAX);
+		            POLICY_BODY_MAX);
 		return -1;
 	}
 	parse_lines(&ps, body, len);
@@ -484,15 +483,15 @@ int policy_parse(struct policy *ret, const char *body, size_t len, struct diag *
 			continue;
 		if (ps.case_miss[f])
 			parse_error(&ps, 0,
-				    "missing '%s' field (line %u differs only in case: field "
-				    "names are case-sensitive)",
-				    field_names[f], ps.case_miss[f]);
+			            "missing '%s' field (line %u differs only in case: field "
+			            "names are case-sensitive)",
+			            field_names[f], ps.case_miss[f]);
 		else
 			parse_error(&ps, 0, "missing '%s' field", field_names[f]);
 	}
 	if (ps.mode_valid && ps.p.mode != POLICY_MODE_NONE && ps.p.n_mx == 0)
 		parse_error(&ps, ps.seen[FIELD_MODE], "mode %s requires at least one mx",
-			    policy_mode_name(ps.p.mode));
+		            policy_mode_name(ps.p.mode));
 
 	if (ps.n_errors) {
 		policy_finish(&ps.p);
@@ -524,25 +523,25 @@ static bool is_public_suffix(const char *domain)
 #define lint_warn(d, file, line, ...) ((d) ? diag_warn((d), (file), (line), __VA_ARGS__) : (void)0)
 
 void policy_lint(const struct policy *p, const char *domain, struct diag *d, const char *file,
-		 unsigned line)
+                 unsigned line)
 {
 	if (p->mode == POLICY_MODE_TESTING)
 		lint_warn(d, file, line,
-			  "mode testing: senders only report failures and still deliver "
-			  "without TLS");
+		          "mode testing: senders only report failures and still deliver "
+		          "without TLS");
 	if (p->max_age < DAY)
 		lint_warn(d, file, line,
-			  "max_age %" PRIu32 " is under a day (%u); RFC 8461 expects weeks",
-			  p->max_age, DAY);
+		          "max_age %" PRIu32 " is under a day (%u); RFC 8461 expects weeks",
+		          p->max_age, DAY);
 	else if (p->mode == POLICY_MODE_ENFORCE && p->max_age < WEEK)
 		lint_warn(d, file, line,
-			  "mode enforce with max_age %" PRIu32 " under a week (%u); prefer "
-			  "weeks (RFC 8461 §10.2)",
-			  p->max_age, WEEK);
+		          "mode enforce with max_age %" PRIu32 " under a week (%u); prefer "
+		          "weeks (RFC 8461 §10.2)",
+		          p->max_age, WEEK);
 	if (p->mode == POLICY_MODE_NONE && p->n_mx == 0)
 		lint_warn(d, file, line,
-			  "mode none without mx: some senders, e.g. Stalwart, reject a policy "
-			  "without mx; keep the mx lines");
+		          "mode none without mx: some senders, e.g. Stalwart, reject a policy "
+		          "without mx; keep the mx lines");
 	for (size_t i = 0; i < p->n_mx; i++) {
 		const char *mx = p->mx[i];
 		size_t len = strlen(mx);
@@ -553,13 +552,13 @@ void policy_lint(const struct policy *p, const char *domain, struct diag *d, con
 			under[j - 2] = lower(mx[j]);
 		if (is_public_suffix(under))
 			lint_warn(d, file, line,
-				  "mx '%s' is a wildcard directly under the public suffix '%s'",
-				  mx, under);
+			          "mx '%s' is a wildcard directly under the public suffix '%s'", mx,
+			          under);
 		else if (domain && strlen(domain) == len - 2 && equal_ci(domain, under, len - 2))
 			lint_warn(d, file, line,
-				  "mx '%s' matches every host directly under %s, not only its "
-				  "mail servers (RFC 8461 §10.4)",
-				  mx, domain);
+			          "mx '%s' matches every host directly under %s, not only its "
+			          "mail servers (RFC 8461 §10.4)",
+			          mx, domain);
 	}
 }
 

@@ -141,16 +141,16 @@ static void zone_txt(struct buf *out, const char *value, size_t len)
 }
 
 static void zone_domain(struct buf *out, const struct records_domain *r,
-			const struct records_opts *o)
+                        const struct records_opts *o)
 {
 	struct buf value;
 	buf_init(&value);
 	if (r->proxy) {
 		buf_printf(out, "_mta-sts.%s. %u IN CNAME _mta-sts.%s.\n", r->domain, o->sts_ttl,
-			   r->proxy);
+		           r->proxy);
 		if (r->id) {
 			buf_puts(out, "; alternative to the CNAME: publish our own id instead (it "
-				      "must then change whenever the provider's policy does)\n");
+			              "must then change whenever the provider's policy does)\n");
 			records_sts_value(&value, r->id);
 			buf_printf(out, "; _mta-sts.%s. %u IN TXT ", r->domain, o->sts_ttl);
 			zone_txt(out, value.data, value.len);
@@ -177,7 +177,7 @@ static void zone_domain(struct buf *out, const struct records_domain *r,
 }
 
 int records_zone_lines(struct buf *out, const struct records_domain *d,
-		       const struct records_opts *o)
+                       const struct records_opts *o)
 {
 	if (!domain_records_valid(d))
 		return -1;
@@ -186,7 +186,7 @@ int records_zone_lines(struct buf *out, const struct records_domain *d,
 }
 
 int records_zone(struct buf *out, const struct records_domain *v, size_t n,
-		 const struct records_opts *o)
+                 const struct records_opts *o)
 {
 	if (!all_valid(v, n))
 		return -1;
@@ -212,7 +212,7 @@ static void json_string_or_null(struct buf *out, const char *s, size_t len)
 }
 
 static void json_record(struct buf *out, bool *first, const char *name_fmt, const char *domain,
-			const char *type, unsigned ttl, const char *value, size_t value_len)
+                        const char *type, unsigned ttl, const char *value, size_t value_len)
 {
 	buf_puts(out, *first ? "\n" : ",\n");
 	*first = false;
@@ -237,7 +237,7 @@ static void json_record(struct buf *out, bool *first, const char *name_fmt, cons
 }
 
 static void json_records(struct buf *out, const struct records_domain *r,
-			 const struct records_opts *o)
+                         const struct records_opts *o)
 {
 	struct buf value;
 	buf_init(&value);
@@ -246,17 +246,17 @@ static void json_records(struct buf *out, const struct records_domain *r,
 	if (r->proxy) {
 		buf_printf(&value, "_mta-sts.%s.", r->proxy);
 		json_record(out, &first, "_mta-sts.", r->domain, "CNAME", o->sts_ttl, value.data,
-			    value.len);
+		            value.len);
 	} else if (r->id) {
 		records_sts_value(&value, r->id);
 		json_record(out, &first, "_mta-sts.", r->domain, "TXT", o->sts_ttl, value.data,
-			    value.len);
+		            value.len);
 	}
 	if (r->n_rua) {
 		value.len = 0;
 		records_tlsrpt_value(&value, r->rua, r->n_rua);
-		json_record(out, &first, "_smtp._tls.", r->domain, "TXT", o->tlsrpt_ttl,
-			    value.data, value.len);
+		json_record(out, &first, "_smtp._tls.", r->domain, "TXT", o->tlsrpt_ttl, value.data,
+		            value.len);
 	}
 	buf_puts(out, first ? "]" : "\n    ]");
 	if (value.failed)
@@ -265,7 +265,7 @@ static void json_records(struct buf *out, const struct records_domain *r,
 }
 
 static void json_domain(struct buf *out, const struct records_domain *r,
-			const struct records_opts *o)
+                        const struct records_opts *o)
 {
 	const char *in = "    ";
 	buf_puts(out, "  {\n");
@@ -290,7 +290,7 @@ static void json_domain(struct buf *out, const struct records_domain *r,
 }
 
 int records_json(struct buf *out, const struct records_domain *v, size_t n,
-		 const struct records_opts *o)
+                 const struct records_opts *o)
 {
 	if (!all_valid(v, n))
 		return -1;

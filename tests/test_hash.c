@@ -45,12 +45,12 @@ static const struct {
 	const char *lookup;
 	bool found;
 } case_cases[] = {
-	{"mta-sts.example.com", "MTA-STS.Example.COM", true},
-	{"MTA-STS.EXAMPLE.NET", "mta-sts.example.net", true},
-	{"mta-sts.example.com", "mta-sts.example.co", false},
-	{"mta-sts.example.com", "mta-sts-example.com", false},
-	{"a", "A", true},
-	{"a", "b", false},
+    {"mta-sts.example.com", "MTA-STS.Example.COM", true},
+    {"MTA-STS.EXAMPLE.NET", "mta-sts.example.net", true},
+    {"mta-sts.example.com", "mta-sts.example.co", false},
+    {"mta-sts.example.com", "mta-sts-example.com", false},
+    {"a", "A", true},
+    {"a", "b", false},
 };
 
 START_TEST(test_case_insensitive)
@@ -106,13 +106,17 @@ static const struct {
 	size_t len;
 	const char *json;
 } json_cases[] = {
-	{"plain", 5, "\"plain\""},
-	{"", 0, "\"\""},
-	{"a\"b\\c", 5, "\"a\\\"b\\\\c\""},
-	{"l1\r\nl2\t", 7, "\"l1\\u000d\\u000al2\\u0009\""},
-	{"nul\0x", 5, "\"nul\\u0000x\""},
-	{"\x1f\x7f", 2, "\"\\u001f\\u007f\""},
-	{"b\xc3\xbc" "cher /<>", 11, "\"b\xc3\xbc" "cher /<>\""},
+    {"plain", 5, "\"plain\""},
+    {"", 0, "\"\""},
+    {"a\"b\\c", 5, "\"a\\\"b\\\\c\""},
+    {"l1\r\nl2\t", 7, "\"l1\\u000d\\u000al2\\u0009\""},
+    {"nul\0x", 5, "\"nul\\u0000x\""},
+    {"\x1f\x7f", 2, "\"\\u001f\\u007f\""},
+    {"b\xc3\xbc"
+     "cher /<>",
+     11,
+     "\"b\xc3\xbc"
+     "cher /<>\""},
 };
 
 START_TEST(test_buf_json_string)
@@ -172,12 +176,12 @@ static const struct {
 	enum diag_level level;
 	const char *out;
 } diag_cases[] = {
-	{"a.conf", 3, DIAG_ERROR, "a.conf:3: bad 7\n"},
-	{"a.conf", 3, DIAG_WARNING, "a.conf:3: warning: bad 7\n"},
-	{"a.conf", 0, DIAG_ERROR, "a.conf: bad 7\n"},
-	{"a.conf", 0, DIAG_WARNING, "a.conf: warning: bad 7\n"},
-	{NULL, 0, DIAG_ERROR, "bad 7\n"},
-	{NULL, 5, DIAG_ERROR, "bad 7\n"},
+    {"a.conf", 3, DIAG_ERROR, "a.conf:3: bad 7\n"},
+    {"a.conf", 3, DIAG_WARNING, "a.conf:3: warning: bad 7\n"},
+    {"a.conf", 0, DIAG_ERROR, "a.conf: bad 7\n"},
+    {"a.conf", 0, DIAG_WARNING, "a.conf: warning: bad 7\n"},
+    {NULL, 0, DIAG_ERROR, "bad 7\n"},
+    {NULL, 5, DIAG_ERROR, "bad 7\n"},
 };
 
 START_TEST(test_diag_print)
@@ -226,14 +230,14 @@ static Suite *hash_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_put_get_many);
 	tcase_add_loop_test(tc, test_case_insensitive, 0,
-			    sizeof(case_cases) / sizeof(case_cases[0]));
+	                    sizeof(case_cases) / sizeof(case_cases[0]));
 	tcase_add_test(tc, test_duplicate_put);
 	tcase_add_test(tc, test_empty_and_finished);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("buf");
 	tcase_add_loop_test(tc, test_buf_json_string, 0,
-			    sizeof(json_cases) / sizeof(json_cases[0]));
+	                    sizeof(json_cases) / sizeof(json_cases[0]));
 	tcase_add_test(tc, test_buf_printf_grows);
 	tcase_add_test(tc, test_buf_failed_steal);
 	suite_add_tcase(s, tc);

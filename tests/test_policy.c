@@ -10,54 +10,51 @@
 #define B(s) s, sizeof(s) - 1
 
 #define BASE "version: STSv1\nmode: enforce\nmx: mx1.example.com\nmax_age: 604800\n"
-#define BASE_CANON                                                                      \
-	"version: STSv1\r\nmode: enforce\r\nmx: mx1.example.com\r\nmax_age: 604800\r\n"
+#define BASE_CANON "version: STSv1\r\nmode: enforce\r\nmx: mx1.example.com\r\nmax_age: 604800\r\n"
 
 static const struct {
 	const char *body;
 	size_t len;
-	const char *canon;	/* expected policy_render() of the parsed policy */
-	size_t n_warnings;	/* from the parser (duplicates) */
+	const char *canon; /* expected policy_render() of the parsed policy */
+	size_t n_warnings; /* from the parser (duplicates) */
 } valid_cases[] = {
-	/* 1 */
-	{B(BASE), BASE_CANON, 0},
-	/* 2: CRLF, mixed, and no final terminator */
-	{B("version: STSv1\r\nmode: enforce\r\nmx: mx1.example.com\r\nmax_age: 604800\r\n"),
-	 BASE_CANON, 0},
-	{B("version: STSv1\nmode: enforce\r\nmx: mx1.example.com\nmax_age: 604800\r\n"),
-	 BASE_CANON, 0},
-	{B("version: STSv1\nmode: enforce\nmx: mx1.example.com\nmax_age: 604800"), BASE_CANON,
-	 0},
-	/* free order, trailing whitespace, no or several spaces after ':' */
-	{B("max_age:604800 \t\nmx:\tmx1.example.com\r\nmode:   enforce  \nversion: STSv1\t"),
-	 BASE_CANON, 0},
-	/* 8: bounds and leading zeros */
-	{B("version: STSv1\nmode: none\nmx: a.example\nmax_age: 31557600\n"),
-	 "version: STSv1\r\nmode: none\r\nmx: a.example\r\nmax_age: 31557600\r\n", 0},
-	{B("version: STSv1\nmode: none\nmx: a.example\nmax_age: 0\n"),
-	 "version: STSv1\r\nmode: none\r\nmx: a.example\r\nmax_age: 0\r\n", 0},
-	{B("version: STSv1\nmode: testing\nmx: a.example\nmax_age: 0000086400\n"),
-	 "version: STSv1\r\nmode: testing\r\nmx: a.example\r\nmax_age: 86400\r\n", 0},
-	/* 9: mode none needs no mx */
-	{B("version: STSv1\nmode: none\nmax_age: 86400\n"),
-	 "version: STSv1\r\nmode: none\r\nmax_age: 86400\r\n", 0},
-	/* 10: the first duplicate wins (with a warning), mx lines accumulate in order */
-	{B("version: STSv1\nmode: testing\nmode: enforce\nmx: b.example\nmx: a.example\n"
-	   "max_age: 86400\nmax_age: 1\nversion: STSv1\n"),
-	 "version: STSv1\r\nmode: testing\r\nmx: b.example\r\nmx: a.example\r\nmax_age: "
-	 "86400\r\n",
-	 3},
-	/* 11: extension fields are validated and dropped; 6: "Mode" is an extension */
-	{B("version: STSv1\nfoo_bar.x-1: any value \xc3\xbc\nmode: enforce\nMode: none\n"
-	   "mx: mx1.example.com\nmax_age: 604800\nreport-uri: https://r.example/x?a=b:c\n"
-	   "x: 1\n0123456789abcdef0123456789abcdef: v\n"),
-	 BASE_CANON, 0},
-	/* 12 */
-	{B("version: STSv1\nmode: enforce\nmx: MX.Example.COM\nmx: *.example.net\n"
-	   "mx: xn--bcher-kva.example\nmx: mail.example.com\nmax_age: 604800\n"),
-	 "version: STSv1\r\nmode: enforce\r\nmx: mx.example.com\r\nmx: *.example.net\r\n"
-	 "mx: xn--bcher-kva.example\r\nmx: mail.example.com\r\nmax_age: 604800\r\n",
-	 0},
+    /* 1 */
+    {B(BASE), BASE_CANON, 0},
+    /* 2: CRLF, mixed, and no final terminator */
+    {B("version: STSv1\r\nmode: enforce\r\nmx: mx1.example.com\r\nmax_age: 604800\r\n"), BASE_CANON,
+     0},
+    {B("version: STSv1\nmode: enforce\r\nmx: mx1.example.com\nmax_age: 604800\r\n"), BASE_CANON, 0},
+    {B("version: STSv1\nmode: enforce\nmx: mx1.example.com\nmax_age: 604800"), BASE_CANON, 0},
+    /* free order, trailing whitespace, no or several spaces after ':' */
+    {B("max_age:604800 \t\nmx:\tmx1.example.com\r\nmode:   enforce  \nversion: STSv1\t"),
+     BASE_CANON, 0},
+    /* 8: bounds and leading zeros */
+    {B("version: STSv1\nmode: none\nmx: a.example\nmax_age: 31557600\n"),
+     "version: STSv1\r\nmode: none\r\nmx: a.example\r\nmax_age: 31557600\r\n", 0},
+    {B("version: STSv1\nmode: none\nmx: a.example\nmax_age: 0\n"),
+     "version: STSv1\r\nmode: none\r\nmx: a.example\r\nmax_age: 0\r\n", 0},
+    {B("version: STSv1\nmode: testing\nmx: a.example\nmax_age: 0000086400\n"),
+     "version: STSv1\r\nmode: testing\r\nmx: a.example\r\nmax_age: 86400\r\n", 0},
+    /* 9: mode none needs no mx */
+    {B("version: STSv1\nmode: none\nmax_age: 86400\n"),
+     "version: STSv1\r\nmode: none\r\nmax_age: 86400\r\n", 0},
+    /* 10: the first duplicate wins (with a warning), mx lines accumulate in order */
+    {B("version: STSv1\nmode: testing\nmode: enforce\nmx: b.example\nmx: a.example\n"
+       "max_age: 86400\nmax_age: 1\nversion: STSv1\n"),
+     "version: STSv1\r\nmode: testing\r\nmx: b.example\r\nmx: a.example\r\nmax_age: "
+     "86400\r\n",
+     3},
+    /* 11: extension fields are validated and dropped; 6: "Mode" is an extension */
+    {B("version: STSv1\nfoo_bar.x-1: any value \xc3\xbc\nmode: enforce\nMode: none\n"
+       "mx: mx1.example.com\nmax_age: 604800\nreport-uri: https://r.example/x?a=b:c\n"
+       "x: 1\n0123456789abcdef0123456789abcdef: v\n"),
+     BASE_CANON, 0},
+    /* 12 */
+    {B("version: STSv1\nmode: enforce\nmx: MX.Example.COM\nmx: *.example.net\n"
+       "mx: xn--bcher-kva.example\nmx: mail.example.com\nmax_age: 604800\n"),
+     "version: STSv1\r\nmode: enforce\r\nmx: mx.example.com\r\nmx: *.example.net\r\n"
+     "mx: xn--bcher-kva.example\r\nmx: mail.example.com\r\nmax_age: 604800\r\n",
+     0},
 };
 
 START_TEST(test_parse_valid)
@@ -95,83 +92,79 @@ static const struct {
 	const char *body;
 	size_t len;
 	size_t n_errors;
-	unsigned line;		/* of the first error */
-	const char *msg;	/* the first error message contains this */
+	unsigned line;   /* of the first error */
+	const char *msg; /* the first error message contains this */
 } invalid_cases[] = {
-	/* 3: bare CR */
-	{B("version: STSv1\rmode: enforce\nmx: mx1.example.com\nmax_age: 604800\n"), 1, 1,
-	 "bare CR"},
-	{B(BASE "x: y\r"), 1, 5, "bare CR"},
-	/* 4: blank lines */
-	{B("version: STSv1\nmode: enforce\n\nmx: mx1.example.com\nmax_age: 604800\n"), 1, 3,
-	 "blank line not allowed"},
-	{B("version: STSv1\nmode: enforce\n \t\nmx: mx1.example.com\nmax_age: 604800\n"), 1, 3,
-	 "blank line"},
-	{B(BASE "\n"), 1, 5, "blank line at the end"},
-	{B("version: STSv1\r\nmode: enforce\r\nmx: mx1.example.com\r\nmax_age: 604800\r\n\r\n"),
-	 1, 5, "blank line at the end"},
-	/* 5: leading whitespace, whitespace before ':' */
-	{B("version: STSv1\n mode: enforce\nmx: mx1.example.com\nmax_age: 604800\n"), 1, 2,
-	 "leading whitespace"},
-	{B("\tversion: STSv1\nmode: enforce\nmx: mx1.example.com\nmax_age: 604800\n"), 1, 1,
-	 "leading whitespace"},
-	{B("version: STSv1\nmode : enforce\nmx: mx1.example.com\nmax_age: 604800\n"), 1, 2,
-	 "whitespace before ':'"},
-	/* 6: "Mode" is an extension, so the mode is missing */
-	{B("version: STSv1\nMode: enforce\nmx: mx1.example.com\nmax_age: 604800\n"), 1, 0,
-	 "missing 'mode' field (line 2 differs only in case"},
-	/* 7 */
-	{B("version: STSv1\nmode: Enforce\nmx: mx1.example.com\nmax_age: 604800\n"), 1, 2,
-	 "mode must be 'enforce', 'testing' or 'none', not 'Enforce'"},
-	{B("version: STSv2\nmode: enforce\nmx: mx1.example.com\nmax_age: 604800\n"), 1, 1,
-	 "version must be 'STSv1', not 'STSv2'"},
-	{B("mode: enforce\nmx: mx1.example.com\nmax_age: 604800\n"), 1, 0,
-	 "missing 'version' field"},
-	{B("version: STSv1\nmode: enforce\nmx: mx1.example.com\n"), 1, 0,
-	 "missing 'max_age' field"},
-	/* 8 */
-	{B("version: STSv1\nmode: enforce\nmx: mx1.example.com\nmax_age: 31557601\n"), 1, 4,
-	 "max_age 31557601 exceeds 31557600"},
-	{B("version: STSv1\nmode: enforce\nmx: mx1.example.com\nmax_age: 12345678901\n"), 1, 4,
-	 "more than 10 digits"},
-	{B("version: STSv1\nmode: enforce\nmx: mx1.example.com\nmax_age: +86400\n"), 1, 4,
-	 "max_age '+86400' is not a decimal number"},
-	{B("version: STSv1\nmode: enforce\nmx: mx1.example.com\nmax_age: -1\n"), 1, 4,
-	 "max_age '-1' is not"},
-	{B("version: STSv1\nmode: enforce\nmx: mx1.example.com\nmax_age: 86400s\n"), 1, 4,
-	 "max_age '86400s' is not"},
-	{B("version: STSv1\nmode: enforce\nmx: mx1.example.com\nmax_age:\n"), 1, 4,
-	 "max_age is empty"},
-	{B("version: STSv1\nmode: enforce\nmx: mx1.example.com\nmax_age: 9999999999\n"), 1, 4,
-	 "max_age 9999999999 exceeds"},
-	/* 9 */
-	{B("version: STSv1\nmode: enforce\nmax_age: 604800\n"), 1, 2,
-	 "mode enforce requires at least one mx"},
-	{B("version: STSv1\nmax_age: 604800\nmode: testing\n"), 1, 3,
-	 "mode testing requires at least one mx"},
-	/* 11: extension names and values */
-	{B(BASE "a23456789012345678901234567890123: x\n"), 1, 5, "longer than 32 characters"},
-	{B(BASE "-foo: x\n"), 1, 5, "invalid field name '-foo'"},
-	{B(BASE "foo bar: x\n"), 1, 5, "invalid field name 'foo bar'"},
-	{B(BASE "foo:\n"), 1, 5, "field 'foo' has an empty value"},
-	{B(BASE "foo: a\tb\n"), 1, 5, "field 'foo' has an invalid value"},
-	{B(BASE "foo: \xc3\n"), 1, 5, "field 'foo' has an invalid value"},
-	{B(BASE "foo: \xed\xa0\x80\n"), 1, 5, "invalid value"},
-	{B(BASE "just text\n"), 1, 5, "expected 'name: value', got 'just text'"},
-	{B(BASE ": value\n"), 1, 5, "field name missing"},
-	/* 13: an empty mx (and the only one) */
-	{B("version: STSv1\nmode: enforce\nmx:\nmax_age: 604800\n"), 2, 3,
-	 "invalid mx '': empty value"},
-	/* 14: byte-order mark, NUL, control characters */
-	{B("\xef\xbb\xbf" BASE), 1, 1, "byte-order mark"},
-	{B("version: STSv1\nmode: enforce\0\nmx: mx1.example.com\nmax_age: 604800\n"), 2, 2,
-	 "control character 0x00 at column 14"},
-	{B(BASE "x: \x01\n"), 1, 5, "control character 0x01"},
-	{B(BASE "x: a\x7f\n"), 1, 5, "control character 0x7f"},
-	{B(BASE "\x1b[1m: x\n"), 1, 5, "control character 0x1b at column 1"},
-	/* 15 */
-	{B(""), 1, 0, "empty policy body"},
-	{B("\n"), 4, 1, "blank line at the end"},
+    /* 3: bare CR */
+    {B("version: STSv1\rmode: enforce\nmx: mx1.example.com\nmax_age: 604800\n"), 1, 1, "bare CR"},
+    {B(BASE "x: y\r"), 1, 5, "bare CR"},
+    /* 4: blank lines */
+    {B("version: STSv1\nmode: enforce\n\nmx: mx1.example.com\nmax_age: 604800\n"), 1, 3,
+     "blank line not allowed"},
+    {B("version: STSv1\nmode: enforce\n \t\nmx: mx1.example.com\nmax_age: 604800\n"), 1, 3,
+     "blank line"},
+    {B(BASE "\n"), 1, 5, "blank line at the end"},
+    {B("version: STSv1\r\nmode: enforce\r\nmx: mx1.example.com\r\nmax_age: 604800\r\n\r\n"), 1, 5,
+     "blank line at the end"},
+    /* 5: leading whitespace, whitespace before ':' */
+    {B("version: STSv1\n mode: enforce\nmx: mx1.example.com\nmax_age: 604800\n"), 1, 2,
+     "leading whitespace"},
+    {B("\tversion: STSv1\nmode: enforce\nmx: mx1.example.com\nmax_age: 604800\n"), 1, 1,
+     "leading whitespace"},
+    {B("version: STSv1\nmode : enforce\nmx: mx1.example.com\nmax_age: 604800\n"), 1, 2,
+     "whitespace before ':'"},
+    /* 6: "Mode" is an extension, so the mode is missing */
+    {B("version: STSv1\nMode: enforce\nmx: mx1.example.com\nmax_age: 604800\n"), 1, 0,
+     "missing 'mode' field (line 2 differs only in case"},
+    /* 7 */
+    {B("version: STSv1\nmode: Enforce\nmx: mx1.example.com\nmax_age: 604800\n"), 1, 2,
+     "mode must be 'enforce', 'testing' or 'none', not 'Enforce'"},
+    {B("version: STSv2\nmode: enforce\nmx: mx1.example.com\nmax_age: 604800\n"), 1, 1,
+     "version must be 'STSv1', not 'STSv2'"},
+    {B("mode: enforce\nmx: mx1.example.com\nmax_age: 604800\n"), 1, 0, "missing 'version' field"},
+    {B("version: STSv1\nmode: enforce\nmx: mx1.example.com\n"), 1, 0, "missing 'max_age' field"},
+    /* 8 */
+    {B("version: STSv1\nmode: enforce\nmx: mx1.example.com\nmax_age: 31557601\n"), 1, 4,
+     "max_age 31557601 exceeds 31557600"},
+    {B("version: STSv1\nmode: enforce\nmx: mx1.example.com\nmax_age: 12345678901\n"), 1, 4,
+     "more than 10 digits"},
+    {B("version: STSv1\nmode: enforce\nmx: mx1.example.com\nmax_age: +86400\n"), 1, 4,
+     "max_age '+86400' is not a decimal number"},
+    {B("version: STSv1\nmode: enforce\nmx: mx1.example.com\nmax_age: -1\n"), 1, 4,
+     "max_age '-1' is not"},
+    {B("version: STSv1\nmode: enforce\nmx: mx1.example.com\nmax_age: 86400s\n"), 1, 4,
+     "max_age '86400s' is not"},
+    {B("version: STSv1\nmode: enforce\nmx: mx1.example.com\nmax_age:\n"), 1, 4, "max_age is empty"},
+    {B("version: STSv1\nmode: enforce\nmx: mx1.example.com\nmax_age: 9999999999\n"), 1, 4,
+     "max_age 9999999999 exceeds"},
+    /* 9 */
+    {B("version: STSv1\nmode: enforce\nmax_age: 604800\n"), 1, 2,
+     "mode enforce requires at least one mx"},
+    {B("version: STSv1\nmax_age: 604800\nmode: testing\n"), 1, 3,
+     "mode testing requires at least one mx"},
+    /* 11: extension names and values */
+    {B(BASE "a23456789012345678901234567890123: x\n"), 1, 5, "longer than 32 characters"},
+    {B(BASE "-foo: x\n"), 1, 5, "invalid field name '-foo'"},
+    {B(BASE "foo bar: x\n"), 1, 5, "invalid field name 'foo bar'"},
+    {B(BASE "foo:\n"), 1, 5, "field 'foo' has an empty value"},
+    {B(BASE "foo: a\tb\n"), 1, 5, "field 'foo' has an invalid value"},
+    {B(BASE "foo: \xc3\n"), 1, 5, "field 'foo' has an invalid value"},
+    {B(BASE "foo: \xed\xa0\x80\n"), 1, 5, "invalid value"},
+    {B(BASE "just text\n"), 1, 5, "expected 'name: value', got 'just text'"},
+    {B(BASE ": value\n"), 1, 5, "field name missing"},
+    /* 13: an empty mx (and the only one) */
+    {B("version: STSv1\nmode: enforce\nmx:\nmax_age: 604800\n"), 2, 3,
+     "invalid mx '': empty value"},
+    /* 14: byte-order mark, NUL, control characters */
+    {B("\xef\xbb\xbf" BASE), 1, 1, "byte-order mark"},
+    {B("version: STSv1\nmode: enforce\0\nmx: mx1.example.com\nmax_age: 604800\n"), 2, 2,
+     "control character 0x00 at column 14"},
+    {B(BASE "x: \x01\n"), 1, 5, "control character 0x01"},
+    {B(BASE "x: a\x7f\n"), 1, 5, "control character 0x7f"},
+    {B(BASE "\x1b[1m: x\n"), 1, 5, "control character 0x1b at column 1"},
+    /* 15 */
+    {B(""), 1, 0, "empty policy body"},
+    {B("\n"), 4, 1, "blank line at the end"},
 };
 
 START_TEST(test_parse_invalid)
@@ -189,19 +182,19 @@ START_TEST(test_parse_invalid)
 	ck_assert_str_eq(d.v[0].file, "t.txt");
 	ck_assert_uint_eq(d.v[0].line, invalid_cases[_i].line);
 	ck_assert_msg(strstr(d.v[0].msg, invalid_cases[_i].msg), "'%s' lacks '%s'", d.v[0].msg,
-		      invalid_cases[_i].msg);
+	              invalid_cases[_i].msg);
 	diag_finish(&d);
 }
 END_TEST
 
 static const char *const mx_valid_cases[][2] = {
-	{"mail.example.com", "mail.example.com"},
-	{"*.example.net", "*.example.net"},
-	{"xn--bcher-kva.example", "xn--bcher-kva.example"},
-	{"MX.Example.COM", "mx.example.com"},
-	{"localhost", "localhost"},
-	{"a-b.1x.example", "a-b.1x.example"},
-	{"123.example", "123.example"},
+    {"mail.example.com", "mail.example.com"},
+    {"*.example.net", "*.example.net"},
+    {"xn--bcher-kva.example", "xn--bcher-kva.example"},
+    {"MX.Example.COM", "mx.example.com"},
+    {"localhost", "localhost"},
+    {"a-b.1x.example", "a-b.1x.example"},
+    {"123.example", "123.example"},
 };
 
 START_TEST(test_mx_valid)
@@ -210,7 +203,7 @@ START_TEST(test_mx_valid)
 	ck_assert(policy_mx_valid(mx, strlen(mx)));
 	char body[512];
 	int n = snprintf(body, sizeof(body),
-			 "version: STSv1\nmode: enforce\nmx: %s\nmax_age: 604800\n", mx);
+	                 "version: STSv1\nmode: enforce\nmx: %s\nmax_age: 604800\n", mx);
 	ck_assert(n > 0 && (size_t)n < sizeof(body));
 	struct diag d;
 	diag_init(&d);
@@ -229,21 +222,23 @@ START_TEST(test_mx_valid)
 END_TEST
 
 static const char *const mx_invalid_cases[][2] = {
-	{"*", "bare '*'"},
-	{"*.", "'*.' must be followed by a domain"},
-	{"mail.*.com", "'*' is only allowed as a leading '*.'"},
-	{"*example.com", "'*' is only allowed"},
-	{"*.*.example.com", "'*' is only allowed"},
-	{"mail.example.com.", "trailing dot"},
-	{"-mx.example.com", "label starts with '-'"},
-	{"mx-.example.com", "label ends with '-'"},
-	{"mx_1.example.com", "'_' is not allowed"},
-	{"b\xc3\xbc" "cher.example", "non-ASCII"},
-	{"a..b", "empty label"},
-	{".a.example", "empty label"},
-	{"mx 1.example.com", "only letters, digits"},
-	{"a@b.example", "only letters, digits"},
-	{"", "empty value"},
+    {"*", "bare '*'"},
+    {"*.", "'*.' must be followed by a domain"},
+    {"mail.*.com", "'*' is only allowed as a leading '*.'"},
+    {"*example.com", "'*' is only allowed"},
+    {"*.*.example.com", "'*' is only allowed"},
+    {"mail.example.com.", "trailing dot"},
+    {"-mx.example.com", "label starts with '-'"},
+    {"mx-.example.com", "label ends with '-'"},
+    {"mx_1.example.com", "'_' is not allowed"},
+    {"b\xc3\xbc"
+     "cher.example",
+     "non-ASCII"},
+    {"a..b", "empty label"},
+    {".a.example", "empty label"},
+    {"mx 1.example.com", "only letters, digits"},
+    {"a@b.example", "only letters, digits"},
+    {"", "empty value"},
 };
 
 START_TEST(test_mx_invalid)
@@ -252,9 +247,9 @@ START_TEST(test_mx_invalid)
 	ck_assert(!policy_mx_valid(mx, strlen(mx)));
 	char body[512];
 	int n = snprintf(body, sizeof(body),
-			 "version: STSv1\nmode: enforce\nmx: ok.example\nmx: %s\n"
-			 "max_age: 604800\n",
-			 mx);
+	                 "version: STSv1\nmode: enforce\nmx: ok.example\nmx: %s\n"
+	                 "max_age: 604800\n",
+	                 mx);
 	ck_assert(n > 0 && (size_t)n < sizeof(body));
 	struct diag d;
 	diag_init(&d);
@@ -263,8 +258,8 @@ START_TEST(test_mx_invalid)
 	ck_assert_uint_eq(d.n_errors, 1);
 	ck_assert_uint_eq(d.v[0].line, 4);
 	ck_assert_ptr_nonnull(strstr(d.v[0].msg, "invalid mx"));
-	ck_assert_msg(strstr(d.v[0].msg, mx_invalid_cases[_i][1]), "'%s' lacks '%s'",
-		      d.v[0].msg, mx_invalid_cases[_i][1]);
+	ck_assert_msg(strstr(d.v[0].msg, mx_invalid_cases[_i][1]), "'%s' lacks '%s'", d.v[0].msg,
+	              mx_invalid_cases[_i][1]);
 
 	/* policy_add_mx refuses it and leaves the policy as it was. */
 	policy_init(&p);
@@ -278,14 +273,14 @@ END_TEST
 
 /* 13: DNS length limits, 63 per label and 253 in total. */
 static const struct {
-	size_t label;	/* length of the first label */
-	size_t total;	/* total length, padded with "a." labels before "example" */
+	size_t label; /* length of the first label */
+	size_t total; /* total length, padded with "a." labels before "example" */
 	bool valid;
 } length_cases[] = {
-	{63, 0, true},
-	{64, 0, false},
-	{0, 253, true},
-	{0, 254, false},
+    {63, 0, true},
+    {64, 0, false},
+    {0, 253, true},
+    {0, 254, false},
 };
 
 START_TEST(test_mx_lengths)
@@ -319,7 +314,7 @@ END_TEST
 START_TEST(test_every_error_reported)
 {
 	static const char body[] = "version: STSv2\nmode: enforce\nmx: mail.*.com\n"
-				   "max_age: 31557601\nmx: ok.example\n";
+	                           "max_age: 31557601\nmx: ok.example\n";
 	struct diag d;
 	diag_init(&d);
 	struct policy p;
@@ -331,7 +326,7 @@ START_TEST(test_every_error_reported)
 	ck_assert_uint_eq(d.v[2].line, 4);
 	ck_assert_str_eq(d.v[0].msg, "version must be 'STSv1', not 'STSv2'");
 	ck_assert_str_eq(d.v[1].msg,
-			 "invalid mx 'mail.*.com': '*' is only allowed as a leading '*.'");
+	                 "invalid mx 'mail.*.com': '*' is only allowed as a leading '*.'");
 	ck_assert_str_eq(d.v[2].msg, "max_age 31557601 exceeds 31557600");
 	diag_finish(&d);
 }
@@ -341,7 +336,7 @@ END_TEST
 START_TEST(test_error_lines_mixed_terminators)
 {
 	static const char body[] = "version: STSv1\r\nmode: enforce\nfoo:\r\nmx: x_y.example\n"
-				   "max_age: 604800\r\n\r\n";
+	                           "max_age: 604800\r\n\r\n";
 	struct diag d;
 	diag_init(&d);
 	struct policy p;
@@ -361,12 +356,10 @@ START_TEST(test_ret_untouched_on_failure)
 {
 	static char sentinel_mx[] = "sentinel.example";
 	char *mx_list[] = {sentinel_mx};
-	struct policy p = {
-		.mode = POLICY_MODE_TESTING, .max_age = 4242, .mx = mx_list, .n_mx = 1};
+	struct policy p = {.mode = POLICY_MODE_TESTING, .max_age = 4242, .mx = mx_list, .n_mx = 1};
 	struct policy before = p;
-	ck_assert_int_eq(policy_parse(&p, B("version: STSv1\nmode: enforce\nmax_age: 1\n"),
-				      NULL, NULL),
-			 -1);
+	ck_assert_int_eq(
+	    policy_parse(&p, B("version: STSv1\nmode: enforce\nmax_age: 1\n"), NULL, NULL), -1);
 	ck_assert_mem_eq(&p, &before, sizeof(p));
 	ck_assert_int_eq(policy_parse(&p, B(""), NULL, NULL), -1);
 	ck_assert_mem_eq(&p, &before, sizeof(p));
@@ -420,15 +413,15 @@ static const struct {
 	uint32_t max_age;
 	const char *mx[3];
 } id_variants[] = {
-	{POLICY_MODE_ENFORCE, 604800, {"a.example", "b.example", NULL}},
-	{POLICY_MODE_TESTING, 604800, {"a.example", "b.example", NULL}},
-	{POLICY_MODE_NONE, 604800, {"a.example", "b.example", NULL}},
-	{POLICY_MODE_ENFORCE, 604801, {"a.example", "b.example", NULL}},
-	{POLICY_MODE_ENFORCE, 604800, {"b.example", "a.example", NULL}},
-	{POLICY_MODE_ENFORCE, 604800, {"a.example", NULL, NULL}},
-	{POLICY_MODE_ENFORCE, 604800, {"a.example", "c.example", NULL}},
-	{POLICY_MODE_ENFORCE, 604800, {"a.example", "b.example", "c.example"}},
-	{POLICY_MODE_ENFORCE, 604800, {"a.example", "*.b.example", NULL}},
+    {POLICY_MODE_ENFORCE, 604800, {"a.example", "b.example", NULL}},
+    {POLICY_MODE_TESTING, 604800, {"a.example", "b.example", NULL}},
+    {POLICY_MODE_NONE, 604800, {"a.example", "b.example", NULL}},
+    {POLICY_MODE_ENFORCE, 604801, {"a.example", "b.example", NULL}},
+    {POLICY_MODE_ENFORCE, 604800, {"b.example", "a.example", NULL}},
+    {POLICY_MODE_ENFORCE, 604800, {"a.example", NULL, NULL}},
+    {POLICY_MODE_ENFORCE, 604800, {"a.example", "c.example", NULL}},
+    {POLICY_MODE_ENFORCE, 604800, {"a.example", "b.example", "c.example"}},
+    {POLICY_MODE_ENFORCE, 604800, {"a.example", "*.b.example", NULL}},
 };
 
 static void variant_id(size_t i, char id[POLICY_ID_MAX + 1])
@@ -472,17 +465,17 @@ static const struct {
 	const char *id;
 	bool valid;
 } id_valid_cases[] = {
-	{"20240601T120000", true},
-	{"abc123", true},
-	{"A", true},
-	{"0123456789abcdef0123456789ABCDEF", true},
-	{"0123456789abcdef0123456789ABCDEF0", false},
-	{"2024-06-01", false},
-	{"", false},
-	{"a.b", false},
-	{"a_b", false},
-	{"a b", false},
-	{"\xc3\xbc", false},
+    {"20240601T120000", true},
+    {"abc123", true},
+    {"A", true},
+    {"0123456789abcdef0123456789ABCDEF", true},
+    {"0123456789abcdef0123456789ABCDEF0", false},
+    {"2024-06-01", false},
+    {"", false},
+    {"a.b", false},
+    {"a_b", false},
+    {"a b", false},
+    {"\xc3\xbc", false},
 };
 
 START_TEST(test_id_valid)
@@ -496,26 +489,26 @@ static const struct {
 	const char *host;
 	bool match;
 } match_cases[] = {
-	{"*.example.com", "mail.example.com", true},
-	{"*.example.com", "MAIL.Example.COM", true},
-	{"*.Example.com", "mail.example.com", true},
-	{"*.example.com", "mail.example.com.", true},
-	{"*.example.com", "example.com", false},
-	{"*.example.com", "a.b.example.com", false},
-	{"*.example.com", ".example.com", false},
-	{"*.example.com", "mail.example.org", false},
-	{"*.example.com", "mailexample.com", false},
-	{"mail.example.com", "MAIL.EXAMPLE.COM", true},
-	{"mail.example.com", "mail.example.com.", true},
-	{"mail.example.com", "mx.example.com", false},
-	{"mail.example.com", "a.mail.example.com", false},
-	{"mail.example.com", "mail.example.co", false},
+    {"*.example.com", "mail.example.com", true},
+    {"*.example.com", "MAIL.Example.COM", true},
+    {"*.Example.com", "mail.example.com", true},
+    {"*.example.com", "mail.example.com.", true},
+    {"*.example.com", "example.com", false},
+    {"*.example.com", "a.b.example.com", false},
+    {"*.example.com", ".example.com", false},
+    {"*.example.com", "mail.example.org", false},
+    {"*.example.com", "mailexample.com", false},
+    {"mail.example.com", "MAIL.EXAMPLE.COM", true},
+    {"mail.example.com", "mail.example.com.", true},
+    {"mail.example.com", "mx.example.com", false},
+    {"mail.example.com", "a.mail.example.com", false},
+    {"mail.example.com", "mail.example.co", false},
 };
 
 START_TEST(test_mx_match)
 {
 	ck_assert_int_eq(policy_mx_match(match_cases[_i].pattern, match_cases[_i].host),
-			 match_cases[_i].match);
+	                 match_cases[_i].match);
 }
 END_TEST
 
@@ -525,33 +518,50 @@ static const struct {
 	const char *mx[2];
 	const char *domain;
 	size_t n_warnings;
-	const char *msg;	/* the first warning contains this */
+	const char *msg; /* the first warning contains this */
 } lint_cases[] = {
-	{POLICY_MODE_ENFORCE, 604800, {"mail.example.com", NULL}, "example.com", 0, NULL},
-	{POLICY_MODE_NONE, 86400, {"mail.example.com", NULL}, "example.com", 0, NULL},
-	{POLICY_MODE_TESTING, 604800, {"mail.example.com", NULL}, NULL, 1, "mode testing"},
-	{POLICY_MODE_ENFORCE, 0, {"mail.example.com", NULL}, NULL, 1,
-	 "max_age 0 is under a day"},
-	{POLICY_MODE_NONE, 86399, {"mail.example.com", NULL}, NULL, 1,
-	 "max_age 86399 is under a day"},
-	{POLICY_MODE_ENFORCE, 86400, {"mail.example.com", NULL}, NULL, 1,
-	 "mode enforce with max_age 86400 under a week"},
-	{POLICY_MODE_ENFORCE, 604799, {"mail.example.com", NULL}, NULL, 1, "under a week"},
-	{POLICY_MODE_TESTING, 86400, {"mail.example.com", NULL}, NULL, 1, "mode testing"},
-	{POLICY_MODE_NONE, 86400, {NULL, NULL}, "example.com", 1,
-	 "mode none without mx: some senders, e.g. Stalwart, reject"},
-	{POLICY_MODE_ENFORCE, 604800, {"*.com", NULL}, NULL, 1,
-	 "mx '*.com' is a wildcard directly under the public suffix 'com'"},
-	{POLICY_MODE_ENFORCE, 604800, {"mail.example.com", "*.co.uk"}, NULL, 1,
-	 "public suffix 'co.uk'"},
-	{POLICY_MODE_ENFORCE, 604800, {"*.example.com", NULL}, "example.com", 1,
-	 "matches every host directly under example.com"},
-	{POLICY_MODE_ENFORCE, 604800, {"*.example.com", NULL}, "Example.COM", 1,
-	 "matches every host"},
-	{POLICY_MODE_ENFORCE, 604800, {"*.example.com", NULL}, NULL, 0, NULL},
-	{POLICY_MODE_ENFORCE, 604800, {"*.mx.example.com", NULL}, "example.com", 0, NULL},
-	{POLICY_MODE_ENFORCE, 604800, {"*.example.co.uk", NULL}, "other.example", 0, NULL},
-	{POLICY_MODE_TESTING, 3600, {"*.com", NULL}, NULL, 3, "mode testing"},
+    {POLICY_MODE_ENFORCE, 604800, {"mail.example.com", NULL}, "example.com", 0, NULL},
+    {POLICY_MODE_NONE, 86400, {"mail.example.com", NULL}, "example.com", 0, NULL},
+    {POLICY_MODE_TESTING, 604800, {"mail.example.com", NULL}, NULL, 1, "mode testing"},
+    {POLICY_MODE_ENFORCE, 0, {"mail.example.com", NULL}, NULL, 1, "max_age 0 is under a day"},
+    {POLICY_MODE_NONE, 86399, {"mail.example.com", NULL}, NULL, 1, "max_age 86399 is under a day"},
+    {POLICY_MODE_ENFORCE,
+     86400,
+     {"mail.example.com", NULL},
+     NULL,
+     1,
+     "mode enforce with max_age 86400 under a week"},
+    {POLICY_MODE_ENFORCE, 604799, {"mail.example.com", NULL}, NULL, 1, "under a week"},
+    {POLICY_MODE_TESTING, 86400, {"mail.example.com", NULL}, NULL, 1, "mode testing"},
+    {POLICY_MODE_NONE,
+     86400,
+     {NULL, NULL},
+     "example.com",
+     1,
+     "mode none without mx: some senders, e.g. Stalwart, reject"},
+    {POLICY_MODE_ENFORCE,
+     604800,
+     {"*.com", NULL},
+     NULL,
+     1,
+     "mx '*.com' is a wildcard directly under the public suffix 'com'"},
+    {POLICY_MODE_ENFORCE,
+     604800,
+     {"mail.example.com", "*.co.uk"},
+     NULL,
+     1,
+     "public suffix 'co.uk'"},
+    {POLICY_MODE_ENFORCE,
+     604800,
+     {"*.example.com", NULL},
+     "example.com",
+     1,
+     "matches every host directly under example.com"},
+    {POLICY_MODE_ENFORCE, 604800, {"*.example.com", NULL}, "Example.COM", 1, "matches every host"},
+    {POLICY_MODE_ENFORCE, 604800, {"*.example.com", NULL}, NULL, 0, NULL},
+    {POLICY_MODE_ENFORCE, 604800, {"*.mx.example.com", NULL}, "example.com", 0, NULL},
+    {POLICY_MODE_ENFORCE, 604800, {"*.example.co.uk", NULL}, "other.example", 0, NULL},
+    {POLICY_MODE_TESTING, 3600, {"*.com", NULL}, NULL, 3, "mode testing"},
 };
 
 START_TEST(test_lint)
@@ -571,8 +581,8 @@ START_TEST(test_lint)
 		ck_assert_int_eq(d.v[0].level, DIAG_WARNING);
 		ck_assert_str_eq(d.v[0].file, "m.conf");
 		ck_assert_uint_eq(d.v[0].line, 7);
-		ck_assert_msg(strstr(d.v[0].msg, lint_cases[_i].msg), "'%s' lacks '%s'",
-			      d.v[0].msg, lint_cases[_i].msg);
+		ck_assert_msg(strstr(d.v[0].msg, lint_cases[_i].msg), "'%s' lacks '%s'", d.v[0].msg,
+		              lint_cases[_i].msg);
 	}
 	diag_finish(&d);
 	policy_finish(&p);
@@ -583,8 +593,8 @@ END_TEST
 START_TEST(test_parse_then_lint)
 {
 	static const char *const bodies[] = {
-		"version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 0\n",
-		"version: STSv1\nmode: none\nmax_age: 86400\n",
+	    "version: STSv1\nmode: enforce\nmx: a.example\nmax_age: 0\n",
+	    "version: STSv1\nmode: none\nmax_age: 86400\n",
 	};
 	struct diag d;
 	diag_init(&d);

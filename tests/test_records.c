@@ -14,104 +14,104 @@ static const struct records_opts opts = {.sts_ttl = 3600, .tlsrpt_ttl = 86400};
 static const char *const rua_example[] = {"mailto:a@example.com", "https://r.example.net/x"};
 static const char *const rua_new[] = {"mailto:tlsrpt@new.example"};
 static const char body_example[] =
-	"version: STSv1\r\nmode: enforce\r\nmx: mail.example.com\r\nmax_age: 604800\r\n";
+    "version: STSv1\r\nmode: enforce\r\nmx: mail.example.com\r\nmax_age: 604800\r\n";
 
 static const struct records_domain fixture[] = {
-	{.domain = "example.com",
-	 .id = "0123456789abcdef0123456789abcdef",
-	 .body = body_example,
-	 .body_len = sizeof(body_example) - 1,
-	 .mode = "enforce",
-	 .rua = rua_example,
-	 .n_rua = 2},
-	{.domain = "customer.example", .id = "abc123", .proxy = "provider.example"},
-	{.domain = "new.example", .rua = rua_new, .n_rua = 1},
-	{.domain = "d.example", .proxy = "provider.example"},
+    {.domain = "example.com",
+     .id = "0123456789abcdef0123456789abcdef",
+     .body = body_example,
+     .body_len = sizeof(body_example) - 1,
+     .mode = "enforce",
+     .rua = rua_example,
+     .n_rua = 2},
+    {.domain = "customer.example", .id = "abc123", .proxy = "provider.example"},
+    {.domain = "new.example", .rua = rua_new, .n_rua = 1},
+    {.domain = "d.example", .proxy = "provider.example"},
 };
 
 static const char fixture_zone[] =
-	"; mtastsd: DNS records to publish (RFC 8461 MTA-STS, RFC 8460 TLS-RPT)\n"
-	"_mta-sts.example.com. 3600 IN TXT \"v=STSv1; id=0123456789abcdef0123456789abcdef\"\n"
-	"_smtp._tls.example.com. 86400 IN TXT \"v=TLSRPTv1; "
-	"rua=mailto:a@example.com,https://r.example.net/x\"\n"
-	"_mta-sts.customer.example. 3600 IN CNAME _mta-sts.provider.example.\n"
-	"; alternative to the CNAME: publish our own id instead (it must then change whenever "
-	"the provider's policy does)\n"
-	"; _mta-sts.customer.example. 3600 IN TXT \"v=STSv1; id=abc123\"\n"
-	"; new.example: no policy yet\n"
-	"_smtp._tls.new.example. 86400 IN TXT \"v=TLSRPTv1; rua=mailto:tlsrpt@new.example\"\n"
-	"_mta-sts.d.example. 3600 IN CNAME _mta-sts.provider.example.\n";
+    "; mtastsd: DNS records to publish (RFC 8461 MTA-STS, RFC 8460 TLS-RPT)\n"
+    "_mta-sts.example.com. 3600 IN TXT \"v=STSv1; id=0123456789abcdef0123456789abcdef\"\n"
+    "_smtp._tls.example.com. 86400 IN TXT \"v=TLSRPTv1; "
+    "rua=mailto:a@example.com,https://r.example.net/x\"\n"
+    "_mta-sts.customer.example. 3600 IN CNAME _mta-sts.provider.example.\n"
+    "; alternative to the CNAME: publish our own id instead (it must then change whenever "
+    "the provider's policy does)\n"
+    "; _mta-sts.customer.example. 3600 IN TXT \"v=STSv1; id=abc123\"\n"
+    "; new.example: no policy yet\n"
+    "_smtp._tls.new.example. 86400 IN TXT \"v=TLSRPTv1; rua=mailto:tlsrpt@new.example\"\n"
+    "_mta-sts.d.example. 3600 IN CNAME _mta-sts.provider.example.\n";
 
 static const char fixture_json[] =
-	"[\n"
-	"  {\n"
-	"    \"domain\": \"example.com\",\n"
-	"    \"mode\": \"enforce\",\n"
-	"    \"id\": \"0123456789abcdef0123456789abcdef\",\n"
-	"    \"policy\": \"version: STSv1\\u000d\\u000amode: enforce\\u000d\\u000amx: "
-	"mail.example.com\\u000d\\u000amax_age: 604800\\u000d\\u000a\",\n"
-	"    \"proxy\": null,\n"
-	"    \"records\": [\n"
-	"      {\n"
-	"        \"name\": \"_mta-sts.example.com.\",\n"
-	"        \"type\": \"TXT\",\n"
-	"        \"ttl\": 3600,\n"
-	"        \"value\": \"v=STSv1; id=0123456789abcdef0123456789abcdef\"\n"
-	"      },\n"
-	"      {\n"
-	"        \"name\": \"_smtp._tls.example.com.\",\n"
-	"        \"type\": \"TXT\",\n"
-	"        \"ttl\": 86400,\n"
-	"        \"value\": \"v=TLSRPTv1; rua=mailto:a@example.com,https://r.example.net/x\"\n"
-	"      }\n"
-	"    ]\n"
-	"  },\n"
-	"  {\n"
-	"    \"domain\": \"customer.example\",\n"
-	"    \"mode\": null,\n"
-	"    \"id\": \"abc123\",\n"
-	"    \"policy\": null,\n"
-	"    \"proxy\": \"provider.example\",\n"
-	"    \"records\": [\n"
-	"      {\n"
-	"        \"name\": \"_mta-sts.customer.example.\",\n"
-	"        \"type\": \"CNAME\",\n"
-	"        \"ttl\": 3600,\n"
-	"        \"value\": \"_mta-sts.provider.example.\"\n"
-	"      }\n"
-	"    ]\n"
-	"  },\n"
-	"  {\n"
-	"    \"domain\": \"new.example\",\n"
-	"    \"mode\": null,\n"
-	"    \"id\": null,\n"
-	"    \"policy\": null,\n"
-	"    \"proxy\": null,\n"
-	"    \"records\": [\n"
-	"      {\n"
-	"        \"name\": \"_smtp._tls.new.example.\",\n"
-	"        \"type\": \"TXT\",\n"
-	"        \"ttl\": 86400,\n"
-	"        \"value\": \"v=TLSRPTv1; rua=mailto:tlsrpt@new.example\"\n"
-	"      }\n"
-	"    ]\n"
-	"  },\n"
-	"  {\n"
-	"    \"domain\": \"d.example\",\n"
-	"    \"mode\": null,\n"
-	"    \"id\": null,\n"
-	"    \"policy\": null,\n"
-	"    \"proxy\": \"provider.example\",\n"
-	"    \"records\": [\n"
-	"      {\n"
-	"        \"name\": \"_mta-sts.d.example.\",\n"
-	"        \"type\": \"CNAME\",\n"
-	"        \"ttl\": 3600,\n"
-	"        \"value\": \"_mta-sts.provider.example.\"\n"
-	"      }\n"
-	"    ]\n"
-	"  }\n"
-	"]\n";
+    "[\n"
+    "  {\n"
+    "    \"domain\": \"example.com\",\n"
+    "    \"mode\": \"enforce\",\n"
+    "    \"id\": \"0123456789abcdef0123456789abcdef\",\n"
+    "    \"policy\": \"version: STSv1\\u000d\\u000amode: enforce\\u000d\\u000amx: "
+    "mail.example.com\\u000d\\u000amax_age: 604800\\u000d\\u000a\",\n"
+    "    \"proxy\": null,\n"
+    "    \"records\": [\n"
+    "      {\n"
+    "        \"name\": \"_mta-sts.example.com.\",\n"
+    "        \"type\": \"TXT\",\n"
+    "        \"ttl\": 3600,\n"
+    "        \"value\": \"v=STSv1; id=0123456789abcdef0123456789abcdef\"\n"
+    "      },\n"
+    "      {\n"
+    "        \"name\": \"_smtp._tls.example.com.\",\n"
+    "        \"type\": \"TXT\",\n"
+    "        \"ttl\": 86400,\n"
+    "        \"value\": \"v=TLSRPTv1; rua=mailto:a@example.com,https://r.example.net/x\"\n"
+    "      }\n"
+    "    ]\n"
+    "  },\n"
+    "  {\n"
+    "    \"domain\": \"customer.example\",\n"
+    "    \"mode\": null,\n"
+    "    \"id\": \"abc123\",\n"
+    "    \"policy\": null,\n"
+    "    \"proxy\": \"provider.example\",\n"
+    "    \"records\": [\n"
+    "      {\n"
+    "        \"name\": \"_mta-sts.customer.example.\",\n"
+    "        \"type\": \"CNAME\",\n"
+    "        \"ttl\": 3600,\n"
+    "        \"value\": \"_mta-sts.provider.example.\"\n"
+    "      }\n"
+    "    ]\n"
+    "  },\n"
+    "  {\n"
+    "    \"domain\": \"new.example\",\n"
+    "    \"mode\": null,\n"
+    "    \"id\": null,\n"
+    "    \"policy\": null,\n"
+    "    \"proxy\": null,\n"
+    "    \"records\": [\n"
+    "      {\n"
+    "        \"name\": \"_smtp._tls.new.example.\",\n"
+    "        \"type\": \"TXT\",\n"
+    "        \"ttl\": 86400,\n"
+    "        \"value\": \"v=TLSRPTv1; rua=mailto:tlsrpt@new.example\"\n"
+    "      }\n"
+    "    ]\n"
+    "  },\n"
+    "  {\n"
+    "    \"domain\": \"d.example\",\n"
+    "    \"mode\": null,\n"
+    "    \"id\": null,\n"
+    "    \"policy\": null,\n"
+    "    \"proxy\": \"provider.example\",\n"
+    "    \"records\": [\n"
+    "      {\n"
+    "        \"name\": \"_mta-sts.d.example.\",\n"
+    "        \"type\": \"CNAME\",\n"
+    "        \"ttl\": 3600,\n"
+    "        \"value\": \"_mta-sts.provider.example.\"\n"
+    "      }\n"
+    "    ]\n"
+    "  }\n"
+    "]\n";
 
 START_TEST(test_zone_fixture)
 {
@@ -172,14 +172,14 @@ START_TEST(test_sts_line_from_policy)
 	policy_id(body, len, id);
 	ck_assert(policy_id_valid(id));
 
-	struct records_domain r = {.domain = "example.com", .id = id, .body = body,
-				   .body_len = len, .mode = "enforce"};
+	struct records_domain r = {
+	    .domain = "example.com", .id = id, .body = body, .body_len = len, .mode = "enforce"};
 	struct buf b;
 	buf_init(&b);
 	ck_assert_int_eq(records_zone_lines(&b, &r, &opts), 0);
 	char want[128];
-	int n = snprintf(want, sizeof(want), "_mta-sts.example.com. 3600 IN TXT \"v=STSv1; id=%s\"\n",
-			 id);
+	int n = snprintf(want, sizeof(want),
+	                 "_mta-sts.example.com. 3600 IN TXT \"v=STSv1; id=%s\"\n", id);
 	ck_assert(n > 0 && (size_t)n < sizeof(want));
 	ck_assert_str_eq(b.data, want);
 	buf_finish(&b);
@@ -200,10 +200,11 @@ START_TEST(test_delegation_no_txt)
 	struct buf b;
 	buf_init(&b);
 	ck_assert_int_eq(records_zone_lines(&b, &fixture[1], &opts), 0);
-	ck_assert_int_eq(strncmp(b.data, "_mta-sts.customer.example. 3600 IN CNAME "
-					 "_mta-sts.provider.example.\n",
-				 67),
-			 0);
+	ck_assert_int_eq(strncmp(b.data,
+	                         "_mta-sts.customer.example. 3600 IN CNAME "
+	                         "_mta-sts.provider.example.\n",
+	                         67),
+	                 0);
 	size_t n_txt = 0;
 	for (const char *line = b.data; *line; line = strchr(line, '\n') + 1) {
 		size_t len = (size_t)(strchr(line, '\n') - line);
@@ -222,16 +223,16 @@ static const struct {
 	size_t n;
 	const char *value;
 } tlsrpt_cases[] = {
-	{{"mailto:a@example.com"}, 1, "v=TLSRPTv1; rua=mailto:a@example.com"},
-	{{"mailto:a@example.com", "https://r.example.net/x"},
-	 2,
-	 "v=TLSRPTv1; rua=mailto:a@example.com,https://r.example.net/x"},
-	{{"https://r.example/a,b!c;d", "mailto:x@y.example"},
-	 2,
-	 "v=TLSRPTv1; rua=https://r.example/a%2Cb%21c%3Bd,mailto:x@y.example"},
-	{{"mailto:a@b.example", "mailto:c@d.example", "https://e.example:8443/p?q=1"},
-	 3,
-	 "v=TLSRPTv1; rua=mailto:a@b.example,mailto:c@d.example,https://e.example:8443/p?q=1"},
+    {{"mailto:a@example.com"}, 1, "v=TLSRPTv1; rua=mailto:a@example.com"},
+    {{"mailto:a@example.com", "https://r.example.net/x"},
+     2,
+     "v=TLSRPTv1; rua=mailto:a@example.com,https://r.example.net/x"},
+    {{"https://r.example/a,b!c;d", "mailto:x@y.example"},
+     2,
+     "v=TLSRPTv1; rua=https://r.example/a%2Cb%21c%3Bd,mailto:x@y.example"},
+    {{"mailto:a@b.example", "mailto:c@d.example", "https://e.example:8443/p?q=1"},
+     3,
+     "v=TLSRPTv1; rua=mailto:a@b.example,mailto:c@d.example,https://e.example:8443/p?q=1"},
 };
 
 /* 20 */
@@ -262,37 +263,37 @@ static const struct {
 	const char *uri;
 	bool valid;
 } rua_cases[] = {
-	{"mailto:a@example.com", true},
-	{"mailto:tls+rpt@sub.example.co.uk", true},
-	{"https://r.example.net/x", true},
-	{"https://r.example.net", true},
-	{"https://r.example.net:8443/v1/report?a=b", true},
-	{"https://r.example/a,b", true},
-	{"http://r.example.net/x", false},
-	{"ftp://r.example.net/x", false},
-	{"", false},
-	{"mailto:", false},
-	{"mailto:a", false},
-	{"mailto:@example.com", false},
-	{"mailto:a@", false},
-	{"mailto:a@exa mple.com", false},
-	{"mailto:a@.example", false},
-	{"https://", false},
-	{"https:///path", false},
-	{"https://r.example:/x", false},
-	{"https://r.example:44a/x", false},
-	{"https://r.example/a b", false},
-	{"https://r.example/\x01", false},
-	{"https://r.example/\xc3\xbc", false},
-	{"https://r.example/\"x", false},
-	{"MAILTO:a@example.com", false},
-	{"a@example.com", false},
+    {"mailto:a@example.com", true},
+    {"mailto:tls+rpt@sub.example.co.uk", true},
+    {"https://r.example.net/x", true},
+    {"https://r.example.net", true},
+    {"https://r.example.net:8443/v1/report?a=b", true},
+    {"https://r.example/a,b", true},
+    {"http://r.example.net/x", false},
+    {"ftp://r.example.net/x", false},
+    {"", false},
+    {"mailto:", false},
+    {"mailto:a", false},
+    {"mailto:@example.com", false},
+    {"mailto:a@", false},
+    {"mailto:a@exa mple.com", false},
+    {"mailto:a@.example", false},
+    {"https://", false},
+    {"https:///path", false},
+    {"https://r.example:/x", false},
+    {"https://r.example:44a/x", false},
+    {"https://r.example/a b", false},
+    {"https://r.example/\x01", false},
+    {"https://r.example/\xc3\xbc", false},
+    {"https://r.example/\"x", false},
+    {"MAILTO:a@example.com", false},
+    {"a@example.com", false},
 };
 
 START_TEST(test_rua_valid)
 {
 	ck_assert_msg(records_rua_valid(rua_cases[_i].uri) == rua_cases[_i].valid, "%s",
-		      rua_cases[_i].uri);
+	              rua_cases[_i].uri);
 }
 END_TEST
 
@@ -342,16 +343,16 @@ END_TEST
 
 /* Never emit an invalid record: bad input fails and leaves the output as it was. */
 static const struct records_domain invalid_domains[] = {
-	{.domain = "example.com", .id = "2024-06-01"},
-	{.domain = "example.com", .id = "0123456789abcdef0123456789abcdef0"},
-	{.domain = "example.com.", .id = "abc"},
-	{.domain = "exa mple.com", .id = "abc"},
-	{.domain = "*.example.com", .id = "abc"},
-	{.domain = NULL, .id = "abc"},
-	{.domain = "example.com", .proxy = "provider example"},
-	{.domain = "example.com", .rua = (const char *const[]){"http://r.example/x"}, .n_rua = 1},
-	{.domain = "example.com", .rua = (const char *const[]){"ftp://r.example/x"}, .n_rua = 1},
-	{.domain = "example.com", .rua = (const char *const[]){""}, .n_rua = 1},
+    {.domain = "example.com", .id = "2024-06-01"},
+    {.domain = "example.com", .id = "0123456789abcdef0123456789abcdef0"},
+    {.domain = "example.com.", .id = "abc"},
+    {.domain = "exa mple.com", .id = "abc"},
+    {.domain = "*.example.com", .id = "abc"},
+    {.domain = NULL, .id = "abc"},
+    {.domain = "example.com", .proxy = "provider example"},
+    {.domain = "example.com", .rua = (const char *const[]){"http://r.example/x"}, .n_rua = 1},
+    {.domain = "example.com", .rua = (const char *const[]){"ftp://r.example/x"}, .n_rua = 1},
+    {.domain = "example.com", .rua = (const char *const[]){""}, .n_rua = 1},
 };
 
 START_TEST(test_invalid_domain)
