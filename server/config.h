@@ -71,6 +71,7 @@ struct config {
 	unsigned upstream_timeout;	/* total fetch timeout, seconds, default 10 */
 	unsigned upstream_connect_timeout; /* seconds, default 5 */
 	unsigned upstream_retry;	/* minimum seconds between failed fetch retries, default 60 */
+	unsigned upstream_port;		/* providers' policy host port, default 443 (tests) */
 	char *dns_server;		/* "ip[:port]" for TXT polls, or NULL for resolv.conf */
 	unsigned dns_server_line;
 	char *on_change;		/* command run as: on_change DOMAIN ID, or NULL */

@@ -84,7 +84,7 @@ static struct MHD_Response *doc_response(struct doc *d)
 
 	if (r != NULL)
 		return r;
-	r = MHD_create_response_from_buffer(d->len, d->body, MHD_RESPMEM_PERSISTENT);
+	r = MHD_create_response_from_buffer(d->len, d->body, MHD_RESPMEM_MUST_COPY);
 	if (r == NULL)
 		return NULL;
 	if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
@@ -216,6 +216,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	struct snapshot *s;
 	const struct tenant *t = NULL;
 	struct MHD_Response *r;
+	struct doc *doc = NULL;
 	enum http_status status;
 	const char *host;
 	char sni[256] = "-";
@@ -249,25 +250,29 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	else if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
 		 strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
 		status = HTTP_METHOD_NOT_ALLOWED;
-	else if (t->doc == NULL)
+	else if ((doc = tenant_doc(t, time(NULL))) == NULL)
 		status = HTTP_UNAVAILABLE;
 	else
 		status = HTTP_OK;
 
 	if (status == HTTP_OK) {
-		r = doc_response(t->doc);
-		bytes = t->doc->len;
+		r = doc_response(doc);
+		bytes = doc->len;
 	} else {
 		const struct fixed *f = fixed_for(h, status);
 
 		r = f->response;
 		bytes = f->len;
 	}
-	if (r == NULL)
+	if (r == NULL) {
+		doc_unref(doc);
 		return MHD_NO;
+	}
 	if (strcmp(method, MHD_HTTP_METHOD_HEAD) == 0)
 		bytes = 0;
 	ret = MHD_queue_response(c, (unsigned)status, r);
+	/* Queued: the response holds its own copy of the body, the doc may go. */
+	doc_unref(doc);
 	if (atomic_load_explicit(&h->access_log, memory_order_relaxed))
 		access_log(c, sni, method, url, (unsigned)status, bytes);
 	return ret;

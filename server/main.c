@@ -21,6 +21,8 @@
 #include "records.h"
 #include "snapshot.h"
 #include "tls.h"
+#include "fetch.h"
+#include "upstream.h"
 
 #define DEFAULT_CONFIG "/etc/mtastsd/mtastsd.ini"
 /* Above this many domains the start and reload logs summarize instead of listing. */
@@ -70,57 +72,83 @@ static void print_diag(const struct diag *d)
 	diag_print(d, stderr);
 }
 
-/* "_mta-sts.<domain>. <ttl> IN TXT ..." for one domain: the same renderer as records. */
-static int sts_record(struct buf *out, const struct config *c, const struct tenant *t)
+/* Logs the records of one domain, rendered by the same function as 'records'. */
+static void log_tenant(const struct config *c, const struct tenant *t, const char *what)
 {
+	struct doc *doc = tenant_doc(t, time(NULL));
 	struct records_domain rd = {
 		.domain = t->domain->name,
-		.id = t->doc != NULL ? t->doc->id : NULL,
-		.body = t->doc != NULL ? t->doc->body : NULL,
-		.body_len = t->doc != NULL ? t->doc->len : 0,
-		.mode = t->doc != NULL ? t->doc->mode : NULL,
+		.id = doc != NULL ? doc->id : NULL,
+		.body = doc != NULL ? doc->body : NULL,
+		.body_len = doc != NULL ? doc->len : 0,
+		.mode = doc != NULL ? doc->mode : NULL,
 		.proxy = t->domain->proxy,
 	};
 	struct records_opts o = {c->sts_ttl, c->tlsrpt_ttl};
-
-	return records_zone_lines(out, &rd, &o);
-}
-
-static void log_tenant(const struct config *c, const struct tenant *t, const char *what)
-{
 	struct buf b;
 
 	buf_init(&b);
-	if (sts_record(&b, c, t) == 0 && b.len > 0) {
-		/* One log line per record line. */
+	if (records_zone_lines(&b, &rd, &o) == 0 && b.len > 0) {
 		char *save = NULL;
+
+		/* One log line per record line, comments left out. */
 		for (char *line = strtok_r(b.data, "\n", &save); line != NULL;
 		     line = strtok_r(NULL, "\n", &save))
-			log_msg("%s: %s %s; publish: %s", t->domain->name, what,
-				t->doc != NULL ? t->doc->id : "(none)", line);
+			if (line[0] != ';')
+				log_msg("%s: %s %s; publish: %s", t->domain->name, what,
+					doc != NULL ? doc->id : "(none yet)", line);
 	}
 	buf_finish(&b);
+	doc_unref(doc);
 }
 
-static struct snapshot *load(const char *path, unsigned flags, struct diag *d)
+/* Whether two tenants serve the same bytes now. */
+static bool same_id(const struct tenant *a, const struct tenant *b, time_t now)
+{
+	struct doc *x = tenant_doc(a, now), *y = tenant_doc(b, now);
+	bool same = (x == NULL && y == NULL) ||
+		    (x != NULL && y != NULL && strcmp(x->id, y->id) == 0);
+
+	doc_unref(x);
+	doc_unref(y);
+	return same;
+}
+
+/* Loads path into a snapshot. *ups is the provider registry: created from the config
+ * when NULL (and left NULL on failure), reconfigured otherwise. */
+static struct snapshot *load(const char *path, unsigned flags, struct upstreams **ups,
+			     struct diag *d)
 {
 	struct config *c = config_load(path, d);
 
-	return c != NULL ? snapshot_create(c, flags, d) : NULL;
+	if (c == NULL)
+		return NULL;
+	if (*ups == NULL)
+		*ups = upstreams_create(c);
+	else
+		upstreams_configure(*ups, c);
+	if (*ups == NULL) {
+		diag_error(d, path, 0, "out of memory");
+		config_destroy(c);
+		return NULL;
+	}
+	return snapshot_create(c, flags, *ups, d);
 }
 
 static int cmd_check(const char *path)
 {
 	struct diag d;
 	struct snapshot *s;
+	struct upstreams *ups = NULL;
 
 	diag_init(&d);
-	s = load(path, SNAPSHOT_TLS | SNAPSHOT_EXPIRY_LINT, &d);
+	s = load(path, SNAPSHOT_TLS | SNAPSHOT_EXPIRY_LINT, &ups, &d);
 	print_diag(&d);
 	diag_finish(&d);
+	snapshot_unref(s);
+	upstreams_destroy(ups);
 	if (s == NULL)
 		return 1;
-	snapshot_unref(s);
 	puts("configuration OK");
 	return 0;
 }
@@ -130,21 +158,27 @@ static int cmd_records(const char *path, const char *format)
 	struct diag d;
 	struct snapshot *s;
 	struct records_domain *v;
+	struct doc **docs;
 	struct records_opts o;
 	struct buf out;
+	struct upstreams *ups = NULL;
+	time_t now = time(NULL);
 	int ret = 1;
 
 	diag_init(&d);
-	s = load(path, 0, &d);
+	s = load(path, 0, &ups, &d);
 	print_diag(&d);
 	diag_finish(&d);
-	if (s == NULL)
+	if (s == NULL) {
+		upstreams_destroy(ups);
 		return 1;
+	}
 	o.sts_ttl = s->config->sts_ttl;
 	o.tlsrpt_ttl = s->config->tlsrpt_ttl;
 	v = calloc(s->n_tenants ? s->n_tenants : 1, sizeof(*v));
+	docs = calloc(s->n_tenants ? s->n_tenants : 1, sizeof(*docs));
 	buf_init(&out);
-	if (v == NULL)
+	if (v == NULL || docs == NULL)
 		goto out;
 	for (size_t i = 0; i < s->n_tenants; i++) {
 		const struct tenant *t = &s->tenants[i];
@@ -153,11 +187,12 @@ static int cmd_records(const char *path, const char *format)
 		v[i].proxy = t->domain->proxy;
 		v[i].rua = (const char *const *)t->domain->tlsrpt;
 		v[i].n_rua = t->domain->n_tlsrpt;
-		if (t->doc != NULL) {
-			v[i].id = t->doc->id;
-			v[i].body = t->doc->body;
-			v[i].body_len = t->doc->len;
-			v[i].mode = t->doc->mode;
+		docs[i] = tenant_doc(t, now);
+		if (docs[i] != NULL) {
+			v[i].id = docs[i]->id;
+			v[i].body = docs[i]->body;
+			v[i].body_len = docs[i]->len;
+			v[i].mode = docs[i]->mode;
 		}
 	}
 	if ((strcmp(format, "json") == 0 ? records_json(&out, v, s->n_tenants, &o)
@@ -173,8 +208,12 @@ static int cmd_records(const char *path, const char *format)
 	ret = 0;
 out:
 	buf_finish(&out);
+	for (size_t i = 0; docs != NULL && i < s->n_tenants; i++)
+		doc_unref(docs[i]);
+	free(docs);
 	free(v);
 	snapshot_unref(s);
+	upstreams_destroy(ups);
 	return ret;
 }
 
@@ -297,17 +336,17 @@ static bool same_listen(const struct config *a, const struct config *b)
 static void log_changes(const struct snapshot *old, const struct snapshot *s)
 {
 	size_t changed = 0, added = 0, removed = 0;
+	time_t now = time(NULL);
 
 	for (size_t i = 0; i < s->n_tenants; i++) {
 		const struct tenant *t = &s->tenants[i];
 		const char *host = t->domain->host;
 		const struct tenant *o = snapshot_find(old, host, strlen(host));
-		const char *new_id = t->doc != NULL ? t->doc->id : "";
 
 		if (o == NULL) {
 			added++;
 			log_tenant(s->config, t, "added, id");
-		} else if (strcmp(o->doc != NULL ? o->doc->id : "", new_id) != 0) {
+		} else if (!same_id(o, t, now)) {
 			changed++;
 			log_tenant(s->config, t, "id changed to");
 		}
@@ -326,13 +365,13 @@ static void log_changes(const struct snapshot *old, const struct snapshot *s)
 		s->config->file, s->n_tenants, changed, added, removed);
 }
 
-static void reload(struct http *h, const char *path)
+static void reload(struct http *h, struct upstreams **ups, const char *path)
 {
 	struct diag d;
 	struct snapshot *s, *old;
 
 	diag_init(&d);
-	s = load(path, SNAPSHOT_TLS, &d);
+	s = load(path, SNAPSHOT_TLS, ups, &d);
 	if (s == NULL) {
 		log_msg("reload failed, still serving the previous configuration:");
 		print_diag(&d);
@@ -354,6 +393,7 @@ static int cmd_serve(const char *path)
 	struct diag d;
 	struct snapshot *s;
 	struct http *h = NULL;
+	struct upstreams *ups = NULL;
 	int fds[16];
 	size_t n_fds = 0;
 	sigset_t set;
@@ -369,11 +409,11 @@ static int cmd_serve(const char *path)
 	signal(SIGPIPE, SIG_IGN);
 
 	diag_init(&d);
-	s = load(path, SNAPSHOT_TLS | SNAPSHOT_EXPIRY_LINT, &d);
+	s = load(path, SNAPSHOT_TLS | SNAPSHOT_EXPIRY_LINT, &ups, &d);
 	print_diag(&d);
 	diag_finish(&d);
 	if (s == NULL)
-		return 1;
+		goto out;
 	for (size_t i = 0; i < s->config->n_listen && n_fds < 16; i++) {
 		int fd = bind_listen(&s->config->listen[i]);
 
@@ -388,6 +428,8 @@ static int cmd_serve(const char *path)
 	if (h == NULL)
 		goto out;
 	n_fds = 0;	/* owned by the server now */
+	if (upstreams_start(ups) < 0)
+		goto out;
 	log_snapshot(s);
 	snapshot_unref(s);
 	s = NULL;
@@ -397,7 +439,7 @@ static int cmd_serve(const char *path)
 			continue;
 		if (sig == SIGHUP) {
 			log_msg("SIGHUP: reloading %s", path);
-			reload(h, path);
+			reload(h, &ups, path);
 			continue;
 		}
 		log_msg("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -410,6 +452,7 @@ out:
 		close(fds[i]);
 	snapshot_unref(s);
 	snapshot_unref(snapshot_publish(NULL));
+	upstreams_destroy(ups);
 	return ret;
 }
 
@@ -475,8 +518,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mtastsd: --format must be zone or json\n");
 		return 2;
 	}
-	if (tls_global_init() < 0) {
-		fputs("mtastsd: cannot initialize GnuTLS\n", stderr);
+	if (tls_global_init() < 0 || fetch_global_init() < 0) {
+		fputs("mtastsd: cannot initialize GnuTLS or libcurl\n", stderr);
 		return 1;
 	}
 	if (strcmp(command, "id") == 0) {

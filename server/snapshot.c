@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "snapshot.h"
+#include "upstream.h"
 
 #define EXPIRY_WARN_DAYS 14
 
@@ -77,6 +78,32 @@ static int render_static(struct tenant *t, const struct config_domain *cd, struc
 	return 0;
 }
 
+static int link_upstream(struct tenant *t, struct upstreams *ups, time_t now, struct diag *d,
+			 const char *file)
+{
+	const struct config_domain *cd = t->domain;
+	struct upstream_info info;
+
+	t->up = ups != NULL ? upstreams_use(ups, cd->proxy) : NULL;
+	if (t->up == NULL) {
+		diag_error(d, file, cd->proxy_line, "out of memory");
+		return -1;
+	}
+	upstream_info(t->up, now, &info);
+	if (!info.has_policy)
+		diag_warn(d, file, cd->proxy_line,
+			  "%s: no valid copy of the policy of %s yet: answers 503 until the "
+			  "first successful fetch", cd->name, cd->proxy);
+	return 0;
+}
+
+struct doc *tenant_doc(const struct tenant *t, time_t now)
+{
+	if (t->doc != NULL)
+		return doc_ref(t->doc);
+	return t->up != NULL ? upstream_doc(t->up, now) : NULL;
+}
+
 static void lint_expiry(const struct tls_cert *c, const struct config_domain *cd, time_t now,
 			struct diag *d, const char *file, unsigned line)
 {
@@ -121,7 +148,8 @@ static int load_cert(struct snapshot *s, struct tenant *t, unsigned flags, time_
 	return 0;
 }
 
-struct snapshot *snapshot_create(struct config *config, unsigned flags, struct diag *d)
+struct snapshot *snapshot_create(struct config *config, unsigned flags, struct upstreams *ups,
+				 struct diag *d)
 {
 	struct snapshot *s = calloc(1, sizeof(*s));
 	size_t errors = d->n_errors;
@@ -156,6 +184,8 @@ struct snapshot *snapshot_create(struct config *config, unsigned flags, struct d
 		t->domain = cd;
 		if (cd->proxy == NULL && render_static(t, cd, d, config->file) < 0)
 			continue;
+		if (cd->proxy != NULL && link_upstream(t, ups, now, d, config->file) < 0)
+			continue;
 		if (hash_put(&s->hosts, cd->host, t, NULL) < 0) {
 			diag_error(d, config->file, cd->line, "out of memory");
 			continue;
@@ -182,8 +212,10 @@ void snapshot_unref(struct snapshot *s)
 {
 	if (s == NULL || atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
 		return;
-	for (size_t i = 0; i < s->n_tenants; i++)
+	for (size_t i = 0; i < s->n_tenants; i++) {
 		doc_unref(s->tenants[i].doc);
+		upstream_release(s->tenants[i].up);
+	}
 	free(s->tenants);
 	hash_finish(&s->hosts);
 	tls_store_destroy(s->tls);

@@ -23,10 +23,14 @@ struct doc {
 	void *_Atomic response;	/* built by the HTTP layer on first use */
 };
 
+struct upstream;
+struct upstreams;
+
 struct tenant {
 	const struct config_domain *domain;	/* borrowed from the snapshot's config */
 	struct tls_cert *cert;			/* NULL when TLS was not loaded */
 	struct doc *doc;			/* static policy, NULL when proxied */
+	struct upstream *up;			/* proxied: the provider, else NULL */
 };
 
 struct snapshot {
@@ -44,9 +48,16 @@ enum snapshot_flags {
 };
 
 /* Renders every policy and (with SNAPSHOT_TLS) loads every certificate, checking that
- * it covers mta-sts.<domain> and has not expired. Takes ownership of config in every
- * case. Errors and warnings go to d; NULL when there was any error. refs starts at 1. */
-struct snapshot *snapshot_create(struct config *config, unsigned flags, struct diag *d);
+ * it covers mta-sts.<domain> and has not expired. Proxied domains are linked to their
+ * provider in ups (borrowed; must outlive the snapshot); a provider without a usable copy
+ * yet is a warning. Takes ownership of config in every case. Errors and warnings go to
+ * d; NULL when there was any error. refs starts at 1. */
+struct snapshot *snapshot_create(struct config *config, unsigned flags, struct upstreams *ups,
+				 struct diag *d);
+
+/* The doc to serve for t now: a new reference, or NULL (503) when a proxied tenant has
+ * no fresh copy. */
+struct doc *tenant_doc(const struct tenant *t, time_t now);
 
 struct snapshot *snapshot_ref(struct snapshot *s);
 /* Drops a reference; the last one frees everything. NULL is a no-op. */

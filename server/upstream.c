@@ -1,0 +1,627 @@
+/* upstream: provider policies (RFC 8461 §8.2): shared fetches, cache, persistence, refresh */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <spawn.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "dns.h"
+#include "fetch.h"
+#include "hash.h"
+#include "log.h"
+#include "records.h"
+#include "snapshot.h"
+#include "upstream.h"
+
+#define CACHE_MAGIC "mtastsd-upstream-cache 1"
+#define HOOK_TIMEOUT 30		/* seconds an on_change command may run */
+#define MIN_FETCH_GAP 1		/* seconds between two fetches of one provider */
+
+extern char **environ;
+
+struct settings {
+	char *state_dir;
+	char *ca_file;
+	char *dns_server;
+	char *on_change;
+	unsigned refresh;
+	unsigned dns_poll;
+	unsigned timeout;
+	unsigned connect_timeout;
+	unsigned retry;
+	unsigned port;
+	unsigned sts_ttl;
+};
+
+struct upstream {
+	struct upstreams *reg;
+	char *provider;
+	char host[300];			/* mta-sts.<provider> */
+	char url[400];
+	atomic_uint users;		/* snapshots that reference it */
+
+	pthread_mutex_t lock;		/* everything below */
+	struct doc *doc;		/* last good copy, canonical */
+	time_t fetched_at;
+	unsigned max_age;
+	char fetched_txt_id[POLICY_ID_MAX + 1];	/* provider id seen when fetched */
+	char txt_id[POLICY_ID_MAX + 1];		/* provider id last seen */
+	time_t next_dns;
+	time_t next_fetch;
+	time_t last_attempt;
+	unsigned failures;
+	char last_error[FETCH_ERROR_MAX];
+};
+
+struct upstreams {
+	pthread_mutex_t lock;		/* list, index, settings */
+	struct upstream **v;
+	size_t n;
+	size_t cap;
+	struct hash index;		/* provider -> upstream */
+	struct settings set;
+
+	pthread_cond_t wake;
+	bool stop;
+	bool running;
+	pthread_t thread;
+};
+
+static void settings_finish(struct settings *s)
+{
+	free(s->state_dir);
+	free(s->ca_file);
+	free(s->dns_server);
+	free(s->on_change);
+	memset(s, 0, sizeof(*s));
+}
+
+static char *dup_or_null(const char *s)
+{
+	return s != NULL ? strdup(s) : NULL;
+}
+
+static void settings_copy(struct settings *dst, const struct settings *src)
+{
+	*dst = *src;
+	dst->state_dir = dup_or_null(src->state_dir);
+	dst->ca_file = dup_or_null(src->ca_file);
+	dst->dns_server = dup_or_null(src->dns_server);
+	dst->on_change = dup_or_null(src->on_change);
+}
+
+void upstreams_configure(struct upstreams *u, const struct config *c)
+{
+	struct settings s = {
+		.state_dir = dup_or_null(c->state_dir),
+		.ca_file = dup_or_null(c->upstream_ca),
+		.dns_server = dup_or_null(c->dns_server),
+		.on_change = dup_or_null(c->on_change),
+		.refresh = c->upstream_refresh,
+		.dns_poll = c->upstream_dns_poll,
+		.timeout = c->upstream_timeout,
+		.connect_timeout = c->upstream_connect_timeout,
+		.retry = c->upstream_retry,
+		.port = c->upstream_port ? c->upstream_port : 443,
+		.sts_ttl = c->sts_ttl,
+	};
+
+	pthread_mutex_lock(&u->lock);
+	settings_finish(&u->set);
+	u->set = s;
+	pthread_mutex_unlock(&u->lock);
+}
+
+struct upstreams *upstreams_create(const struct config *config)
+{
+	struct upstreams *u = calloc(1, sizeof(*u));
+
+	if (u == NULL)
+		return NULL;
+	if (hash_init(&u->index, 16) < 0) {
+		free(u);
+		return NULL;
+	}
+	pthread_mutex_init(&u->lock, NULL);
+	pthread_cond_init(&u->wake, NULL);
+	upstreams_configure(u, config);
+	return u;
+}
+
+void upstreams_destroy(struct upstreams *u)
+{
+	if (u == NULL)
+		return;
+	if (u->running) {
+		pthread_mutex_lock(&u->lock);
+		u->stop = true;
+		pthread_cond_signal(&u->wake);
+		pthread_mutex_unlock(&u->lock);
+		pthread_join(u->thread, NULL);
+	}
+	for (size_t i = 0; i < u->n; i++) {
+		doc_unref(u->v[i]->doc);
+		pthread_mutex_destroy(&u->v[i]->lock);
+		free(u->v[i]->provider);
+		free(u->v[i]);
+	}
+	free(u->v);
+	hash_finish(&u->index);
+	settings_finish(&u->set);
+	pthread_cond_destroy(&u->wake);
+	pthread_mutex_destroy(&u->lock);
+	free(u);
+}
+
+static int cache_path(char *out, size_t n, const char *dir, const char *provider, bool tmp)
+{
+	int r = snprintf(out, n, "%s/%s%s.policy%s", dir, tmp ? "." : "", provider,
+			 tmp ? ".tmp" : "");
+
+	return (r < 0 || (size_t)r >= n) ? -1 : 0;
+}
+
+/* Installs a validated body as the copy to serve. Returns true when the served bytes
+ * changed. Called with up->lock held. */
+static bool install(struct upstream *up, const struct policy *p, time_t fetched_at,
+		    const char *txt_id)
+{
+	size_t len;
+	char *body = policy_render(p, &len);
+	struct doc *d = body ? doc_create(body, len, policy_mode_name(p->mode)) : NULL;
+	bool changed;
+
+	free(body);
+	if (d == NULL)
+		return false;
+	changed = up->doc == NULL || strcmp(up->doc->id, d->id) != 0;
+	if (changed) {
+		doc_unref(up->doc);
+		up->doc = d;
+	} else {
+		doc_unref(d);
+	}
+	up->fetched_at = fetched_at;
+	up->max_age = p->max_age;
+	snprintf(up->fetched_txt_id, sizeof(up->fetched_txt_id), "%s", txt_id);
+	return changed;
+}
+
+/* Reads the last good copy written by persist(); a damaged file is ignored (logged). */
+static void load_cache(struct upstream *up, const char *dir)
+{
+	char path[4096], *data = NULL, *body, *line, *save = NULL;
+	long long fetched = -1;
+	char txt_id[POLICY_ID_MAX + 1] = "";
+	struct policy p;
+	struct diag d;
+	size_t len;
+	FILE *f;
+
+	if (dir == NULL || cache_path(path, sizeof(path), dir, up->provider, false) < 0)
+		return;
+	if ((f = fopen(path, "rb")) == NULL)
+		return;
+	data = malloc(POLICY_BODY_MAX + 1024);
+	len = data ? fread(data, 1, POLICY_BODY_MAX + 1023, f) : 0;
+	fclose(f);
+	if (data == NULL)
+		return;
+	data[len] = 0;
+	body = strstr(data, "\n\n");
+	if (body == NULL || strncmp(data, CACHE_MAGIC "\n", strlen(CACHE_MAGIC) + 1) != 0)
+		goto bad;
+	*body = 0;
+	body += 2;
+	for (line = strtok_r(data, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *end;
+
+		if (strncmp(line, "fetched ", 8) == 0) {
+			errno = 0;
+			fetched = strtoll(line + 8, &end, 10);
+			if (errno != 0 || *end != 0 || fetched < 0)
+				goto bad;
+		} else if (strncmp(line, "txt-id ", 7) == 0 && policy_id_valid(line + 7)) {
+			snprintf(txt_id, sizeof(txt_id), "%s", line + 7);
+		}
+	}
+	if (fetched < 0)
+		goto bad;
+	diag_init(&d);
+	policy_init(&p);
+	if (policy_parse(&p, body, strlen(body), &d, path) < 0) {
+		diag_finish(&d);
+		goto bad;
+	}
+	diag_finish(&d);
+	install(up, &p, (time_t)fetched, txt_id);
+	policy_finish(&p);
+	free(data);
+	return;
+bad:
+	log_msg("%s: damaged cache file ignored", path);
+	free(data);
+}
+
+/* Writes the copy being served: temp file, fsync, rename, fsync of the directory. */
+static void persist(const struct upstream *up, const char *dir, const struct doc *d,
+		    time_t fetched_at, const char *txt_id)
+{
+	char path[4096], tmp[4096];
+	struct buf b;
+	int fd = -1;
+
+	if (dir == NULL || cache_path(path, sizeof(path), dir, up->provider, false) < 0 ||
+	    cache_path(tmp, sizeof(tmp), dir, up->provider, true) < 0)
+		return;
+	buf_init(&b);
+	buf_printf(&b, CACHE_MAGIC "\nprovider %s\nurl %s\nfetched %lld\ntxt-id %s\n\n",
+		   up->provider, up->url, (long long)fetched_at, txt_id[0] ? txt_id : "-");
+	buf_append(&b, d->body, d->len);
+	if (b.failed)
+		goto fail;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0 || write(fd, b.data, b.len) != (ssize_t)b.len || fsync(fd) < 0)
+		goto fail;
+	close(fd);
+	fd = -1;
+	if (rename(tmp, path) < 0)
+		goto fail;
+	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+		fsync(fd);
+		close(fd);
+	}
+	buf_finish(&b);
+	return;
+fail:
+	log_msg("%s: cannot save the provider policy: %s", path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	buf_finish(&b);
+}
+
+struct upstream *upstreams_use(struct upstreams *u, const char *provider)
+{
+	struct upstream *up;
+	int r;
+
+	pthread_mutex_lock(&u->lock);
+	up = hash_get(&u->index, provider, strlen(provider));
+	if (up != NULL) {
+		atomic_fetch_add(&up->users, 1);
+		pthread_mutex_unlock(&u->lock);
+		return up;
+	}
+	if (u->n == u->cap) {
+		size_t cap = u->cap ? u->cap * 2 : 8;
+		struct upstream **v = realloc(u->v, cap * sizeof(*v));
+
+		if (v == NULL)
+			goto fail;
+		u->v = v;
+		u->cap = cap;
+	}
+	if ((up = calloc(1, sizeof(*up))) == NULL || (up->provider = strdup(provider)) == NULL)
+		goto fail;
+	r = snprintf(up->host, sizeof(up->host), "mta-sts.%s", provider);
+	if (r < 0 || (size_t)r >= sizeof(up->host))
+		goto fail;
+	r = u->set.port == 443
+		    ? snprintf(up->url, sizeof(up->url), "https://%s/.well-known/mta-sts.txt",
+			       up->host)
+		    : snprintf(up->url, sizeof(up->url), "https://%s:%u/.well-known/mta-sts.txt",
+			       up->host, u->set.port);
+	if (r < 0 || (size_t)r >= sizeof(up->url) || hash_put(&u->index, up->provider, up, NULL) < 0)
+		goto fail;
+	up->reg = u;
+	pthread_mutex_init(&up->lock, NULL);
+	atomic_init(&up->users, 1);
+	load_cache(up, u->set.state_dir);
+	up->next_fetch = up->doc != NULL ? up->fetched_at + u->set.refresh : 0;
+	u->v[u->n++] = up;
+	pthread_mutex_unlock(&u->lock);
+	return up;
+fail:
+	if (up != NULL)
+		free(up->provider);
+	free(up);
+	pthread_mutex_unlock(&u->lock);
+	return NULL;
+}
+
+void upstream_release(struct upstream *up)
+{
+	/* Entries stay in the registry (their cache is worth keeping across reloads); an
+	 * entry no snapshot uses is simply not refreshed. */
+	if (up != NULL)
+		atomic_fetch_sub(&up->users, 1);
+}
+
+static bool fresh(const struct upstream *up, time_t now)
+{
+	return up->doc != NULL && now < up->fetched_at + (time_t)up->max_age;
+}
+
+struct doc *upstream_doc(struct upstream *up, time_t now)
+{
+	struct doc *d = NULL;
+
+	pthread_mutex_lock(&up->lock);
+	if (fresh(up, now))
+		d = doc_ref(up->doc);
+	pthread_mutex_unlock(&up->lock);
+	return d;
+}
+
+void upstream_info(struct upstream *up, time_t now, struct upstream_info *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	ret->provider = up->provider;
+	pthread_mutex_lock(&up->lock);
+	ret->has_policy = fresh(up, now);
+	if (up->doc != NULL) {
+		ret->fetched_at = up->fetched_at;
+		ret->expires_at = up->fetched_at + (time_t)up->max_age;
+		snprintf(ret->id, sizeof(ret->id), "%s", up->doc->id);
+	}
+	snprintf(ret->txt_id, sizeof(ret->txt_id), "%s", up->txt_id);
+	ret->failures = up->failures;
+	snprintf(ret->last_error, sizeof(ret->last_error), "%s", up->last_error);
+	pthread_mutex_unlock(&up->lock);
+}
+
+/* Runs the on_change command as: CMD DOMAIN ID, without a shell, bounded in time. */
+static void run_hook(const char *cmd, const char *domain, const char *id)
+{
+	char *argv[] = {(char *)(uintptr_t)cmd, (char *)(uintptr_t)domain,
+			(char *)(uintptr_t)id, NULL};
+	pid_t pid;
+	int status, r = posix_spawn(&pid, cmd, NULL, NULL, argv, environ);
+
+	if (r != 0) {
+		log_msg("on_change %s: %s", cmd, strerror(r));
+		return;
+	}
+	for (int waited = 0; waited < HOOK_TIMEOUT * 10; waited++) {
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+				log_msg("on_change %s %s %s failed (status %d)", cmd, domain, id,
+					status);
+			return;
+		}
+		usleep(100000);
+	}
+	log_msg("on_change %s %s %s: no exit after %d s, killed", cmd, domain, id, HOOK_TIMEOUT);
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+}
+
+/* The served bytes of a provider changed: every delegated domain that publishes its own
+ * TXT needs the new id (the CNAME'd ones follow the provider's). */
+static void announce(struct upstream *up, const char *id, const struct settings *s)
+{
+	struct snapshot *snap = snapshot_acquire();
+	struct buf v;
+
+	log_msg("provider %s: policy changed, new id %s", up->provider, id);
+	if (snap == NULL)
+		return;
+	buf_init(&v);
+	records_sts_value(&v, id);
+	for (size_t i = 0; i < snap->n_tenants && !v.failed; i++) {
+		const struct tenant *t = &snap->tenants[i];
+
+		if (t->up != up)
+			continue;
+		log_msg("%s: id changed to %s; publish: _mta-sts.%s. %u IN TXT \"%s\" "
+			"(or CNAME _mta-sts.%s.)",
+			t->domain->name, id, t->domain->name, s->sts_ttl, v.data, up->provider);
+		if (s->on_change != NULL)
+			run_hook(s->on_change, t->domain->name, id);
+	}
+	buf_finish(&v);
+	snapshot_unref(snap);
+}
+
+static void fetch_failed(struct upstream *up, time_t now, const char *why, unsigned retry)
+{
+	pthread_mutex_lock(&up->lock);
+	up->failures++;
+	up->next_fetch = now + retry;
+	snprintf(up->last_error, sizeof(up->last_error), "%s", why);
+	pthread_mutex_unlock(&up->lock);
+	log_msg("provider %s: fetch of %s failed: %s; %s", up->provider, up->url, why,
+		up->doc != NULL ? "keeping the last good copy" : "no policy to serve (503)");
+}
+
+static void fetch_done(struct upstream *up, struct fetch_job *job, time_t now,
+		       const struct settings *s)
+{
+	struct policy p;
+	struct diag d;
+	bool changed;
+	char id[POLICY_ID_MAX + 1], txt_id[POLICY_ID_MAX + 1];
+	unsigned next;
+
+	if (!job->ok) {
+		fetch_failed(up, now, job->error, s->retry);
+		return;
+	}
+	diag_init(&d);
+	policy_init(&p);
+	if (policy_parse(&p, job->body, job->len, &d, up->url) < 0) {
+		char why[FETCH_ERROR_MAX];
+
+		snprintf(why, sizeof(why), "invalid policy (%zu errors, first: line %u: %s)",
+			 d.n_errors, d.n ? d.v[0].line : 0, d.n ? d.v[0].msg : "?");
+		diag_finish(&d);
+		fetch_failed(up, now, why, s->retry);
+		return;
+	}
+	diag_finish(&d);
+	pthread_mutex_lock(&up->lock);
+	snprintf(txt_id, sizeof(txt_id), "%s", up->txt_id);
+	changed = install(up, &p, now, txt_id);
+	up->failures = 0;
+	up->last_error[0] = 0;
+	/* Refresh well before the copy could expire. */
+	next = s->refresh;
+	if (p.max_age / 2 < next)
+		next = p.max_age / 2 > 0 ? p.max_age / 2 : 1;
+	up->next_fetch = now + next;
+	snprintf(id, sizeof(id), "%s", up->doc->id);
+	persist(up, s->state_dir, up->doc, now, txt_id);
+	pthread_mutex_unlock(&up->lock);
+	policy_finish(&p);
+	if (changed)
+		announce(up, id, s);
+}
+
+/* Scratch space of one round, per provider. */
+struct round_item {
+	size_t who;		/* index of the provider queried */
+	size_t fwho;		/* index of the provider fetched */
+	char name[310];
+	char resolve[DNS_ADDRS_MAX + 320];
+};
+
+/* One round: poll due TXT ids, then fetch every provider that is due, all at once. */
+static void run_round(struct upstreams *u)
+{
+	struct settings s;
+	struct upstream **v;
+	struct dns_query *q = NULL;
+	struct fetch_job *jobs = NULL;
+	struct round_item *it = NULL;
+	struct dns *dns;
+	size_t n, nq = 0, nf = 0;
+	time_t now = time(NULL);
+	char err[200];
+
+	pthread_mutex_lock(&u->lock);
+	settings_copy(&s, &u->set);
+	n = u->n;
+	v = malloc((n ? n : 1) * sizeof(*v));
+	if (v != NULL && n > 0)
+		memcpy(v, u->v, n * sizeof(*v));
+	pthread_mutex_unlock(&u->lock);
+	if (v == NULL || (q = calloc(n ? n : 1, sizeof(*q))) == NULL ||
+	    (jobs = calloc(n ? n : 1, sizeof(*jobs))) == NULL ||
+	    (it = calloc(n ? n : 1, sizeof(*it))) == NULL)
+		goto out;
+	dns = dns_create(s.dns_server, s.timeout, err, sizeof(err));
+	if (dns == NULL) {
+		log_msg("%s", err);
+		goto out;
+	}
+
+	/* 1. The provider's _mta-sts id: a change means a new policy is published. */
+	for (size_t i = 0; i < n; i++) {
+		if (atomic_load(&v[i]->users) == 0 || now < v[i]->next_dns)
+			continue;
+		snprintf(it[nq].name, sizeof(it[nq].name), "_mta-sts.%s", v[i]->provider);
+		q[nq].kind = DNS_STS_ID;
+		q[nq].name = it[nq].name;
+		it[nq++].who = i;
+	}
+	dns_run(dns, q, nq);
+	for (size_t k = 0; k < nq; k++) {
+		struct upstream *up = v[it[k].who];
+
+		pthread_mutex_lock(&up->lock);
+		up->next_dns = now + s.dns_poll;
+		if (q[k].result == DNS_OK && strcmp(q[k].id, up->txt_id) != 0) {
+			if (up->txt_id[0] != 0)
+				log_msg("provider %s: _mta-sts id changed %s -> %s, refetching",
+					up->provider, up->txt_id, q[k].id);
+			snprintf(up->txt_id, sizeof(up->txt_id), "%s", q[k].id);
+		}
+		if (up->txt_id[0] != 0 && strcmp(up->txt_id, up->fetched_txt_id) != 0 &&
+		    now >= up->last_attempt + MIN_FETCH_GAP && up->next_fetch > now)
+			up->next_fetch = now;
+		pthread_mutex_unlock(&up->lock);
+	}
+
+	/* 2. Addresses of the due policy hosts, then every due fetch concurrently. */
+	nq = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (atomic_load(&v[i]->users) == 0 || now < v[i]->next_fetch)
+			continue;
+		q[nq].kind = DNS_ADDRS;
+		q[nq].name = v[i]->host;
+		it[nq++].who = i;
+	}
+	dns_run(dns, q, nq);
+	dns_destroy(dns);
+	for (size_t k = 0; k < nq; k++) {
+		struct upstream *up = v[it[k].who];
+
+		pthread_mutex_lock(&up->lock);
+		up->last_attempt = now;
+		pthread_mutex_unlock(&up->lock);
+		if (q[k].result != DNS_OK) {
+			fetch_failed(up, now, q[k].error, s.retry);
+			continue;
+		}
+		snprintf(it[nf].resolve, sizeof(it[nf].resolve), "%s:%u:%s", up->host, s.port,
+			 q[k].addrs);
+		jobs[nf].url = up->url;
+		jobs[nf].resolve = it[nf].resolve;
+		it[nf++].fwho = it[k].who;
+	}
+	if (nf > 0) {
+		struct fetch_opts fo = {s.ca_file, s.connect_timeout, s.timeout};
+
+		fetch_run(jobs, nf, &fo);
+		for (size_t k = 0; k < nf; k++) {
+			fetch_done(v[it[k].fwho], &jobs[k], time(NULL), &s);
+			free(jobs[k].body);
+		}
+	}
+out:
+	free(it);
+	free(jobs);
+	free(q);
+	free(v);
+	settings_finish(&s);
+}
+
+static void *thread_main(void *arg)
+{
+	struct upstreams *u = arg;
+
+	pthread_mutex_lock(&u->lock);
+	while (!u->stop) {
+		struct timespec ts;
+
+		pthread_mutex_unlock(&u->lock);
+		run_round(u);
+		pthread_mutex_lock(&u->lock);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 1;
+		if (!u->stop)
+			pthread_cond_timedwait(&u->wake, &u->lock, &ts);
+	}
+	pthread_mutex_unlock(&u->lock);
+	return NULL;
+}
+
+int upstreams_start(struct upstreams *u)
+{
+	int r = pthread_create(&u->thread, NULL, thread_main, u);
+
+	if (r != 0) {
+		log_msg("cannot start the upstream thread: %s", strerror(r));
+		return -1;
+	}
+	u->running = true;
+	return 0;
+}

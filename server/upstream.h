@@ -1,0 +1,54 @@
+/* upstream: provider policies (RFC 8461 §8.2): shared fetches, cache, persistence, refresh */
+#ifndef MTASTSD_UPSTREAM_H
+#define MTASTSD_UPSTREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "config.h"
+#include "diag.h"
+
+struct doc;
+struct upstreams;
+struct upstream;
+
+/* What an operator sees of one provider (for logs, check and status). */
+struct upstream_info {
+	const char *provider;
+	bool has_policy;	/* a copy is being served (fetched and within its max_age) */
+	time_t fetched_at;	/* of the served copy, 0 if none */
+	time_t expires_at;	/* fetched_at + max_age, 0 if none */
+	char id[33];		/* our id of the served copy, "" if none */
+	char txt_id[33];	/* provider's _mta-sts id last seen, "" if unknown */
+	unsigned failures;	/* consecutive failed fetches */
+	char last_error[200];
+};
+
+/* The registry of providers, shared by every snapshot (one fetch per provider however
+ * many customer domains delegate to it). Settings come from config and are replaced by
+ * upstreams_configure on reload. NULL on allocation failure. */
+struct upstreams *upstreams_create(const struct config *config);
+/* Stops the refresh thread if running and frees everything. NULL is a no-op. */
+void upstreams_destroy(struct upstreams *u);
+void upstreams_configure(struct upstreams *u, const struct config *config);
+
+/* The provider's entry, created on first use with the last good copy from state_dir
+ * (if any and still within its max_age). Marks it used by one more snapshot; release with
+ * upstream_release. NULL on allocation failure. */
+struct upstream *upstreams_use(struct upstreams *u, const char *provider);
+void upstream_release(struct upstream *up);
+
+/* The copy to serve now: a new doc reference (doc_unref it), or NULL when there is none
+ * or it is older than its own max_age (then the answer is 503). Never blocks on the
+ * network: one short mutex. */
+struct doc *upstream_doc(struct upstream *up, time_t now);
+
+void upstream_info(struct upstream *up, time_t now, struct upstream_info *ret);
+
+/* Starts the thread that polls providers' _mta-sts TXT ids and (re)fetches policies.
+ * 0 / -1 (logged). */
+int upstreams_start(struct upstreams *u);
+
+
+#endif
