@@ -324,12 +324,16 @@ static unsigned long worker(unsigned long n, unsigned long jobs, unsigned long w
 		X509 *x;
 
 		paths(i, host, sizeof(host), crt, key, sizeof(crt));
-		if (exists(crt) && exists(key))
+		if (exists(crt) && exists(key)) {
+			/* servers warn about keys readable by others */
+			if (chmod(key, 0600) != 0)
+				die("chmod %s: %s", key, strerror(errno));
 			continue;
+		}
 		fmt(san, sizeof(san), "DNS:%s", host);
 		k = gen_key();
 		x = make_cert(k, host, (long)(i + 1000), int_crt, int_key, 0, san);
-		save_key(key, k, 0644);
+		save_key(key, k, 0600);
 		save_cert(crt, x, int_pem);
 		X509_free(x);
 		EVP_PKEY_free(k);
