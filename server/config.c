@@ -1,0 +1,751 @@
+/* config: the INI configuration file (inih) -> a validated, immutable struct */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <ini.h>
+
+#include "config_parse.h"
+#include "hash.h"
+#include "records.h"
+
+/*
+ * inih splits "key = value" lines and judges their syntax. A reader in front of it does
+ * what inih cannot do for us, the same way whatever options libinih was built with:
+ * - it counts lines: the handler gets no line number (INI_HANDLER_LINENO is 0 in Debian);
+ * - it drops comments itself (';' or '#' at the start, ';' after whitespace inline), so
+ *   INI_ALLOW_INLINE_COMMENTS does not change the meaning of a value;
+ * - it hands inih every line without its indentation, so an indented key is never read as
+ *   a multi-line continuation (INI_ALLOW_MULTILINE) of the key before;
+ * - it parses section headers: inih keeps only 49 bytes of a section name, and a domain
+ *   name may have 253.
+ * A key line handed to inih that never reaches the handler is one inih rejected (no '='):
+ * a syntax error. The handler always returns success so that a build with
+ * INI_STOP_ON_FIRST_ERROR still lets every problem be collected.
+ */
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define HOST_PREFIX "mta-sts."
+#define HOST_PREFIX_LEN (sizeof(HOST_PREFIX) - 1)
+#define DOMAIN_MAX 253
+#define NO_CERT_REPORTED 10
+
+enum key_type {
+	KEY_LISTEN,  /* repeatable numeric address with port */
+	KEY_PATH,    /* resolved against the config file's directory */
+	KEY_COMMAND, /* resolved only when relative and containing a '/' */
+	KEY_STRING,
+	KEY_ADDRESS, /* numeric address, port optional */
+	KEY_UINT,
+	KEY_BOOL,
+};
+
+struct server_key {
+	const char *name;
+	enum key_type type;
+	size_t field;      /* offset of the value in struct config */
+	size_t line_field; /* offset of its line, or NO_LINE */
+	unsigned min, max; /* KEY_UINT only */
+};
+
+#define NO_LINE SIZE_MAX
+#define CF(f) offsetof(struct config, f)
+
+static const struct server_key server_keys[] = {
+    {"listen", KEY_LISTEN, 0, NO_LINE, 0, 0},
+    {"certs", KEY_PATH, CF(certs_dir), CF(certs_dir_line), 0, 0},
+    {"user", KEY_STRING, CF(user), CF(user_line), 0, 0},
+    {"threads", KEY_UINT, CF(threads), NO_LINE, 0, 256},
+    {"idle_timeout", KEY_UINT, CF(idle_timeout), NO_LINE, 1, 3600},
+    {"max_connections", KEY_UINT, CF(max_connections), NO_LINE, 1, 1000000},
+    {"access_log", KEY_BOOL, CF(access_log), NO_LINE, 0, 0},
+    {"sts_ttl", KEY_UINT, CF(sts_ttl), NO_LINE, 60, 604800},
+    {"tlsrpt_ttl", KEY_UINT, CF(tlsrpt_ttl), NO_LINE, 60, 604800},
+    {"state_dir", KEY_PATH, CF(state_dir), CF(state_dir_line), 0, 0},
+    {"upstream_ca", KEY_PATH, CF(upstream_ca), CF(upstream_ca_line), 0, 0},
+    {"upstream_refresh", KEY_UINT, CF(upstream_refresh), NO_LINE, 1, 604800},
+    {"upstream_dns_poll", KEY_UINT, CF(upstream_dns_poll), NO_LINE, 1, 86400},
+    {"upstream_timeout", KEY_UINT, CF(upstream_timeout), NO_LINE, 1, 60},
+    {"upstream_connect_timeout", KEY_UINT, CF(upstream_connect_timeout), NO_LINE, 1, 60},
+    {"upstream_retry", KEY_UINT, CF(upstream_retry), NO_LINE, 1, 86400},
+    {"dns_server", KEY_ADDRESS, CF(dns_server), CF(dns_server_line), 0, 0},
+    {"on_change", KEY_COMMAND, CF(on_change), CF(on_change_line), 0, 0},
+};
+
+enum domain_key { DK_MODE, DK_MX, DK_MAX_AGE, DK_ID, DK_PROXY, DK_CERT, DK_KEY, DK_TLSRPT };
+
+/* clang-format off */
+static const struct {
+	const char *name;
+	bool repeatable;
+	bool is_static; /* part of a static policy, so excluded by proxy */
+} domain_keys[] = {
+    [DK_MODE] = {"mode", false, true},
+    [DK_MX] = {"mx", true, true},
+    [DK_MAX_AGE] = {"max_age", false, true},
+    [DK_ID] = {"id", false, true},
+    [DK_PROXY] = {"proxy", false, false},
+    [DK_CERT] = {"cert", false, false},
+    [DK_KEY] = {"key", false, false},
+    [DK_TLSRPT] = {"tlsrpt", true, false},
+};
+/* clang-format on */
+
+enum section { SECTION_NONE, SECTION_SERVER, SECTION_DOMAIN, SECTION_IGNORE };
+
+struct parser {
+	struct config *c;
+	struct diag *d;
+	const char *file;
+	FILE *fp;
+	char *line; /* getline() buffer */
+	size_t line_cap;
+	unsigned lineno;
+	unsigned kv_line; /* key line handed to inih that the handler has not seen */
+	bool syntax_reported;
+
+	enum section section;
+	unsigned server_line;                         /* first [server] header */
+	unsigned server_seen[ARRAY_LEN(server_keys)]; /* line of each key, 0 = unset */
+
+	struct config_domain *dom; /* the [domain] being read */
+	size_t domains_cap;
+	size_t errors_at_domain; /* d->n_errors when dom's header was read */
+	unsigned domain_seen[ARRAY_LEN(domain_keys)];
+	unsigned static_line; /* first mode/mx/max_age/id line in dom */
+	const char *static_key;
+	bool mode_ok;
+	struct hash names; /* domain name -> index + 1 */
+};
+
+static void oom(struct parser *p)
+{
+	diag_error(p->d, p->file, p->lineno, "out of memory");
+}
+
+/* Room for element n of an array whose capacity is n rounded up to a power of two: v
+ * itself, or v moved, or NULL when out of memory (v is then still valid). */
+static void *grow_pow2(void *v, size_t n, size_t size)
+{
+	if (n != 0 && (n & (n - 1)) != 0)
+		return v;
+	return reallocarray(v, n != 0 ? 2 * n : 1, size);
+}
+
+static int listen_add(struct parser *p, const char *text, unsigned line)
+{
+	struct config *c = p->c;
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
+	const char *why = config_parse_addr(text, 0, &addr, &addr_len);
+
+	if (why != NULL) {
+		diag_error(p->d, p->file, line, "invalid listen \"%s\": %s", text, why);
+		return 0;
+	}
+	for (size_t i = 0; i < c->n_listen; i++) {
+		if (c->listen[i].addr_len == addr_len &&
+		    memcmp(&c->listen[i].addr, &addr, addr_len) == 0) {
+			diag_error(p->d, p->file, line,
+			           "duplicate listen \"%s\" (first at line %u)", text,
+			           c->listen[i].line);
+			return 0;
+		}
+	}
+	struct config_listen *v = grow_pow2(c->listen, c->n_listen, sizeof(*v));
+	if (v == NULL)
+		return -1;
+	c->listen = v;
+	char *copy = strdup(text);
+	if (copy == NULL)
+		return -1;
+	c->listen[c->n_listen++] =
+	    (struct config_listen){.text = copy, .addr = addr, .addr_len = addr_len, .line = line};
+	return 0;
+}
+
+/* The index of a [server] key, ARRAY_LEN(server_keys) when there is none. */
+static size_t server_key_find(const char *name)
+{
+	size_t i = 0;
+	while (i < ARRAY_LEN(server_keys) && strcmp(server_keys[i].name, name) != 0)
+		i++;
+	return i;
+}
+
+static void server_key(struct parser *p, const char *name, const char *value)
+{
+	size_t i = server_key_find(name);
+	if (i == ARRAY_LEN(server_keys)) {
+		diag_error(p->d, p->file, p->lineno, "unknown key \"%s\" in [server]", name);
+		return;
+	}
+	const struct server_key *k = &server_keys[i];
+	if (k->type != KEY_LISTEN && p->server_seen[i] != 0) {
+		diag_error(p->d, p->file, p->lineno, "duplicate key \"%s\" (first at line %u)",
+		           name, p->server_seen[i]);
+		return;
+	}
+	if (p->server_seen[i] == 0)
+		p->server_seen[i] = p->lineno;
+
+	char *base = (char *)p->c;
+	char **str = (char **)(base + k->field);
+	unsigned *num = (unsigned *)(base + k->field);
+	unsigned long v;
+	char *copy = NULL;
+
+	switch (k->type) {
+	case KEY_LISTEN:
+		if (listen_add(p, value, p->lineno) < 0)
+			oom(p);
+		return;
+	case KEY_PATH:
+		copy = config_parse_path(p->file, value);
+		break;
+	case KEY_COMMAND:
+		copy = value[0] != '/' && strchr(value, '/') != NULL
+		           ? config_parse_path(p->file, value)
+		           : strdup(value);
+		break;
+	case KEY_STRING:
+		copy = strdup(value);
+		break;
+	case KEY_ADDRESS: {
+		struct sockaddr_storage ss;
+		socklen_t len;
+		const char *why = config_parse_addr(value, 53, &ss, &len);
+		if (why != NULL) {
+			diag_error(p->d, p->file, p->lineno, "invalid %s \"%s\": %s", name, value,
+			           why);
+			return;
+		}
+		copy = strdup(value);
+		break;
+	}
+	case KEY_UINT:
+		if (config_parse_uint(value, k->max, &v) < 0 || v < k->min)
+			diag_error(p->d, p->file, p->lineno,
+			           "invalid %s \"%s\" (expected %u to %u, digits only)", name,
+			           value, k->min, k->max);
+		else
+			*num = (unsigned)v;
+		return;
+	case KEY_BOOL:
+		if (config_parse_bool(value, (bool *)(base + k->field)) < 0)
+			diag_error(p->d, p->file, p->lineno,
+			           "invalid %s \"%s\" (expected yes, no, true, false, on or off)",
+			           name, value);
+		return;
+	}
+	if (copy == NULL) {
+		oom(p);
+		return;
+	}
+	*str = copy;
+	*(unsigned *)(base + k->line_field) = p->lineno;
+}
+
+static bool mx_listed(const struct policy *pol, const char *mx)
+{
+	for (size_t i = 0; i < pol->n_mx; i++)
+		if (strcasecmp(pol->mx[i], mx) == 0)
+			return true;
+	return false;
+}
+
+static void domain_key(struct parser *p, const char *name, const char *value)
+{
+	struct config_domain *dom = p->dom;
+	unsigned line = p->lineno;
+	size_t k = 0;
+	bool no_memory = false;
+	unsigned long v;
+
+	while (k < ARRAY_LEN(domain_keys) && strcmp(domain_keys[k].name, name) != 0)
+		k++;
+	if (k == ARRAY_LEN(domain_keys)) {
+		diag_error(p->d, p->file, line, "unknown key \"%s\" in [domain %s]", name,
+		           dom->name);
+		return;
+	}
+	if (!domain_keys[k].repeatable && p->domain_seen[k] != 0) {
+		diag_error(p->d, p->file, line, "duplicate key \"%s\" (first at line %u)", name,
+		           p->domain_seen[k]);
+		return;
+	}
+	if (domain_keys[k].is_static && p->domain_seen[DK_PROXY] != 0) {
+		diag_error(p->d, p->file, line, "\"%s\" cannot be used with proxy (line %u)", name,
+		           p->domain_seen[DK_PROXY]);
+		return;
+	}
+	if (k == DK_PROXY && p->static_line != 0) {
+		diag_error(p->d, p->file, line, "proxy cannot be used with %s (line %u)",
+		           p->static_key, p->static_line);
+		return;
+	}
+	if (p->domain_seen[k] == 0)
+		p->domain_seen[k] = line;
+	if (domain_keys[k].is_static && p->static_line == 0) {
+		p->static_line = line;
+		p->static_key = domain_keys[k].name;
+	}
+
+	switch ((enum domain_key)k) {
+	case DK_MODE:
+		dom->mode_line = line;
+		p->mode_ok = policy_mode_parse(value, &dom->policy.mode) == 0;
+		if (!p->mode_ok)
+			diag_error(p->d, p->file, line,
+			           "invalid mode \"%s\" (expected enforce, testing or none)",
+			           value);
+		break;
+	case DK_MX:
+		if (!policy_mx_valid(value, strlen(value)))
+			diag_error(p->d, p->file, line,
+			           "invalid mx \"%s\" (expected a host name or *.domain, A-labels "
+			           "only)",
+			           value);
+		else if (mx_listed(&dom->policy, value))
+			diag_warn(p->d, p->file, line, "duplicate mx \"%s\" ignored", value);
+		else
+			no_memory = policy_add_mx(&dom->policy, value) < 0;
+		break;
+	case DK_MAX_AGE:
+		if (config_parse_uint(value, POLICY_MAX_AGE_MAX, &v) < 0)
+			diag_error(p->d, p->file, line,
+			           "invalid max_age \"%s\" (expected 0 to %u seconds, digits only)",
+			           value, POLICY_MAX_AGE_MAX);
+		else
+			dom->policy.max_age = (uint32_t)v;
+		break;
+	case DK_ID:
+		if (!policy_id_valid(value)) {
+			diag_error(p->d, p->file, line,
+			           "invalid id \"%s\" (expected 1 to %d letters and digits)", value,
+			           POLICY_ID_MAX);
+			break;
+		}
+		dom->id_line = line;
+		dom->id = strdup(value);
+		no_memory = dom->id == NULL;
+		diag_warn(p->d, p->file, line,
+		          "fixed id \"%s\" must be changed by hand whenever the policy changes; "
+		          "without it the id is derived from the served policy",
+		          value);
+		break;
+	case DK_PROXY:
+		dom->proxy = config_parse_domain("", value, &no_memory);
+		dom->proxy_line = line;
+		if (dom->proxy == NULL && !no_memory)
+			diag_error(p->d, p->file, line,
+			           "invalid proxy \"%s\" (expected the provider's domain name)",
+			           value);
+		else if (dom->proxy != NULL && strcmp(dom->proxy, dom->name) == 0)
+			diag_error(p->d, p->file, line, "proxy must name another domain than %s",
+			           dom->name);
+		break;
+	case DK_CERT:
+	case DK_KEY:
+		*(k == DK_CERT ? &dom->cert : &dom->key) = config_parse_path(p->file, value);
+		*(k == DK_CERT ? &dom->cert_line : &dom->key_line) = line;
+		no_memory = (k == DK_CERT ? dom->cert : dom->key) == NULL;
+		break;
+	case DK_TLSRPT: {
+		if (!records_rua_valid(value)) {
+			diag_error(p->d, p->file, line,
+			           "invalid tlsrpt \"%s\" (expected a mailto: or https: URI)",
+			           value);
+			break;
+		}
+		char **uris = grow_pow2(dom->tlsrpt, dom->n_tlsrpt, sizeof(*uris));
+		char *copy = uris != NULL ? strdup(value) : NULL;
+		if (uris != NULL)
+			dom->tlsrpt = uris;
+		if (copy == NULL) {
+			no_memory = true;
+			break;
+		}
+		if (dom->n_tlsrpt == 0)
+			dom->tlsrpt_line = line;
+		dom->tlsrpt[dom->n_tlsrpt++] = copy;
+		break;
+	}
+	}
+	if (no_memory)
+		oom(p);
+}
+
+/* Checks that need the whole [domain] section. */
+static void domain_check(struct parser *p)
+{
+	struct config_domain *dom = p->dom;
+	const char *file = p->file;
+
+	if ((dom->cert == NULL) != (dom->key == NULL))
+		diag_error(p->d, file, dom->line, "[domain %s] has %s without %s", dom->name,
+		           dom->cert != NULL ? "cert" : "key", dom->cert != NULL ? "key" : "cert");
+	if (p->domain_seen[DK_PROXY] != 0)
+		return;
+	if (p->domain_seen[DK_MODE] == 0)
+		diag_error(p->d, file, dom->line, "[domain %s] has no mode", dom->name);
+	if (p->domain_seen[DK_MAX_AGE] == 0)
+		diag_error(p->d, file, dom->line, "[domain %s] has no max_age", dom->name);
+	if (p->mode_ok && dom->policy.mode != POLICY_MODE_NONE && p->domain_seen[DK_MX] == 0)
+		diag_error(p->d, file, dom->mode_line, "mode %s needs at least one mx",
+		           policy_mode_name(dom->policy.mode));
+
+	/* The served body: version, mode, max_age lines (at most 50 bytes) and the mx lines. */
+	size_t body = 50;
+	for (size_t i = 0; i < dom->policy.n_mx; i++)
+		body += strlen("mx: \r\n") + strlen(dom->policy.mx[i]);
+	if (body > POLICY_BODY_MAX)
+		diag_error(p->d, file, dom->line, "[domain %s]: policy over %d bytes", dom->name,
+		           POLICY_BODY_MAX);
+
+	if (p->d->n_errors == p->errors_at_domain)
+		policy_lint(&dom->policy, dom->name, p->d, file, dom->mode_line);
+}
+
+static void section_end(struct parser *p)
+{
+	if (p->section == SECTION_DOMAIN)
+		domain_check(p);
+	p->section = SECTION_NONE;
+	p->dom = NULL;
+}
+
+static void domain_section(struct parser *p, const char *raw)
+{
+	struct config *c = p->c;
+	unsigned line = p->lineno;
+	bool no_memory;
+	char *host = config_parse_domain(HOST_PREFIX, raw, &no_memory);
+
+	if (host == NULL) {
+		if (no_memory)
+			oom(p);
+		else
+			diag_error(p->d, p->file, line, "invalid domain name \"%s\"", raw);
+		return;
+	}
+	if (strlen(host) > DOMAIN_MAX) {
+		diag_error(p->d, p->file, line, "domain name too long for %s", host);
+		free(host);
+		return;
+	}
+	if (c->n_domains == p->domains_cap) {
+		size_t cap = p->domains_cap != 0 ? 2 * p->domains_cap : 16;
+		struct config_domain *v = reallocarray(c->domains, cap, sizeof(*v));
+		if (v == NULL) {
+			free(host);
+			oom(p);
+			return;
+		}
+		c->domains = v;
+		p->domains_cap = cap;
+	}
+	struct config_domain *dom = &c->domains[c->n_domains];
+	memset(dom, 0, sizeof(*dom));
+	dom->host = host;
+	dom->name = host + HOST_PREFIX_LEN; /* one allocation for both */
+	dom->line = line;
+
+	void *first = NULL;
+	int r = hash_put(&p->names, dom->name, (void *)(uintptr_t)(c->n_domains + 1), &first);
+	if (r != 0) {
+		if (r < 0)
+			oom(p);
+		else
+			diag_error(p->d, p->file, line, "duplicate domain %s (first at line %u)",
+			           dom->name, c->domains[(uintptr_t)first - 1].line);
+		free(host);
+		return;
+	}
+	policy_init(&dom->policy);
+	c->n_domains++;
+	p->dom = dom;
+	p->section = SECTION_DOMAIN;
+	p->errors_at_domain = p->d->n_errors;
+	memset(p->domain_seen, 0, sizeof(p->domain_seen));
+	p->static_line = 0;
+	p->static_key = NULL;
+	p->mode_ok = false;
+}
+
+/* s: a trimmed line starting with '['. */
+static void section_header(struct parser *p, char *s)
+{
+	char *end = strchr(s, ']');
+
+	section_end(p);
+	p->section = SECTION_IGNORE;
+	if (end == NULL) {
+		diag_error(p->d, p->file, p->lineno, "syntax error: unterminated [section]");
+		return;
+	}
+	/* line_clean() dropped a comment after whitespace, not one right after ']'. */
+	if (end[1] != '\0' && end[1] != ';') {
+		diag_error(p->d, p->file, p->lineno, "syntax error: text after [section]");
+		return;
+	}
+	*end = '\0';
+	s++;
+	while (isspace((unsigned char)*s))
+		s++;
+	while (end > s && isspace((unsigned char)end[-1]))
+		*--end = '\0';
+
+	if (strcmp(s, "server") == 0) {
+		if (p->server_line != 0)
+			diag_error(p->d, p->file, p->lineno,
+			           "duplicate section [server] (first at line %u)", p->server_line);
+		else
+			p->server_line = p->lineno;
+		p->section = SECTION_SERVER;
+	} else if (strcmp(s, "domain") == 0) {
+		diag_error(p->d, p->file, p->lineno,
+		           "bad section [domain]: expected [domain NAME]");
+	} else if (strncmp(s, "domain", 6) == 0 && isspace((unsigned char)s[6])) {
+		char *name = s + 6;
+		while (isspace((unsigned char)*name))
+			name++;
+		domain_section(p, name);
+	} else {
+		diag_error(p->d, p->file, p->lineno, "unknown section [%s]", s);
+	}
+}
+
+static void syntax_check(struct parser *p)
+{
+	if (p->kv_line == 0)
+		return;
+	diag_error(p->d, p->file, p->kv_line, "syntax error: expected key = value");
+	p->syntax_reported = true;
+	p->kv_line = 0;
+}
+
+/* Drops a comment and surrounding whitespace; returns the first kept character. */
+static char *line_clean(char *s)
+{
+	while (isspace((unsigned char)*s))
+		s++;
+	char *end = s;
+	if (*s == ';' || *s == '#')
+		*s = '\0';
+	for (; *end != '\0'; end++) {
+		if (*end == ';' && end > s && isspace((unsigned char)end[-1])) {
+			*end = '\0';
+			break;
+		}
+	}
+	while (end > s && isspace((unsigned char)end[-1]))
+		*--end = '\0';
+	return s;
+}
+
+/* The ini_reader: one physical line per call, so inih's line numbers stay ours. */
+static char *read_line(char *str, int num, void *stream)
+{
+	struct parser *p = stream;
+
+	syntax_check(p);
+	errno = 0;
+	ssize_t n = getline(&p->line, &p->line_cap, p->fp);
+	if (n < 0) {
+		if (ferror(p->fp))
+			diag_error(p->d, p->file, 0, "cannot read: %s", strerror(errno));
+		return NULL;
+	}
+	p->lineno++;
+	str[0] = '\n';
+	str[1] = '\0';
+
+	char *s = p->line;
+	if (memchr(s, '\0', (size_t)n) != NULL) {
+		diag_error(p->d, p->file, p->lineno, "NUL byte in line");
+		return str;
+	}
+	if (p->lineno == 1 && strncmp(s, "\xef\xbb\xbf", 3) == 0)
+		s += 3;
+	s = line_clean(s);
+	if (*s == '\0')
+		return str;
+	if (*s == '[') {
+		section_header(p, s);
+		return str;
+	}
+	size_t len = strlen(s);
+	if (len + 2 > (size_t)num) {
+		diag_error(p->d, p->file, p->lineno, "line too long (at most %d characters)",
+		           num - 2);
+		return str;
+	}
+	memcpy(str, s, len);
+	str[len] = '\n';
+	str[len + 1] = '\0';
+	p->kv_line = p->lineno;
+	return str;
+}
+
+/* The ini_handler. section is inih's, cut to 49 bytes: ours is in p. */
+static int on_key(void *user, const char *section, const char *name, const char *value)
+{
+	struct parser *p = user;
+
+	(void)section;
+	if (value == NULL) /* a name without '=' in a build with INI_ALLOW_NO_VALUE */
+		return 1;
+	p->kv_line = 0;
+	if (*name == '\0') {
+		diag_error(p->d, p->file, p->lineno, "syntax error: missing key before '='");
+		p->syntax_reported = true;
+		return 1;
+	}
+	if (*value == '\0' && p->section != SECTION_IGNORE && p->section != SECTION_NONE) {
+		diag_error(p->d, p->file, p->lineno, "missing value for \"%s\"", name);
+		return 1;
+	}
+	switch (p->section) {
+	case SECTION_NONE:
+		diag_error(p->d, p->file, p->lineno, "key \"%s\" outside of any section", name);
+		break;
+	case SECTION_SERVER:
+		server_key(p, name, value);
+		break;
+	case SECTION_DOMAIN:
+		domain_key(p, name, value);
+		break;
+	case SECTION_IGNORE: /* the header was reported */
+		break;
+	}
+	return 1;
+}
+
+/* Checks that need the whole file. */
+static void config_check(struct parser *p)
+{
+	struct config *c = p->c;
+
+	if (c->n_domains == 0)
+		diag_error(p->d, p->file, 0, "no [domain ...] section");
+	if (c->n_listen == 0 &&
+	    (listen_add(p, "0.0.0.0:443", 0) < 0 || listen_add(p, "[::]:443", 0) < 0))
+		oom(p);
+	if (c->upstream_connect_timeout > c->upstream_timeout) {
+		unsigned line = p->server_seen[server_key_find("upstream_connect_timeout")];
+		if (line == 0)
+			line = p->server_seen[server_key_find("upstream_timeout")];
+		diag_error(p->d, p->file, line,
+		           "upstream_connect_timeout %u exceeds upstream_timeout %u",
+		           c->upstream_connect_timeout, c->upstream_timeout);
+	}
+
+	/* A bad certs line was reported already; a provider that forgot the line altogether
+	 * gets a few errors, not one per customer. */
+	size_t no_cert = 0;
+	for (size_t i = 0; i < c->n_domains && p->server_seen[server_key_find("certs")] == 0; i++) {
+		const struct config_domain *dom = &c->domains[i];
+		if (dom->cert != NULL || dom->key != NULL || no_cert++ >= NO_CERT_REPORTED)
+			continue;
+		diag_error(p->d, p->file, dom->line,
+		           "[domain %s] has no cert and key, and [server] sets no certs directory",
+		           dom->name);
+	}
+	if (no_cert > NO_CERT_REPORTED)
+		diag_error(p->d, p->file, 0, "%zu more domains have no cert and key",
+		           no_cert - NO_CERT_REPORTED);
+	if (c->n_domains != 0 && c->n_domains < p->domains_cap) {
+		struct config_domain *v = reallocarray(c->domains, c->n_domains, sizeof(*v));
+		if (v != NULL)
+			c->domains = v;
+	}
+}
+
+struct config *config_load(const char *path, struct diag *d)
+{
+	size_t errors = d->n_errors;
+	struct parser p = {.d = d, .file = path};
+	struct config *c = malloc(sizeof(*c));
+
+	if (c == NULL) {
+		diag_error(d, path, 0, "out of memory");
+		return NULL;
+	}
+	*c = (struct config){
+	    .idle_timeout = 10,
+	    .max_connections = 4096,
+	    .access_log = true,
+	    .sts_ttl = 3600,
+	    .tlsrpt_ttl = 86400,
+	    .upstream_refresh = 3600,
+	    .upstream_dns_poll = 60,
+	    .upstream_timeout = 10,
+	    .upstream_connect_timeout = 5,
+	    .upstream_retry = 60,
+	};
+	p.c = c;
+	c->file = strdup(path);
+	if (c->file == NULL || hash_init(&p.names, 1024) < 0) {
+		diag_error(d, path, 0, "out of memory");
+		config_destroy(c);
+		return NULL;
+	}
+
+	p.fp = fopen(path, "r");
+	if (p.fp == NULL) {
+		diag_error(d, path, 0, "cannot open: %s", strerror(errno));
+	} else {
+		int r = ini_parse_stream(read_line, &p, on_key, &p);
+		syntax_check(&p);
+		section_end(&p);
+		if (r == -2)
+			diag_error(d, path, 0, "out of memory");
+		else if (r > 0 && !p.syntax_reported) /* inih rejected what we passed as fine */
+			diag_error(d, path, (unsigned)r, "syntax error");
+		fclose(p.fp);
+		config_check(&p);
+	}
+	free(p.line);
+	hash_finish(&p.names);
+	if (d->n_errors != errors) {
+		config_destroy(c);
+		return NULL;
+	}
+	return c;
+}
+
+void config_destroy(struct config *c)
+{
+	if (c == NULL)
+		return;
+	for (size_t i = 0; i < c->n_listen; i++)
+		free(c->listen[i].text);
+	free(c->listen);
+	for (size_t i = 0; i < c->n_domains; i++) {
+		struct config_domain *dom = &c->domains[i];
+		free(dom->host); /* dom->name points into it */
+		policy_finish(&dom->policy);
+		free(dom->id);
+		free(dom->proxy);
+		free(dom->cert);
+		free(dom->key);
+		for (size_t j = 0; j < dom->n_tlsrpt; j++)
+			free(dom->tlsrpt[j]);
+		free(dom->tlsrpt);
+	}
+	free(c->domains);
+	free(c->certs_dir);
+	free(c->user);
+	free(c->state_dir);
+	free(c->upstream_ca);
+	free(c->dns_server);
+	free(c->on_change);
+	free(c->file);
+	free(c);
+}
