@@ -1,0 +1,674 @@
+/* test_config: config_load on broken and valid files, each problem at its exact file:line */
+#include <arpa/inet.h>
+#include <check.h>
+#include <ftw.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+
+#define MANY_DOMAINS 100000
+
+/* Every test gets a fresh directory; Check forks each test, so these are per test. */
+static char dir[] = "/tmp/test_config.XXXXXX";
+static char path[sizeof(dir) + 64];
+static struct diag d;
+
+static void setup(void)
+{
+	memcpy(dir, "/tmp/test_config.XXXXXX", sizeof(dir));
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	int n = snprintf(path, sizeof(path), "%s/case.ini", dir);
+	ck_assert(n > 0 && (size_t)n < sizeof(path));
+	diag_init(&d);
+}
+
+static int remove_entry(const char *p, const struct stat *st, int flag, struct FTW *ftw)
+{
+	return remove(p);
+}
+
+static void teardown(void)
+{
+	diag_finish(&d);
+	nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static void write_file(const char *file, const char *text)
+{
+	FILE *f = fopen(file, "w");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fputs(text, f) >= 0, 1);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+/* Everything in d as diag_print() prints it. Caller frees. */
+static char *printed(void)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	ck_assert_ptr_nonnull(f);
+	diag_print(&d, f);
+	ck_assert_int_eq(fclose(f), 0);
+	return text;
+}
+
+/* Asserts that a printed line starts with "file:line: [warning: ]msg" ("file: ..." for
+ * line 0). */
+static void assert_printed(const char *file, unsigned line, const char *kind, const char *msg)
+{
+	char want[1024];
+	int n = line != 0 ? snprintf(want, sizeof(want), "%s:%u: %s%s", file, line, kind, msg)
+	                  : snprintf(want, sizeof(want), "%s: %s%s", file, kind, msg);
+	ck_assert(n > 0 && (size_t)n < sizeof(want));
+
+	char *text = printed();
+	bool found = false;
+	for (const char *s = text; s != NULL && *s != '\0' && !found; s = strchr(s, '\n')) {
+		if (*s == '\n')
+			s++;
+		found = strncmp(s, want, (size_t)n) == 0;
+	}
+	ck_assert_msg(found, "expected \"%s\" in:\n%s", want, text);
+	free(text);
+}
+
+static void assert_error(unsigned line, const char *msg)
+{
+	assert_printed(path, line, "", msg);
+}
+
+static struct config *load(const char *text)
+{
+	write_file(path, text);
+	return config_load(path, &d);
+}
+
+/* A [server] that makes cert/key optional (lines 1-2) and a valid static body (3 lines). */
+#define SERVER "[server]\ncerts = certs\n"
+#define BODY "mode = enforce\nmx = mail.example.com\nmax_age = 604800\n"
+
+static const struct {
+	const char *text;
+	unsigned line;   /* 0: the file as a whole */
+	const char *msg; /* how the message starts */
+} bad_cases[] = {
+    /* syntax */
+    {SERVER "[domain example.com]\nmode enforce\nmx = mail.example.com\nmax_age = 604800\n", 4,
+     "syntax error"},
+    {SERVER "[domain example.com\n" BODY, 3, "syntax error"},
+    {SERVER "[domain example.com] x\n" BODY, 3, "syntax error"},
+    {SERVER "[domain example.com]\n" BODY "= value\n", 7, "syntax error"},
+    {"foo = bar\n" SERVER "[domain example.com]\n" BODY, 1, "key \"foo\" outside of any section"},
+    {SERVER "[domain example.com]\nmode = enforce\nmx = "
+            "a123456789a123456789a123456789a123456789a123456789.a123456789a123456789a123456789"
+            "a123456789a123456789.a123456789a123456789a123456789a123456789a123456789.a12345678"
+            "9a123456789a123456789a123456789a123456789.example\nmax_age = 604800\n",
+     5, "line too long"},
+    /* sections and keys */
+    {SERVER "foo = 1\n[domain example.com]\n" BODY, 3, "unknown key \"foo\" in [server]"},
+    {SERVER "[domain example.com]\n" BODY "mxx = a.example\n", 7,
+     "unknown key \"mxx\" in [domain example.com]"},
+    {SERVER "[foo]\nbar = 1\n[domain example.com]\n" BODY, 3, "unknown section [foo]"},
+    {SERVER "[Server]\n[domain example.com]\n" BODY, 3, "unknown section [Server]"},
+    {SERVER "[domain]\n" BODY "[domain example.com]\n" BODY, 3, "bad section [domain]"},
+    {SERVER "[domain exa_mple.com]\n" BODY, 3, "invalid domain name \"exa_mple.com\""},
+    {SERVER "[domain *.example.com]\n" BODY, 3, "invalid domain name \"*.example.com\""},
+    {SERVER "[domain example..com]\n" BODY, 3, "invalid domain name \"example..com\""},
+    {SERVER "[domain example.com]\n" BODY "[domain Example.COM.]\n" BODY, 7,
+     "duplicate domain example.com (first at line 3)"},
+    {SERVER "[domain example.com]\n" BODY "max_age = 86400\n", 7,
+     "duplicate key \"max_age\" (first at line 6)"},
+    {SERVER "certs = other\n[domain example.com]\n" BODY, 3,
+     "duplicate key \"certs\" (first at line 2)"},
+    {SERVER "[domain example.com]\n" BODY "[server]\nthreads = 2\n", 7,
+     "duplicate section [server] (first at line 1)"},
+    /* mode, max_age, mx */
+    {SERVER "[domain example.com]\nmx = mail.example.com\nmax_age = 604800\n", 3,
+     "[domain example.com] has no mode"},
+    {SERVER "[domain example.com]\nmode = Enforce\nmx = mail.example.com\nmax_age = 1\n", 4,
+     "invalid mode \"Enforce\""},
+    {SERVER "[domain example.com]\nmode = enforce\nmx = mail.example.com\n", 3,
+     "[domain example.com] has no max_age"},
+    {SERVER "[domain example.com]\nmode = none\nmx = a.example\nmax_age = 31557601\n", 6,
+     "invalid max_age \"31557601\""},
+    {SERVER "[domain example.com]\nmode = none\nmx = a.example\nmax_age = -1\n", 6,
+     "invalid max_age \"-1\""},
+    {SERVER "[domain example.com]\nmode = none\nmx = a.example\nmax_age = +86400\n", 6,
+     "invalid max_age \"+86400\""},
+    {SERVER "[domain example.com]\nmode = none\nmx = a.example\nmax_age = 86400s\n", 6,
+     "invalid max_age \"86400s\""},
+    {SERVER "[domain example.com]\nmode = none\nmx = a.example\nmax_age = 86 400\n", 6,
+     "invalid max_age \"86 400\""},
+    {SERVER "[domain example.com]\nmode = none\nmx = a.example\nmax_age =\n", 6,
+     "missing value for \"max_age\""},
+    {SERVER "[domain example.com]\nmode = none\nmx = a.example\nmax_age = 12345678901\n", 6,
+     "invalid max_age \"12345678901\""},
+    {SERVER "[domain example.com]\nmode = enforce\nmx = *\nmax_age = 604800\n", 5,
+     "invalid mx \"*\""},
+    {SERVER "[domain example.com]\nmode = enforce\nmx = mail.*.com\nmax_age = 604800\n", 5,
+     "invalid mx \"mail.*.com\""},
+    {SERVER "[domain example.com]\nmode = enforce\nmx = mail.example.com.\nmax_age = 604800\n", 5,
+     "invalid mx \"mail.example.com.\""},
+    {SERVER "[domain example.com]\nmode = enforce\nmx = b\xc3\xbc"
+            "cher.example\n"
+            "max_age = 604800\n",
+     5,
+     "invalid mx \"b\xc3\xbc"
+     "cher.example\""},
+    {SERVER "[domain example.com]\nmode = enforce\nmx = mx_1.example.com\nmax_age = 604800\n", 5,
+     "invalid mx \"mx_1.example.com\""},
+    {SERVER "[domain example.com]\nmode = enforce\nmax_age = 604800\n", 4,
+     "mode enforce needs at least one mx"},
+    {SERVER "[domain example.com]\nmode = testing\nmax_age = 604800\n", 4,
+     "mode testing needs at least one mx"},
+    /* id, proxy */
+    {SERVER "[domain example.com]\n" BODY "id = 2024-06-01\n", 7, "invalid id \"2024-06-01\""},
+    {SERVER "[domain example.com]\n" BODY "id = 123456789012345678901234567890123\n", 7,
+     "invalid id \"123456789012345678901234567890123\""},
+    {SERVER "[domain example.com]\nmode = enforce\nproxy = provider.example\n", 5,
+     "proxy cannot be used with mode (line 4)"},
+    {SERVER "[domain example.com]\nproxy = provider.example\nmx = mail.example.com\n", 5,
+     "\"mx\" cannot be used with proxy (line 4)"},
+    {SERVER "[domain example.com]\nproxy = provider.example\nid = abc\n", 5,
+     "\"id\" cannot be used with proxy (line 4)"},
+    {SERVER "[domain example.com]\nproxy = Example.COM.\n", 4,
+     "proxy must name another domain than example.com"},
+    {SERVER "[domain example.com]\nproxy = https://provider.example\n", 4,
+     "invalid proxy \"https://provider.example\""},
+    /* cert, key */
+    {"[domain example.com]\n" BODY "cert = a.crt\n", 1,
+     "[domain example.com] has cert without key"},
+    {"[domain example.com]\n" BODY "key = a.key\n", 1, "[domain example.com] has key without cert"},
+    {"[server]\nthreads = 1\n[domain example.com]\n" BODY, 3,
+     "[domain example.com] has no cert and key, and [server] sets no certs directory"},
+    /* tlsrpt */
+    {SERVER "[domain example.com]\n" BODY "tlsrpt = http://example.com/r\n", 7,
+     "invalid tlsrpt \"http://example.com/r\""},
+    {SERVER "[domain example.com]\n" BODY "tlsrpt = ftp://example.com/r\n", 7,
+     "invalid tlsrpt \"ftp://example.com/r\""},
+    /* [server] values */
+    {SERVER "listen = localhost:443\n[domain example.com]\n" BODY, 3,
+     "invalid listen \"localhost:443\": not a numeric IPv4 or [IPv6] address"},
+    {SERVER "listen = 127.0.0.1\n[domain example.com]\n" BODY, 3,
+     "invalid listen \"127.0.0.1\": missing port"},
+    {SERVER "listen = [::1]\n[domain example.com]\n" BODY, 3,
+     "invalid listen \"[::1]\": missing port"},
+    {SERVER "listen = ::1:443\n[domain example.com]\n" BODY, 3,
+     "invalid listen \"::1:443\": an IPv6 address needs brackets"},
+    {SERVER "listen = 127.0.0.1:0\n[domain example.com]\n" BODY, 3,
+     "invalid listen \"127.0.0.1:0\": port must be 1 to 65535"},
+    {SERVER "listen = [::1]:70000\n[domain example.com]\n" BODY, 3,
+     "invalid listen \"[::1]:70000\": port must be 1 to 65535"},
+    {SERVER "listen = 127.1:443\n[domain example.com]\n" BODY, 3,
+     "invalid listen \"127.1:443\": not a numeric"},
+    {SERVER "listen = 127.0.0.1:8443\nlisten = 127.0.0.1:8443\n[domain example.com]\n" BODY, 4,
+     "duplicate listen \"127.0.0.1:8443\" (first at line 3)"},
+    {SERVER "threads = 257\n[domain example.com]\n" BODY, 3,
+     "invalid threads \"257\" (expected 0 to 256"},
+    {SERVER "idle_timeout = 0\n[domain example.com]\n" BODY, 3,
+     "invalid idle_timeout \"0\" (expected 1 to 3600"},
+    {SERVER "idle_timeout = 10s\n[domain example.com]\n" BODY, 3, "invalid idle_timeout \"10s\""},
+    {SERVER "max_connections = 4294967297\n[domain example.com]\n" BODY, 3,
+     "invalid max_connections \"4294967297\""},
+    {SERVER "sts_ttl = 59\n[domain example.com]\n" BODY, 3, "invalid sts_ttl \"59\""},
+    {SERVER "access_log = maybe\n[domain example.com]\n" BODY, 3, "invalid access_log \"maybe\""},
+    {SERVER "upstream_timeout = 3\n[domain example.com]\n" BODY, 3,
+     "upstream_connect_timeout 5 exceeds upstream_timeout 3"},
+    {SERVER "dns_server = dns.example:53\n[domain example.com]\n" BODY, 3,
+     "invalid dns_server \"dns.example:53\""},
+    {SERVER "user =\n[domain example.com]\n" BODY, 3, "missing value for \"user\""},
+    /* the file as a whole */
+    {SERVER, 0, "no [domain ...] section"},
+    {"", 0, "no [domain ...] section"},
+};
+
+START_TEST(test_bad)
+{
+	struct config *c = load(bad_cases[_i].text);
+	ck_assert_ptr_null(c);
+	ck_assert_uint_ge(d.n_errors, 1);
+	assert_error(bad_cases[_i].line, bad_cases[_i].msg);
+}
+END_TEST
+
+START_TEST(test_missing_file)
+{
+	ck_assert_ptr_null(config_load(path, &d));
+	ck_assert_uint_eq(d.n_errors, 1);
+	assert_error(0, "cannot open: No such file or directory");
+}
+END_TEST
+
+START_TEST(test_unreadable_file)
+{
+	/* A directory opens for reading but cannot be read. */
+	ck_assert_int_eq(mkdir(path, 0700), 0);
+	ck_assert_ptr_null(config_load(path, &d));
+	assert_error(0, "cannot read: Is a directory");
+}
+END_TEST
+
+START_TEST(test_every_error_reported)
+{
+	struct config *c = load("[server]\n"
+	                        "threads = many\n"        /* 2 */
+	                        "listen = localhost:1\n"  /* 3 */
+	                        "[domain example.com]\n"  /* 4: no cert/key, no certs */
+	                        "mode = Enforce\n"        /* 5 */
+	                        "mx = *\n"                /* 6 */
+	                        "max_age = 1d\n"          /* 7 */
+	                        "bogus\n"                 /* 8 */
+	                        "[domain b_ad.example]\n" /* 9 */
+	                        "mode = enforce\n"
+	                        "[domain example.net]\n" /* 11: no mode */
+	                        "max_age = 86400\n"
+	                        "cert = x.crt\n"       /* 13: no key */
+	                        "tlsrpt = ftp://x\n"); /* 14 */
+	ck_assert_ptr_null(c);
+	assert_error(2, "invalid threads \"many\"");
+	assert_error(3, "invalid listen \"localhost:1\"");
+	assert_error(5, "invalid mode \"Enforce\"");
+	assert_error(6, "invalid mx \"*\"");
+	assert_error(7, "invalid max_age \"1d\"");
+	assert_error(8, "syntax error");
+	assert_error(9, "invalid domain name \"b_ad.example\"");
+	assert_error(11, "[domain example.net] has no mode");
+	assert_error(11, "[domain example.net] has cert without key");
+	assert_error(14, "invalid tlsrpt \"ftp://x\"");
+	assert_error(4, "[domain example.com] has no cert and key");
+	ck_assert_uint_eq(d.n_errors, 11);
+}
+END_TEST
+
+START_TEST(test_defaults)
+{
+	struct config *c = load(SERVER "[domain example.com]\n" BODY);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_uint_eq(d.n_errors, 0);
+	ck_assert_str_eq(c->file, path);
+	ck_assert_uint_eq(c->n_listen, 2);
+	ck_assert_str_eq(c->listen[0].text, "0.0.0.0:443");
+	ck_assert_uint_eq(c->listen[0].line, 0);
+	ck_assert_int_eq(c->listen[0].addr.ss_family, AF_INET);
+	ck_assert_str_eq(c->listen[1].text, "[::]:443");
+	ck_assert_int_eq(c->listen[1].addr.ss_family, AF_INET6);
+	ck_assert_uint_eq(c->threads, 0);
+	ck_assert_uint_eq(c->idle_timeout, 10);
+	ck_assert_uint_eq(c->max_connections, 4096);
+	ck_assert(c->access_log);
+	ck_assert_uint_eq(c->sts_ttl, 3600);
+	ck_assert_uint_eq(c->tlsrpt_ttl, 86400);
+	ck_assert_uint_eq(c->upstream_refresh, 3600);
+	ck_assert_uint_eq(c->upstream_dns_poll, 60);
+	ck_assert_uint_eq(c->upstream_timeout, 10);
+	ck_assert_uint_eq(c->upstream_connect_timeout, 5);
+	ck_assert_uint_eq(c->upstream_retry, 60);
+	ck_assert_ptr_null(c->user);
+	ck_assert_ptr_null(c->state_dir);
+	ck_assert_ptr_null(c->upstream_ca);
+	ck_assert_ptr_null(c->dns_server);
+	ck_assert_ptr_null(c->on_change);
+
+	ck_assert_uint_eq(c->n_domains, 1);
+	const struct config_domain *dom = &c->domains[0];
+	ck_assert_str_eq(dom->name, "example.com");
+	ck_assert_str_eq(dom->host, "mta-sts.example.com");
+	ck_assert_uint_eq(dom->line, 3);
+	ck_assert_uint_eq(dom->mode_line, 4);
+	ck_assert_int_eq(dom->policy.mode, POLICY_MODE_ENFORCE);
+	ck_assert_uint_eq(dom->policy.max_age, 604800);
+	ck_assert_ptr_null(dom->id);
+	ck_assert_ptr_null(dom->proxy);
+	ck_assert_ptr_null(dom->cert);
+	ck_assert_ptr_null(dom->key);
+	ck_assert_uint_eq(dom->n_tlsrpt, 0);
+	config_destroy(c);
+}
+END_TEST
+
+START_TEST(test_server_values)
+{
+	struct config *c = load("[server]\n"
+	                        "listen = 127.0.0.1:8443\n"
+	                        "listen = [::1]:8443 ; loopback v6\n"
+	                        "user = mtastsd\n"
+	                        "threads = 256\n"
+	                        "idle_timeout = 1\n"
+	                        "max_connections = 1000000\n"
+	                        "access_log = off\n"
+	                        "sts_ttl = 60\n"
+	                        "tlsrpt_ttl = 604800\n"
+	                        "upstream_refresh = 1\n"
+	                        "upstream_dns_poll = 86400\n"
+	                        "upstream_timeout = 2\n"
+	                        "upstream_connect_timeout = 2\n"
+	                        "upstream_retry = 1\n"
+	                        "dns_server = [::1]:5353\n"
+	                        "[domain example.com]\ncert = a.crt\nkey = a.key\n" BODY);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_uint_eq(c->n_listen, 2);
+
+	const struct sockaddr_in *sin = (const struct sockaddr_in *)&c->listen[0].addr;
+	ck_assert_str_eq(c->listen[0].text, "127.0.0.1:8443");
+	ck_assert_uint_eq(c->listen[0].line, 2);
+	ck_assert_int_eq(sin->sin_family, AF_INET);
+	ck_assert_uint_eq(ntohs(sin->sin_port), 8443);
+	ck_assert_uint_eq(ntohl(sin->sin_addr.s_addr), INADDR_LOOPBACK);
+	ck_assert_uint_eq(c->listen[0].addr_len, sizeof(*sin));
+
+	const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&c->listen[1].addr;
+	ck_assert_str_eq(c->listen[1].text, "[::1]:8443");
+	ck_assert_uint_eq(c->listen[1].line, 3);
+	ck_assert_int_eq(sin6->sin6_family, AF_INET6);
+	ck_assert_uint_eq(ntohs(sin6->sin6_port), 8443);
+	ck_assert(IN6_IS_ADDR_LOOPBACK(&sin6->sin6_addr));
+	ck_assert_uint_eq(c->listen[1].addr_len, sizeof(*sin6));
+
+	ck_assert_str_eq(c->user, "mtastsd");
+	ck_assert_uint_eq(c->user_line, 4);
+	ck_assert_uint_eq(c->threads, 256);
+	ck_assert_uint_eq(c->idle_timeout, 1);
+	ck_assert_uint_eq(c->max_connections, 1000000);
+	ck_assert(!c->access_log);
+	ck_assert_uint_eq(c->sts_ttl, 60);
+	ck_assert_uint_eq(c->tlsrpt_ttl, 604800);
+	ck_assert_uint_eq(c->upstream_refresh, 1);
+	ck_assert_uint_eq(c->upstream_dns_poll, 86400);
+	ck_assert_uint_eq(c->upstream_timeout, 2);
+	ck_assert_uint_eq(c->upstream_connect_timeout, 2);
+	ck_assert_uint_eq(c->upstream_retry, 1);
+	ck_assert_str_eq(c->dns_server, "[::1]:5353");
+	ck_assert_uint_eq(c->dns_server_line, 16);
+	config_destroy(c);
+}
+END_TEST
+
+START_TEST(test_paths_resolved)
+{
+	char sub[sizeof(dir) + 16], file[sizeof(dir) + 32], want[sizeof(dir) + 64];
+	int n = snprintf(sub, sizeof(sub), "%s/etc", dir);
+	ck_assert(n > 0 && (size_t)n < sizeof(sub));
+	ck_assert_int_eq(mkdir(sub, 0700), 0);
+	n = snprintf(file, sizeof(file), "%s/x.ini", sub);
+	ck_assert(n > 0 && (size_t)n < sizeof(file));
+	write_file(file, "[server]\n"
+	                 "certs = ../certs\n"
+	                 "state_dir = /var/lib/mtastsd\n"
+	                 "upstream_ca = ca.pem\n"
+	                 "on_change = bin/publish\n"
+	                 "[domain example.com]\n"
+	                 "cert = certs/a.crt\n"
+	                 "key = /etc/ssl/a.key\n" BODY "[domain example.net]\n" BODY);
+	struct config *c = config_load(file, &d);
+	ck_assert_ptr_nonnull(c);
+
+	n = snprintf(want, sizeof(want), "%s/../certs", sub);
+	ck_assert(n > 0 && (size_t)n < sizeof(want));
+	ck_assert_str_eq(c->certs_dir, want);
+	ck_assert_uint_eq(c->certs_dir_line, 2);
+	ck_assert_str_eq(c->state_dir, "/var/lib/mtastsd");
+	ck_assert_uint_eq(c->state_dir_line, 3);
+	n = snprintf(want, sizeof(want), "%s/ca.pem", sub);
+	ck_assert(n > 0 && (size_t)n < sizeof(want));
+	ck_assert_str_eq(c->upstream_ca, want);
+	n = snprintf(want, sizeof(want), "%s/bin/publish", sub);
+	ck_assert(n > 0 && (size_t)n < sizeof(want));
+	ck_assert_str_eq(c->on_change, want);
+	ck_assert_uint_eq(c->on_change_line, 5);
+	n = snprintf(want, sizeof(want), "%s/certs/a.crt", sub);
+	ck_assert(n > 0 && (size_t)n < sizeof(want));
+	ck_assert_str_eq(c->domains[0].cert, want);
+	ck_assert_uint_eq(c->domains[0].cert_line, 7);
+	ck_assert_str_eq(c->domains[0].key, "/etc/ssl/a.key");
+	ck_assert_uint_eq(c->domains[0].key_line, 8);
+	ck_assert_ptr_null(c->domains[1].cert);
+	config_destroy(c);
+}
+END_TEST
+
+START_TEST(test_paths_without_directory)
+{
+	/* A config named without a directory: paths stay relative to the working directory,
+	 * and a command without '/' is looked up in PATH. */
+	ck_assert_int_eq(chdir(dir), 0);
+	write_file("plain.ini", SERVER "on_change = publish-id\n[domain example.com]\n" BODY);
+	struct config *c = config_load("plain.ini", &d);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_str_eq(c->certs_dir, "certs");
+	ck_assert_str_eq(c->on_change, "publish-id");
+	config_destroy(c);
+}
+END_TEST
+
+START_TEST(test_mx_order_and_case)
+{
+	struct config *c = load(SERVER "[domain Example.COM.]\n"
+	                               "mode = enforce\n"
+	                               "mx = MX2.Example.COM\n"
+	                               "mx = *.backup.example.net\n"
+	                               "mx = xn--bcher-kva.example\n"
+	                               "mx = mx2.example.com\n" /* 8: a duplicate, ignored */
+	                               "mx = a.example\n"
+	                               "max_age = 604800\n"
+	                               "tlsrpt = mailto:tlsrpt@example.com\n"
+	                               "tlsrpt = https://reports.example.com/v1\n");
+	ck_assert_ptr_nonnull(c);
+	const struct config_domain *dom = &c->domains[0];
+	ck_assert_str_eq(dom->name, "example.com");
+	ck_assert_str_eq(dom->host, "mta-sts.example.com");
+	ck_assert_uint_eq(dom->policy.n_mx, 4);
+	ck_assert_str_eq(dom->policy.mx[0], "mx2.example.com");
+	ck_assert_str_eq(dom->policy.mx[1], "*.backup.example.net");
+	ck_assert_str_eq(dom->policy.mx[2], "xn--bcher-kva.example");
+	ck_assert_str_eq(dom->policy.mx[3], "a.example");
+	assert_printed(path, 8, "warning: ", "duplicate mx \"mx2.example.com\" ignored");
+	ck_assert_uint_eq(dom->n_tlsrpt, 2);
+	ck_assert_str_eq(dom->tlsrpt[0], "mailto:tlsrpt@example.com");
+	ck_assert_str_eq(dom->tlsrpt[1], "https://reports.example.com/v1");
+	ck_assert_uint_eq(dom->tlsrpt_line, 11);
+	config_destroy(c);
+}
+END_TEST
+
+START_TEST(test_proxy)
+{
+	struct config *c = load(SERVER "[domain customer.example]\n"
+	                               "proxy = Provider.Example.\n"
+	                               "tlsrpt = mailto:r@customer.example\n");
+	ck_assert_ptr_nonnull(c);
+	ck_assert_uint_eq(d.n_errors, 0);
+	const struct config_domain *dom = &c->domains[0];
+	ck_assert_str_eq(dom->proxy, "provider.example");
+	ck_assert_uint_eq(dom->proxy_line, 4);
+	ck_assert_uint_eq(dom->policy.n_mx, 0);
+	ck_assert_uint_eq(dom->mode_line, 0);
+	ck_assert_uint_eq(dom->n_tlsrpt, 1);
+	config_destroy(c);
+}
+END_TEST
+
+START_TEST(test_lint_warnings)
+{
+	struct config *c = load(SERVER "[domain example.com]\n"
+	                               "mode = testing\n"
+	                               "mx = mail.example.com\n"
+	                               "max_age = 3600\n"
+	                               "id = 20240601T120000\n");
+	ck_assert_ptr_nonnull(c);
+	ck_assert_uint_eq(d.n_errors, 0);
+	ck_assert_uint_ge(d.n_warnings, 3);
+	assert_printed(path, 4, "warning: ", ""); /* lint, at the mode line */
+	assert_printed(path, 7, "warning: ", "fixed id \"20240601T120000\" must be changed");
+	ck_assert_str_eq(c->domains[0].id, "20240601T120000");
+	ck_assert_uint_eq(c->domains[0].id_line, 7);
+	ck_assert_int_eq(c->domains[0].policy.mode, POLICY_MODE_TESTING);
+	config_destroy(c);
+}
+END_TEST
+
+START_TEST(test_syntax_variants)
+{
+	/* A BOM, CRLF, indentation (never a continuation line), both comment styles, an
+	 * inline comment, ':' as separator, and a domain longer than inih's 49-byte section
+	 * names. */
+	struct config *c = load("\xef\xbb\xbf# comment\r\n"
+	                        "[server] ; the server\r\n"
+	                        "\tcerts = certs ; inline\r\n"
+	                        "  ; indented comment\r\n"
+	                        "[ domain  a123456789a123456789a123456789a123456789.example ]\r\n"
+	                        "\tmode = none\r\n"
+	                        "\tmx: mail.example.com\r\n"
+	                        "\tmax_age=86400\r\n"
+	                        "\n"
+	                        "[domain example.org]\n"
+	                        "mode = enforce\n"
+	                        "    mx = mx.example.org\n"
+	                        "max_age = 604800"); /* no final newline */
+	ck_assert_ptr_nonnull(c);
+	ck_assert_uint_eq(d.n_errors, 0);
+	ck_assert_uint_eq(c->n_domains, 2);
+	ck_assert_str_eq(c->domains[0].name, "a123456789a123456789a123456789a123456789.example");
+	ck_assert_uint_eq(c->domains[0].line, 5);
+	ck_assert_int_eq(c->domains[0].policy.mode, POLICY_MODE_NONE);
+	ck_assert_uint_eq(c->domains[0].policy.max_age, 86400);
+	ck_assert_str_eq(c->domains[0].policy.mx[0], "mail.example.com");
+	ck_assert_str_eq(c->domains[1].name, "example.org");
+	ck_assert_uint_eq(c->domains[1].policy.n_mx, 1);
+	ck_assert_uint_eq(c->domains[1].policy.max_age, 604800);
+	ck_assert_str_eq(c->certs_dir + strlen(c->certs_dir) - 6, "/certs");
+	config_destroy(c);
+}
+END_TEST
+
+START_TEST(test_long_domain)
+{
+	/* 245 bytes is the longest name whose mta-sts host fits in 253. */
+	char name[256], text[512];
+	memset(name, 'a', sizeof(name));
+	for (size_t i = 60; i < sizeof(name); i += 61)
+		name[i] = '.';
+	name[245] = '\0';
+	int n = snprintf(text, sizeof(text), SERVER "[domain %s]\n" BODY, name);
+	ck_assert(n > 0 && (size_t)n < sizeof(text));
+	struct config *c = load(text);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_str_eq(c->domains[0].name, name);
+	config_destroy(c);
+
+	name[245] = 'a';
+	name[246] = '\0';
+	n = snprintf(text, sizeof(text), SERVER "[domain %s]\n" BODY, name);
+	ck_assert(n > 0 && (size_t)n < sizeof(text));
+	ck_assert_ptr_null(load(text));
+	assert_error(3, "domain name too long for mta-sts.");
+}
+END_TEST
+
+START_TEST(test_many_domains)
+{
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_ge(fputs("[server]\ncerts = certs\n", f), 0);
+	for (unsigned i = 0; i < MANY_DOMAINS; i++)
+		ck_assert_int_gt(fprintf(f,
+		                         "[domain customer%u.example]\nmode = enforce\n"
+		                         "mx = mx%u.provider.example\nmax_age = 604800\n",
+		                         i, i % 7),
+		                 0);
+	ck_assert_int_eq(fclose(f), 0);
+
+	struct config *c = config_load(path, &d);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_uint_eq(d.n_errors, 0);
+	ck_assert_uint_eq(c->n_domains, MANY_DOMAINS);
+	for (unsigned i = 0; i < MANY_DOMAINS; i += 9973) {
+		char want[64];
+		int n = snprintf(want, sizeof(want), "customer%u.example", i);
+		ck_assert(n > 0 && (size_t)n < sizeof(want));
+		ck_assert_str_eq(c->domains[i].name, want);
+		ck_assert_uint_eq(c->domains[i].line, 3 + 4 * i);
+		n = snprintf(want, sizeof(want), "mx%u.provider.example", i % 7);
+		ck_assert(n > 0 && (size_t)n < sizeof(want));
+		ck_assert_str_eq(c->domains[i].policy.mx[0], want);
+	}
+	config_destroy(c);
+}
+END_TEST
+
+START_TEST(test_many_domains_duplicate)
+{
+	/* The duplicate check sees a name far from its first use. */
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_ge(fputs("[server]\ncerts = certs\n", f), 0);
+	for (unsigned i = 0; i < 5000; i++)
+		ck_assert_int_gt(fprintf(f, "[domain d%u.example]\nproxy = p.example\n", i), 0);
+	ck_assert_int_ge(fputs("[domain D17.Example]\nproxy = p.example\n", f), 0);
+	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_ptr_null(config_load(path, &d));
+	ck_assert_uint_eq(d.n_errors, 1);
+	assert_error(3 + 2 * 5000, "duplicate domain d17.example (first at line 37)");
+}
+END_TEST
+
+START_TEST(test_no_cert_errors_capped)
+{
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	for (unsigned i = 0; i < 100; i++)
+		ck_assert_int_gt(fprintf(f, "[domain d%u.example]\nproxy = p.example\n", i), 0);
+	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_ptr_null(config_load(path, &d));
+	assert_error(1, "[domain d0.example] has no cert and key");
+	assert_error(0, "90 more domains have no cert and key");
+	ck_assert_uint_eq(d.n_errors, 11);
+}
+END_TEST
+
+START_TEST(test_destroy_null)
+{
+	config_destroy(NULL);
+}
+END_TEST
+
+static Suite *config_suite(void)
+{
+	Suite *s = suite_create("config");
+	TCase *tc = tcase_create("unit");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_loop_test(tc, test_bad, 0, (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
+	tcase_add_test(tc, test_missing_file);
+	tcase_add_test(tc, test_unreadable_file);
+	tcase_add_test(tc, test_every_error_reported);
+	tcase_add_test(tc, test_defaults);
+	tcase_add_test(tc, test_server_values);
+	tcase_add_test(tc, test_paths_resolved);
+	tcase_add_test(tc, test_paths_without_directory);
+	tcase_add_test(tc, test_mx_order_and_case);
+	tcase_add_test(tc, test_proxy);
+	tcase_add_test(tc, test_lint_warnings);
+	tcase_add_test(tc, test_syntax_variants);
+	tcase_add_test(tc, test_long_domain);
+	tcase_add_test(tc, test_many_domains);
+	tcase_add_test(tc, test_many_domains_duplicate);
+	tcase_add_test(tc, test_no_cert_errors_capped);
+	tcase_add_test(tc, test_destroy_null);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(config_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
