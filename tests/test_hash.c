@@ -26,6 +26,7 @@ START_TEST(test_put_get_many)
 	}
 	ck_assert_uint_eq(t.n, MANY);
 	ck_assert_uint_le(t.n * 2, t.cap);
+	ck_assert_uint_lt(t.cap, t.n * 4);
 	ck_assert_uint_eq(t.cap & (t.cap - 1), 0);
 	for (size_t i = 0; i < MANY; i++)
 		ck_assert_ptr_eq(hash_get(&t, keys[i], strlen(keys[i])), keys[i]);

@@ -116,6 +116,8 @@ static const struct {
     /* 6: "Mode" is an extension, so the mode is missing */
     {B("version: STSv1\nMode: enforce\nmx: mx1.example.com\nmax_age: 604800\n"), 1, 0,
      "missing 'mode' field (line 2 differs only in case"},
+    {B("version: STSv1\nMode: enforce\nMODE: enforce\nmx: mx1.example.com\nmax_age: 604800\n"), 1,
+     0, "missing 'mode' field (line 2 differs"},
     /* 7 */
     {B("version: STSv1\nmode: Enforce\nmx: mx1.example.com\nmax_age: 604800\n"), 1, 2,
      "mode must be 'enforce', 'testing' or 'none', not 'Enforce'"},

@@ -282,6 +282,7 @@ static const struct {
     {"https:///path", false},
     {"https://r.example:/x", false},
     {"https://r.example:44a/x", false},
+    {"https://r.example:123456/x", false},
     {"https://r.example/a b", false},
     {"https://r.example/\x01", false},
     {"https://r.example/\xc3\xbc", false},
