@@ -1,0 +1,637 @@
+/* harness: temp files, free ports, processes and a raw TLS client for the integration tests */
+#include "harness.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <gnutls/gnutls.h>
+
+extern char **environ;
+
+static void die(const char *what)
+{
+	fprintf(stderr, "harness: %s: %s\n", what, strerror(errno));
+	abort();
+}
+
+static void *xmalloc(size_t n)
+{
+	void *p = malloc(n ? n : 1);
+
+	if (p == NULL)
+		die("malloc");
+	return p;
+}
+
+static void *xrealloc(void *p, size_t n)
+{
+	void *q = realloc(p, n ? n : 1);
+
+	if (q == NULL)
+		die("realloc");
+	return q;
+}
+
+static char *xstrdup(const char *s)
+{
+	char *p = strdup(s);
+
+	if (p == NULL)
+		die("strdup");
+	return p;
+}
+
+char *h_strf(const char *fmt, ...)
+{
+	va_list ap;
+	char *s;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		die("vasprintf");
+	return s;
+}
+
+long long h_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A growable byte string local to this file. */
+struct bytes {
+	char *p;
+	size_t len;
+	size_t cap;
+};
+
+static void bytes_add(struct bytes *b, const void *data, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 1024;
+
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		b->p = xrealloc(b->p, cap);
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, data, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+static char *bytes_steal(struct bytes *b, size_t *ret_len)
+{
+	char *p;
+
+	if (b->p == NULL)
+		bytes_add(b, "", 0);
+	p = b->p;
+	if (ret_len != NULL)
+		*ret_len = b->len;
+	b->p = NULL;
+	b->len = b->cap = 0;
+	return p;
+}
+
+char *h_read_file(const char *path, size_t *ret_len)
+{
+	struct bytes b = { 0 };
+	char chunk[8192];
+	ssize_t n;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return NULL;
+	while ((n = read(fd, chunk, sizeof(chunk))) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			close(fd);
+			free(b.p);
+			return NULL;
+		}
+		bytes_add(&b, chunk, (size_t)n);
+	}
+	close(fd);
+	return bytes_steal(&b, ret_len);
+}
+
+void h_write_file(const char *path, const char *data)
+{
+	char *tmp = h_strf("%s.tmp", path);
+	size_t len = strlen(data);
+	FILE *f;
+
+	f = fopen(tmp, "we");
+	if (f == NULL)
+		die(tmp);
+	if (fwrite(data, 1, len, f) != len || fclose(f) != 0)
+		die(tmp);
+	if (rename(tmp, path) != 0)
+		die(path);
+	free(tmp);
+}
+
+char *h_mkdtemp(const char *tag)
+{
+	const char *base = getenv("TMPDIR");
+	char *dir;
+
+	if (base == NULL || *base == '\0')
+		base = "/tmp";
+	dir = h_strf("%s/mtastsd-%s.XXXXXX", base, tag);
+	if (mkdtemp(dir) == NULL)
+		die("mkdtemp");
+	return dir;
+}
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+void h_rm_rf(const char *path)
+{
+	if (path != NULL)
+		nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+bool h_have_tool(const char *name)
+{
+	const char *path = getenv("PATH");
+	char *copy, *dir, *save = NULL;
+	bool found = false;
+
+	if (path == NULL)
+		path = "/usr/bin:/bin";
+	copy = xstrdup(path);
+	for (dir = strtok_r(copy, ":", &save); dir != NULL && !found;
+	     dir = strtok_r(NULL, ":", &save)) {
+		char *f = h_strf("%s/%s", dir, name);
+
+		found = access(f, X_OK) == 0;
+		free(f);
+	}
+	free(copy);
+	return found;
+}
+
+unsigned h_free_port(void)
+{
+	struct sockaddr_in sa = { 0 };
+	socklen_t len = sizeof(sa);
+	int fd;
+
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		die("socket");
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&sa, &len) != 0)
+		die("bind 127.0.0.1:0");
+	close(fd);
+	return ntohs(sa.sin_port);
+}
+
+/* A heap copy of a const argv for posix_spawn's char *const[] (no casting away const). */
+static char **argv_copy(const char *const argv[])
+{
+	size_t n = 0;
+	char **v;
+
+	while (argv[n] != NULL)
+		n++;
+	v = xmalloc((n + 1) * sizeof(*v));
+	for (size_t i = 0; i < n; i++)
+		v[i] = xstrdup(argv[i]);
+	v[n] = NULL;
+	return v;
+}
+
+static void argv_free(char **v)
+{
+	for (size_t i = 0; v[i] != NULL; i++)
+		free(v[i]);
+	free(v);
+}
+
+static int status_code(int wstatus)
+{
+	if (WIFEXITED(wstatus))
+		return WEXITSTATUS(wstatus);
+	if (WIFSIGNALED(wstatus))
+		return 128 + WTERMSIG(wstatus);
+	return -1;
+}
+
+int run_cmd(struct run *r, const char *in, size_t in_len, bool keep_stdin_open,
+	    unsigned timeout_ms, const char *const argv[])
+{
+	posix_spawn_file_actions_t fa;
+	int pin[2], pout[2], perr[2];
+	struct bytes out = { 0 }, err = { 0 };
+	long long deadline = h_now_ms() + timeout_ms;
+	size_t in_off = 0;
+	bool exited = false;
+	int wstatus = 0;
+	char **v;
+	pid_t pid;
+	int rc;
+
+	memset(r, 0, sizeof(*r));
+	r->status = -1;
+	if (pipe2(pin, O_CLOEXEC) != 0 || pipe2(pout, O_CLOEXEC) != 0 ||
+	    pipe2(perr, O_CLOEXEC) != 0)
+		die("pipe2");
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, pin[0], 0);
+	posix_spawn_file_actions_adddup2(&fa, pout[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, perr[1], 2);
+	v = argv_copy(argv);
+	rc = posix_spawnp(&pid, v[0], &fa, NULL, v, environ);
+	argv_free(v);
+	posix_spawn_file_actions_destroy(&fa);
+	close(pin[0]);
+	close(pout[1]);
+	close(perr[1]);
+	if (rc != 0) {
+		close(pin[1]);
+		close(pout[0]);
+		close(perr[0]);
+		errno = rc;
+		return -1;
+	}
+	if (in == NULL || in_len == 0) {
+		if (!keep_stdin_open) {
+			close(pin[1]);
+			pin[1] = -1;
+		}
+	} else {
+		fcntl(pin[1], F_SETFL, O_NONBLOCK);
+	}
+
+	/* Feed stdin and drain both outputs until the child closes them and exits. */
+	while (pout[0] >= 0 || perr[0] >= 0 || !exited) {
+		struct pollfd pf[3];
+		nfds_t n = 0;
+		long long left = deadline - h_now_ms();
+		int sin = -1, sout = -1, serr = -1;
+
+		if (left <= 0) {
+			r->timed_out = true;
+			kill(pid, SIGKILL);
+			break;
+		}
+		if (pin[1] >= 0 && in_off < in_len) {
+			pf[n] = (struct pollfd){ .fd = pin[1], .events = POLLOUT };
+			sin = (int)n++;
+		}
+		if (pout[0] >= 0) {
+			pf[n] = (struct pollfd){ .fd = pout[0], .events = POLLIN };
+			sout = (int)n++;
+		}
+		if (perr[0] >= 0) {
+			pf[n] = (struct pollfd){ .fd = perr[0], .events = POLLIN };
+			serr = (int)n++;
+		}
+		if (poll(pf, n, left < 50 ? (int)left : 50) < 0 && errno != EINTR)
+			die("poll");
+		if (sin >= 0 && pf[sin].revents != 0) {
+			ssize_t w = write(pin[1], in + in_off, in_len - in_off);
+
+			if (w > 0)
+				in_off += (size_t)w;
+			if ((w < 0 && errno != EAGAIN && errno != EINTR) ||
+			    (in_off == in_len && !keep_stdin_open)) {
+				close(pin[1]);
+				pin[1] = -1;
+			}
+		}
+		for (int k = 0; k < 2; k++) {
+			int slot = k == 0 ? sout : serr;
+			int *fd = k == 0 ? &pout[0] : &perr[0];
+			struct bytes *b = k == 0 ? &out : &err;
+			char chunk[16384];
+			ssize_t got;
+
+			if (slot < 0 || pf[slot].revents == 0)
+				continue;
+			got = read(*fd, chunk, sizeof(chunk));
+			if (got > 0) {
+				bytes_add(b, chunk, (size_t)got);
+			} else if (got == 0 || (errno != EAGAIN && errno != EINTR)) {
+				close(*fd);
+				*fd = -1;
+			}
+		}
+		if (!exited && waitpid(pid, &wstatus, WNOHANG) == pid)
+			exited = true;
+	}
+	if (pin[1] >= 0)
+		close(pin[1]);
+	if (pout[0] >= 0)
+		close(pout[0]);
+	if (perr[0] >= 0)
+		close(perr[0]);
+	if (!exited) {
+		while (waitpid(pid, &wstatus, 0) < 0 && errno == EINTR)
+			;
+	}
+	r->status = status_code(wstatus);
+	r->out = bytes_steal(&out, &r->out_len);
+	r->err = bytes_steal(&err, &r->err_len);
+	return 0;
+}
+
+void run_finish(struct run *r)
+{
+	free(r->out);
+	free(r->err);
+	r->out = r->err = NULL;
+}
+
+/* Every server started and not yet reaped, for the atexit guard. */
+#define MAX_SERVERS 16
+static pid_t live_servers[MAX_SERVERS];
+static bool guard_registered;
+
+static void track(pid_t pid, bool add)
+{
+	for (size_t i = 0; i < MAX_SERVERS; i++) {
+		if (add && live_servers[i] == 0) {
+			live_servers[i] = pid;
+			return;
+		}
+		if (!add && live_servers[i] == pid) {
+			live_servers[i] = 0;
+			return;
+		}
+	}
+	if (add) {
+		fprintf(stderr, "harness: more than %d servers\n", MAX_SERVERS);
+		kill(pid, SIGKILL);
+		abort();
+	}
+}
+
+void server_kill_all(void)
+{
+	for (size_t i = 0; i < MAX_SERVERS; i++) {
+		if (live_servers[i] > 0) {
+			kill(live_servers[i], SIGKILL);
+			waitpid(live_servers[i], NULL, 0);
+			live_servers[i] = 0;
+		}
+	}
+}
+
+int server_start(struct server *s, const char *bin, const char *conf, const char *log)
+{
+	const char *const argv[] = { bin, "serve", "-c", conf, NULL };
+	posix_spawn_file_actions_t fa;
+	char **v;
+	int rc;
+
+	memset(s, 0, sizeof(*s));
+	s->status = -1;
+	s->log = xstrdup(log);
+	if (!guard_registered) {
+		atexit(server_kill_all);
+		guard_registered = true;
+	}
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	posix_spawn_file_actions_addopen(&fa, 2, log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	posix_spawn_file_actions_adddup2(&fa, 2, 1);
+	v = argv_copy(argv);
+	rc = posix_spawn(&s->pid, bin, &fa, NULL, v, environ);
+	argv_free(v);
+	posix_spawn_file_actions_destroy(&fa);
+	if (rc != 0) {
+		s->pid = 0;
+		errno = rc;
+		return -1;
+	}
+	track(s->pid, true);
+	return 0;
+}
+
+size_t server_log_size(const struct server *s)
+{
+	struct stat st;
+
+	return stat(s->log, &st) == 0 ? (size_t)st.st_size : 0;
+}
+
+/* Reaps s if it exited; true while it runs. */
+static bool server_alive(struct server *s)
+{
+	int wstatus;
+
+	if (s->pid <= 0)
+		return false;
+	if (waitpid(s->pid, &wstatus, WNOHANG) != s->pid)
+		return true;
+	track(s->pid, false);
+	s->pid = 0;
+	s->status = status_code(wstatus);
+	return false;
+}
+
+long server_wait_log(struct server *s, const char *needle, size_t from,
+		     unsigned timeout_ms)
+{
+	long long deadline = h_now_ms() + timeout_ms;
+
+	for (;;) {
+		size_t len;
+		char *text = h_read_file(s->log, &len);
+		bool alive = server_alive(s);
+
+		if (text != NULL && from <= len) {
+			char *hit = strstr(text + from, needle);
+
+			if (hit != NULL) {
+				long end = (long)(hit - text) + (long)strlen(needle);
+
+				free(text);
+				return end;
+			}
+		}
+		free(text);
+		if (!alive || h_now_ms() > deadline)
+			return -1;
+		usleep(20 * 1000);
+	}
+}
+
+int server_stop(struct server *s, int sig, unsigned timeout_ms)
+{
+	long long deadline = h_now_ms() + timeout_ms;
+
+	if (!server_alive(s))
+		return s->status;
+	kill(s->pid, sig);
+	while (server_alive(s)) {
+		if (h_now_ms() > deadline) {
+			kill(s->pid, SIGKILL);
+			while (server_alive(s))
+				usleep(10 * 1000);
+			return -1;
+		}
+		usleep(10 * 1000);
+	}
+	return s->status;
+}
+
+void server_finish(struct server *s)
+{
+	server_stop(s, SIGTERM, 5000);
+	free(s->log);
+	s->log = NULL;
+}
+
+/* Waits until fd is readable (or writable) or the deadline passes; false on timeout. */
+static bool wait_fd(int fd, short events, long long deadline)
+{
+	for (;;) {
+		struct pollfd pf = { .fd = fd, .events = events };
+		long long left = deadline - h_now_ms();
+		int n;
+
+		if (left <= 0)
+			return false;
+		n = poll(&pf, 1, (int)left);
+		if (n > 0)
+			return true;
+		if (n < 0 && errno != EINTR)
+			return false;
+	}
+}
+
+int tls_exchange(struct tls_exchange *x, unsigned port, const char *sni, const char *request,
+		 unsigned timeout_ms)
+{
+	gnutls_certificate_credentials_t cred = NULL;
+	gnutls_session_t session = NULL;
+	struct sockaddr_in sa = { 0 };
+	struct bytes resp = { 0 };
+	long long deadline = h_now_ms() + timeout_ms;
+	long long sent_at;
+	int fd, rc;
+
+	memset(x, 0, sizeof(*x));
+	x->alert = -1;
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		die("socket");
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 && errno != EINPROGRESS) {
+		close(fd);
+		return -1;
+	}
+	if (!wait_fd(fd, POLLOUT, deadline)) {
+		close(fd);
+		return -1;
+	}
+
+	if (gnutls_certificate_allocate_credentials(&cred) != 0 ||
+	    gnutls_init(&session, GNUTLS_CLIENT | GNUTLS_NONBLOCK) != 0)
+		die("gnutls_init");
+	gnutls_set_default_priority(session);
+	gnutls_credentials_set(session, GNUTLS_CRD_CERTIFICATE, cred);
+	if (sni != NULL)
+		gnutls_server_name_set(session, GNUTLS_NAME_DNS, sni, strlen(sni));
+	gnutls_transport_set_int(session, fd);
+
+	do {
+		rc = gnutls_handshake(session);
+		if (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED) {
+			short ev = gnutls_record_get_direction(session) ? POLLOUT : POLLIN;
+
+			if (!wait_fd(fd, ev, deadline))
+				break;
+		}
+	} while (rc < 0 && gnutls_error_is_fatal(rc) == 0);
+	if (rc == GNUTLS_E_FATAL_ALERT_RECEIVED || rc == GNUTLS_E_WARNING_ALERT_RECEIVED)
+		x->alert = (int)gnutls_alert_get(session);
+	x->handshake = rc;
+	sent_at = h_now_ms();
+	if (rc == 0) {
+		size_t off = 0, len = strlen(request);
+
+		while (off < len) {
+			ssize_t w = gnutls_record_send(session, request + off, len - off);
+
+			if (w > 0) {
+				off += (size_t)w;
+			} else if (w == GNUTLS_E_AGAIN || w == GNUTLS_E_INTERRUPTED) {
+				if (!wait_fd(fd, POLLOUT, deadline))
+					break;
+			} else {
+				break;
+			}
+		}
+		sent_at = h_now_ms();
+		for (;;) {
+			char chunk[16384];
+			ssize_t got;
+
+			if (gnutls_record_check_pending(session) == 0 &&
+			    !wait_fd(fd, POLLIN, deadline))
+				break;
+			got = gnutls_record_recv(session, chunk, sizeof(chunk));
+			if (got > 0) {
+				bytes_add(&resp, chunk, (size_t)got);
+			} else if (got == GNUTLS_E_AGAIN || got == GNUTLS_E_INTERRUPTED) {
+				continue;
+			} else {
+				/* 0 is close_notify; an unclean TCP close is a close all the same */
+				if (got == GNUTLS_E_FATAL_ALERT_RECEIVED)
+					x->alert = (int)gnutls_alert_get(session);
+				x->peer_closed = true;
+				break;
+			}
+		}
+	}
+	x->elapsed_ms = h_now_ms() - sent_at;
+	x->response = bytes_steal(&resp, &x->response_len);
+	gnutls_deinit(session);
+	gnutls_certificate_free_credentials(cred);
+	close(fd);
+	return 0;
+}
+
+void tls_exchange_finish(struct tls_exchange *x)
+{
+	free(x->response);
+	x->response = NULL;
+}

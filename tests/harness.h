@@ -1,0 +1,91 @@
+/* harness: what the integration tests need to run the real binary and real clients */
+#ifndef MTASTSD_TESTS_HARNESS_H
+#define MTASTSD_TESTS_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+/* Helpers abort the test process (a Check failure) on allocation or I/O errors the test
+ * cannot continue without, so test bodies stay assertions. */
+
+/* A formatted, heap-allocated string; caller frees. */
+char *h_strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* The whole file, NUL-terminated (length in *ret_len if not NULL); NULL if unreadable. */
+char *h_read_file(const char *path, size_t *ret_len);
+/* Writes data to path atomically (temp file + rename). */
+void h_write_file(const char *path, const char *data);
+/* A new private directory under $TMPDIR or /tmp; caller frees; h_rm_rf() to remove. */
+char *h_mkdtemp(const char *tag);
+void h_rm_rf(const char *path);
+
+/* True when name is an executable in $PATH. */
+bool h_have_tool(const char *name);
+/* A TCP port on 127.0.0.1 that was free a moment ago (bind port 0, read, close). */
+unsigned h_free_port(void);
+/* Milliseconds on the monotonic clock. */
+long long h_now_ms(void);
+
+/* One finished command. */
+struct run {
+	int status;		/* exit code; 128 + signal number when killed by a signal */
+	bool timed_out;		/* killed by run_cmd after timeout_ms */
+	char *out;		/* stdout, NUL-terminated, owned */
+	size_t out_len;
+	char *err;		/* stderr, NUL-terminated, owned */
+	size_t err_len;
+};
+
+/* Runs argv (argv[0] searched in $PATH; NULL-terminated) with in[0..in_len) on stdin
+ * (in == NULL: empty stdin) and collects stdout and stderr. When keep_stdin_open is true,
+ * stdin stays open after the input until the command exits by itself. The command is
+ * killed after timeout_ms. Returns 0, or -1 when it could not be started. */
+int run_cmd(struct run *r, const char *in, size_t in_len, bool keep_stdin_open,
+	    unsigned timeout_ms, const char *const argv[]);
+void run_finish(struct run *r);
+
+/* A running `mtastsd serve`. */
+struct server {
+	pid_t pid;	/* 0 once it exited and was reaped */
+	int status;	/* its exit code (128 + signal) once reaped, else -1 */
+	char *log;	/* path of the file that gets its stdout and stderr; owned */
+};
+
+/* Starts bin serve -c conf with stdout and stderr going to log (truncated). The process is
+ * killed at exit of the test process if still running. 0, or -1 if it could not start. */
+int server_start(struct server *s, const char *bin, const char *conf, const char *log);
+/* Polls the log until needle appears at or after byte offset from. Returns the offset just
+ * after the match, or -1 on timeout or when the server exited first. */
+long server_wait_log(struct server *s, const char *needle, size_t from,
+		     unsigned timeout_ms);
+/* Current size of the log in bytes. */
+size_t server_log_size(const struct server *s);
+/* Sends sig (unless it already exited) and waits up to timeout_ms for the exit; then
+ * SIGKILLs. Returns the exit code (128 + signal when killed by one), or -1 if it had to be
+ * killed. */
+int server_stop(struct server *s, int sig, unsigned timeout_ms);
+/* server_stop(s, SIGTERM, ...) if running, frees the members. */
+void server_finish(struct server *s);
+/* SIGKILLs every server still running (registered with atexit by server_start). */
+void server_kill_all(void);
+
+/* One TLS connection made with GnuTLS directly, for requests curl cannot send (raw bytes,
+ * exact SNI bytes, an unfinished request). */
+struct tls_exchange {
+	int handshake;		/* 0 when the handshake completed, else the GnuTLS error code */
+	int alert;		/* the fatal alert received, or -1 */
+	char *response;		/* everything read until close or timeout, NUL-terminated */
+	size_t response_len;
+	bool peer_closed;	/* the server closed the connection (EOF or close_notify) */
+	long long elapsed_ms;	/* from sending the request to the close (or the timeout) */
+};
+
+/* Connects to 127.0.0.1:port, sends SNI sni (NULL: none), verifies nothing, sends request
+ * (may be incomplete) and reads until the server closes or timeout_ms passes. Returns 0, or
+ * -1 if the TCP connection could not be made. */
+int tls_exchange(struct tls_exchange *x, unsigned port, const char *sni, const char *request,
+		 unsigned timeout_ms);
+void tls_exchange_finish(struct tls_exchange *x);
+
+#endif
