@@ -631,6 +631,38 @@ START_TEST(test_no_cert_errors_capped)
 }
 END_TEST
 
+START_TEST(test_examples)
+{
+	/* The shipped examples load (certificates are the TLS module's business). */
+	struct config *c = config_load(TESTS_SRCDIR "/../config/example.ini", &d);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_uint_eq(d.n_errors, 0);
+	ck_assert_uint_eq(c->n_listen, 1);
+	ck_assert_str_eq(c->listen[0].text, "127.0.0.1:8443");
+	ck_assert_uint_eq(c->n_domains, 2);
+	ck_assert_str_eq(c->domains[0].name, "example.com");
+	ck_assert_uint_eq(c->domains[0].policy.n_mx, 2);
+	ck_assert_str_eq(c->domains[0].cert,
+	                 TESTS_SRCDIR "/../config/../certs-example/out/mta-sts.example.com.crt");
+	ck_assert_str_eq(c->domains[1].name, "example.net");
+	ck_assert_int_eq(c->domains[1].policy.mode, POLICY_MODE_TESTING);
+	config_destroy(c);
+
+	c = config_load(TESTS_SRCDIR "/../config/provider.ini", &d);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_uint_eq(d.n_errors, 0);
+	ck_assert_str_eq(c->certs_dir, TESTS_SRCDIR "/../config/../certs-example/out");
+	ck_assert_uint_ge(c->n_domains, 2);
+	bool proxy = false;
+	for (size_t i = 0; i < c->n_domains; i++) {
+		ck_assert_ptr_null(c->domains[i].cert);
+		proxy = proxy || c->domains[i].proxy != NULL;
+	}
+	ck_assert(proxy);
+	config_destroy(c);
+}
+END_TEST
+
 START_TEST(test_destroy_null)
 {
 	config_destroy(NULL);
@@ -659,6 +691,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_many_domains);
 	tcase_add_test(tc, test_many_domains_duplicate);
 	tcase_add_test(tc, test_no_cert_errors_capped);
+	tcase_add_test(tc, test_examples);
 	tcase_add_test(tc, test_destroy_null);
 	suite_add_tcase(s, tc);
 	return s;
