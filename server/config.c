@@ -43,6 +43,7 @@ enum key_type {
 	KEY_ADDRESS, /* numeric address, port optional */
 	KEY_UINT,
 	KEY_BOOL,
+	KEY_ADMIN, /* one numeric address with port, parsed into admin_addr */
 };
 
 struct server_key {
@@ -75,6 +76,9 @@ static const struct server_key server_keys[] = {
     {"upstream_retry", KEY_UINT, CF(upstream_retry), NO_LINE, 1, 86400},
     {"dns_server", KEY_ADDRESS, CF(dns_server), CF(dns_server_line), 0, 0},
     {"on_change", KEY_COMMAND, CF(on_change), CF(on_change_line), 0, 0},
+    {"upstream_port", KEY_UINT, CF(upstream_port), NO_LINE, 1, 65535},
+    {"admin_listen", KEY_ADMIN, CF(admin_listen), CF(admin_listen_line), 0, 0},
+    {"cert_watch", KEY_UINT, CF(cert_watch), NO_LINE, 0, 86400},
 };
 
 enum domain_key { DK_MODE, DK_MX, DK_MAX_AGE, DK_ID, DK_PROXY, DK_CERT, DK_KEY, DK_TLSRPT };
@@ -220,6 +224,16 @@ static void server_key(struct parser *p, const char *name, const char *value)
 		struct sockaddr_storage ss;
 		socklen_t len;
 		const char *why = config_parse_addr(value, 53, &ss, &len);
+		if (why != NULL) {
+			diag_error(p->d, p->file, p->lineno, "invalid %s \"%s\": %s", name, value,
+			           why);
+			return;
+		}
+		copy = strdup(value);
+		break;
+	}
+	case KEY_ADMIN: {
+		const char *why = config_parse_addr(value, 0, &p->c->admin_addr, &p->c->admin_addr_len);
 		if (why != NULL) {
 			diag_error(p->d, p->file, p->lineno, "invalid %s \"%s\": %s", name, value,
 			           why);
@@ -688,6 +702,8 @@ struct config *config_load(const char *path, struct diag *d)
 	    .upstream_timeout = 10,
 	    .upstream_connect_timeout = 5,
 	    .upstream_retry = 60,
+	    .upstream_port = 443,
+	    .cert_watch = 60,
 	};
 	p.c = c;
 	c->file = strdup(path);
@@ -746,6 +762,7 @@ void config_destroy(struct config *c)
 	free(c->upstream_ca);
 	free(c->dns_server);
 	free(c->on_change);
+	free(c->admin_listen);
 	free(c->file);
 	free(c);
 }

@@ -72,6 +72,13 @@ struct config {
 	unsigned upstream_connect_timeout; /* seconds, default 5 */
 	unsigned upstream_retry;	/* minimum seconds between failed fetch retries, default 60 */
 	unsigned upstream_port;		/* providers' policy host port, default 443 (tests) */
+
+	char *admin_listen;		/* plain-HTTP admin listener "ip:port", or NULL (off) */
+	unsigned admin_listen_line;
+	struct sockaddr_storage admin_addr;
+	socklen_t admin_addr_len;
+	unsigned cert_watch;		/* seconds between certificate file checks, 0 = off;
+					 * default 60 */
 	char *dns_server;		/* "ip[:port]" for TXT polls, or NULL for resolv.conf */
 	unsigned dns_server_line;
 	char *on_change;		/* command run as: on_change DOMAIN ID, or NULL */

@@ -16,6 +16,7 @@
 #include "http.h"
 #include "log.h"
 #include "snapshot.h"
+#include "stats.h"
 
 #define POLICY_PATH "/.well-known/mta-sts.txt"
 #define MAX_DAEMONS 16
@@ -115,12 +116,28 @@ static int session_sni(gnutls_session_t session, char *buf, size_t size, size_t 
 	return 0;
 }
 
-static struct snapshot *connection_snapshot(struct MHD_Connection *c)
+/* What a connection keeps: the snapshot current when it was accepted, held until it
+ * closes so that a reload never pulls certificates or bodies from under it, and how its
+ * handshake went. */
+struct conn {
+	struct snapshot *snap;
+	bool handshake_done;
+	bool handshake_counted;
+};
+
+static struct conn *connection_conn(struct MHD_Connection *c)
 {
 	const union MHD_ConnectionInfo *info =
 		MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 
 	return info != NULL ? info->socket_context : NULL;
+}
+
+static struct conn *session_conn(gnutls_session_t session)
+{
+	struct MHD_Connection *c = gnutls_session_get_ptr(session);
+
+	return c != NULL ? connection_conn(c) : NULL;
 }
 
 /* GnuTLS certificate callback: picks the tenant's chain by SNI, or aborts the handshake
@@ -130,15 +147,18 @@ static int cert_callback(gnutls_session_t session, const gnutls_datum_t *req_ca_
 			 gnutls_pcert_st **ret_pcert, unsigned int *ret_pcert_length,
 			 gnutls_privkey_t *ret_key)
 {
-	struct MHD_Connection *c = gnutls_session_get_ptr(session);
-	struct snapshot *s = c != NULL ? connection_snapshot(c) : NULL;
+	struct conn *cn = session_conn(session);
 	const struct tenant *t = NULL;
 	char sni[256];
 	size_t len;
+	bool has_sni = session_sni(session, sni, sizeof(sni), &len) == 0;
 
-	if (s != NULL && session_sni(session, sni, sizeof(sni), &len) == 0)
-		t = snapshot_find(s, sni, len);
+	if (cn != NULL && cn->snap != NULL && has_sni)
+		t = snapshot_find(cn->snap, sni, len);
 	if (t == NULL || t->cert == NULL) {
+		stats_handshake(has_sni ? STATS_HS_UNKNOWN_SNI : STATS_HS_NO_SNI);
+		if (cn != NULL)
+			cn->handshake_counted = true;
 		gnutls_alert_send(session, GNUTLS_AL_FATAL, GNUTLS_A_UNRECOGNIZED_NAME);
 		return -1;
 	}
@@ -148,22 +168,45 @@ static int cert_callback(gnutls_session_t session, const gnutls_datum_t *req_ca_
 	return 0;
 }
 
-/* Each connection holds the snapshot current when it was accepted until it closes, so a
- * reload never pulls certificates or bodies from under it. */
+/* Counts a completed handshake when the client's Finished arrives. */
+static int handshake_hook(gnutls_session_t session, unsigned int htype, unsigned when,
+			  unsigned int incoming, const gnutls_datum_t *msg)
+{
+	struct conn *cn = session_conn(session);
+
+	if (incoming && cn != NULL && !cn->handshake_done) {
+		cn->handshake_done = cn->handshake_counted = true;
+		stats_handshake(gnutls_session_is_resumed(session) ? STATS_HS_RESUMED
+								   : STATS_HS_OK);
+	}
+	return 0;
+}
+
 static void notify_connection(void *cls, struct MHD_Connection *c, void **socket_context,
 			      enum MHD_ConnectionNotificationCode toe)
 {
 	struct http *h = cls;
+	struct conn *cn = *socket_context;
 
 	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
 		const union MHD_ConnectionInfo *info =
 			MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
 
-		*socket_context = snapshot_acquire();
-		if (info != NULL && info->tls_session != NULL)
+		cn = calloc(1, sizeof(*cn));
+		if (cn != NULL)
+			cn->snap = snapshot_acquire();
+		*socket_context = cn;
+		if (info != NULL && info->tls_session != NULL) {
 			gnutls_session_ticket_enable_server(info->tls_session, &h->ticket_key);
-	} else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
-		snapshot_unref(*socket_context);
+			gnutls_handshake_set_hook_function(info->tls_session,
+							   GNUTLS_HANDSHAKE_FINISHED,
+							   GNUTLS_HOOK_POST, handshake_hook);
+		}
+	} else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && cn != NULL) {
+		if (!cn->handshake_counted)
+			stats_handshake(STATS_HS_FAILED);
+		snapshot_unref(cn->snap);
+		free(cn);
 		*socket_context = NULL;
 	}
 }
@@ -185,25 +228,44 @@ static bool host_matches(const char *host, const char *expected)
 	return len == n && strncasecmp(host, expected, n) == 0;
 }
 
-static void access_log(struct MHD_Connection *c, const char *sni, const char *method,
-		       const char *url, unsigned status, size_t bytes)
+/* The client's address as text, "-" when unknown. */
+static void client_address(struct MHD_Connection *c, char *out, size_t size)
 {
 	const union MHD_ConnectionInfo *info =
 		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	char addr[INET6_ADDRSTRLEN] = "-";
+	const struct sockaddr *sa = info != NULL ? info->client_addr : NULL;
 
-	if (info != NULL && info->client_addr != NULL) {
-		const struct sockaddr *sa = info->client_addr;
+	snprintf(out, size, "-");
+	if (sa != NULL && sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
+			  (socklen_t)size);
+	else if (sa != NULL && sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+			  out, (socklen_t)size);
+}
 
-		if (sa->sa_family == AF_INET)
-			inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr,
-				  addr, sizeof(addr));
-		else if (sa->sa_family == AF_INET6)
-			inet_ntop(AF_INET6,
-				  &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, addr,
-				  sizeof(addr));
+static const char *tls_version(gnutls_session_t session)
+{
+	switch (gnutls_protocol_get_version(session)) {
+	case GNUTLS_TLS1_3:
+		return "1.3";
+	case GNUTLS_TLS1_2:
+		return "1.2";
+	default:
+		return "?";
 	}
-	log_access(addr, sni, method, url, status, bytes);
+}
+
+/* The tenant's counters, looked up once per snapshot and cached in the tenant. */
+static struct domain_stats *tenant_stats(struct tenant *t)
+{
+	struct domain_stats *st = atomic_load_explicit(&t->stats, memory_order_acquire);
+
+	if (st == NULL) {
+		st = stats_domain(t->domain->name);
+		atomic_store_explicit(&t->stats, st, memory_order_release);
+	}
+	return st;
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
@@ -213,13 +275,15 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	static int seen;
 	struct http *h = cls;
 	const union MHD_ConnectionInfo *info;
+	struct conn *cn;
 	struct snapshot *s;
-	const struct tenant *t = NULL;
+	struct tenant *t = NULL;
 	struct MHD_Response *r;
 	struct doc *doc = NULL;
 	enum http_status status;
 	const char *host;
 	char sni[256] = "-";
+	char client[INET6_ADDRSTRLEN];
 	size_t sni_len = 0, bytes = 0;
 	enum MHD_Result ret;
 
@@ -232,7 +296,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		*upload_data_size = 0;	/* a body is read and dropped */
 		return MHD_YES;
 	}
-	s = connection_snapshot(c);
+	cn = connection_conn(c);
+	s = cn != NULL ? cn->snap : NULL;
 	info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
 	if (s != NULL && info != NULL &&
 	    session_sni(info->tls_session, sni, sizeof(sni), &sni_len) == 0)
@@ -271,10 +336,15 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	if (strcmp(method, MHD_HTTP_METHOD_HEAD) == 0)
 		bytes = 0;
 	ret = MHD_queue_response(c, (unsigned)status, r);
+	client_address(c, client, sizeof(client));
+	if (t != NULL)
+		stats_request(tenant_stats(t), (unsigned)status, client,
+			      doc != NULL ? doc->id : NULL,
+			      info != NULL ? tls_version(info->tls_session) : "?");
 	/* Queued: the response holds its own copy of the body, the doc may go. */
 	doc_unref(doc);
 	if (atomic_load_explicit(&h->access_log, memory_order_relaxed))
-		access_log(c, sni, method, url, (unsigned)status, bytes);
+		log_access(client, sni, method, url, (unsigned)status, bytes);
 	return ret;
 }
 

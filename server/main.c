@@ -23,6 +23,9 @@
 #include "tls.h"
 #include "fetch.h"
 #include "upstream.h"
+#include "admin.h"
+#include "stats.h"
+#include "watch.h"
 
 #define DEFAULT_CONFIG "/etc/mtastsd/mtastsd.ini"
 /* Above this many domains the start and reload logs summarize instead of listing. */
@@ -157,48 +160,19 @@ static int cmd_records(const char *path, const char *format)
 {
 	struct diag d;
 	struct snapshot *s;
-	struct records_domain *v;
-	struct doc **docs;
-	struct records_opts o;
 	struct buf out;
 	struct upstreams *ups = NULL;
-	time_t now = time(NULL);
 	int ret = 1;
 
 	diag_init(&d);
 	s = load(path, 0, &ups, &d);
 	print_diag(&d);
 	diag_finish(&d);
-	if (s == NULL) {
-		upstreams_destroy(ups);
-		return 1;
-	}
-	o.sts_ttl = s->config->sts_ttl;
-	o.tlsrpt_ttl = s->config->tlsrpt_ttl;
-	v = calloc(s->n_tenants ? s->n_tenants : 1, sizeof(*v));
-	docs = calloc(s->n_tenants ? s->n_tenants : 1, sizeof(*docs));
 	buf_init(&out);
-	if (v == NULL || docs == NULL)
+	if (s == NULL)
 		goto out;
-	for (size_t i = 0; i < s->n_tenants; i++) {
-		const struct tenant *t = &s->tenants[i];
-
-		v[i].domain = t->domain->name;
-		v[i].proxy = t->domain->proxy;
-		v[i].rua = (const char *const *)t->domain->tlsrpt;
-		v[i].n_rua = t->domain->n_tlsrpt;
-		docs[i] = tenant_doc(t, now);
-		if (docs[i] != NULL) {
-			v[i].id = docs[i]->id;
-			v[i].body = docs[i]->body;
-			v[i].body_len = docs[i]->len;
-			v[i].mode = docs[i]->mode;
-		}
-	}
-	if ((strcmp(format, "json") == 0 ? records_json(&out, v, s->n_tenants, &o)
-					 : records_zone(&out, v, s->n_tenants, &o)) < 0 ||
-	    out.failed) {
-		fputs("mtastsd: out of memory\n", stderr);
+	if (snapshot_records(s, strcmp(format, "json") == 0, &out) < 0) {
+		fputs("mtastsd: cannot render the records\n", stderr);
 		goto out;
 	}
 	if (fwrite(out.data, 1, out.len, stdout) != out.len || fflush(stdout) != 0) {
@@ -208,10 +182,6 @@ static int cmd_records(const char *path, const char *format)
 	ret = 0;
 out:
 	buf_finish(&out);
-	for (size_t i = 0; docs != NULL && i < s->n_tenants; i++)
-		doc_unref(docs[i]);
-	free(docs);
-	free(v);
 	snapshot_unref(s);
 	upstreams_destroy(ups);
 	return ret;
@@ -263,29 +233,24 @@ out:
 	return ret;
 }
 
-static const char *addr_text(const struct config_listen *l)
-{
-	return l->text;
-}
-
-static int bind_listen(const struct config_listen *l)
+static int bind_listen(const struct sockaddr_storage *addr, socklen_t len, const char *text)
 {
 	int one = 1;
-	int fd = socket(l->addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 
 	if (fd < 0)
 		goto fail;
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
 		goto fail;
-	if (l->addr.ss_family == AF_INET6 &&
+	if (addr->ss_family == AF_INET6 &&
 	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)
 		goto fail;
-	if (bind(fd, (const struct sockaddr *)&l->addr, l->addr_len) < 0 || listen(fd, 1024) < 0)
+	if (bind(fd, (const struct sockaddr *)addr, len) < 0 || listen(fd, 1024) < 0)
 		goto fail;
-	log_msg("listening on %s", addr_text(l));
+	log_msg("listening on %s", text);
 	return fd;
 fail:
-	log_msg("cannot listen on %s: %s", addr_text(l), strerror(errno));
+	log_msg("cannot listen on %s: %s", text, strerror(errno));
 	if (fd >= 0)
 		close(fd);
 	return -1;
@@ -365,7 +330,7 @@ static void log_changes(const struct snapshot *old, const struct snapshot *s)
 		s->config->file, s->n_tenants, changed, added, removed);
 }
 
-static void reload(struct http *h, struct upstreams **ups, const char *path)
+static bool reload(struct http *h, struct upstreams **ups, const char *path)
 {
 	struct diag d;
 	struct snapshot *s, *old;
@@ -376,7 +341,8 @@ static void reload(struct http *h, struct upstreams **ups, const char *path)
 		log_msg("reload failed, still serving the previous configuration:");
 		print_diag(&d);
 		diag_finish(&d);
-		return;
+		stats_reload(false);
+		return false;
 	}
 	print_diag(&d);
 	diag_finish(&d);
@@ -386,6 +352,18 @@ static void reload(struct http *h, struct upstreams **ups, const char *path)
 	http_set_access_log(h, s->config->access_log);
 	log_changes(old, s);
 	snapshot_unref(old);
+	stats_reload(true);
+	return true;
+}
+
+/* The fingerprint of the certificate files of the running configuration. */
+static uint64_t running_fingerprint(void)
+{
+	struct snapshot *s = snapshot_acquire();
+	uint64_t fp = s != NULL ? watch_fingerprint(s->config) : 0;
+
+	snapshot_unref(s);
+	return fp;
 }
 
 static int cmd_serve(const char *path)
@@ -394,10 +372,13 @@ static int cmd_serve(const char *path)
 	struct snapshot *s;
 	struct http *h = NULL;
 	struct upstreams *ups = NULL;
-	int fds[16];
+	struct admin *admin = NULL;
+	int fds[16], admin_fd = -1;
 	size_t n_fds = 0;
 	sigset_t set;
 	int sig, ret = 1;
+	uint64_t files;
+	time_t next_watch;
 
 	/* Signals are taken synchronously by this thread only; the server's threads
 	 * inherit the mask. */
@@ -415,12 +396,17 @@ static int cmd_serve(const char *path)
 	if (s == NULL)
 		goto out;
 	for (size_t i = 0; i < s->config->n_listen && n_fds < 16; i++) {
-		int fd = bind_listen(&s->config->listen[i]);
+		const struct config_listen *l = &s->config->listen[i];
+		int fd = bind_listen(&l->addr, l->addr_len, l->text);
 
 		if (fd < 0)
 			goto out;
 		fds[n_fds++] = fd;
 	}
+	if (s->config->admin_listen != NULL &&
+	    (admin_fd = bind_listen(&s->config->admin_addr, s->config->admin_addr_len,
+				    s->config->admin_listen)) < 0)
+		goto out;
 	if (s->config->user != NULL && drop_privileges(s->config->user) < 0)
 		goto out;
 	snapshot_unref(snapshot_publish(snapshot_ref(s)));
@@ -430,23 +416,55 @@ static int cmd_serve(const char *path)
 	n_fds = 0;	/* owned by the server now */
 	if (upstreams_start(ups) < 0)
 		goto out;
+	if (admin_fd >= 0) {
+		admin = admin_start(admin_fd);
+		admin_fd = -1;
+		if (admin == NULL)
+			goto out;
+	}
 	log_snapshot(s);
+	files = watch_fingerprint(s->config);
+	next_watch = time(NULL) + s->config->cert_watch;
 	snapshot_unref(s);
 	s = NULL;
 	log_msg("ready");
 	for (;;) {
-		if (sigwait(&set, &sig) != 0)
-			continue;
+		struct timespec tick = {1, 0};
+
+		sig = sigtimedwait(&set, NULL, &tick);
 		if (sig == SIGHUP) {
 			log_msg("SIGHUP: reloading %s", path);
-			reload(h, &ups, path);
+			if (reload(h, &ups, path))
+				files = running_fingerprint();
 			continue;
 		}
-		log_msg("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-		break;
+		if (sig == SIGTERM || sig == SIGINT) {
+			log_msg("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+			break;
+		}
+		/* Renewed certificates are picked up without a signal, through the same
+		 * all-or-nothing reload. A failed attempt is retried only when the files
+		 * change again (a half-written pair gets completed). */
+		if (time(NULL) >= next_watch) {
+			struct snapshot *cur = snapshot_acquire();
+			unsigned every = cur != NULL ? cur->config->cert_watch : 0;
+			uint64_t now_files = cur != NULL ? watch_fingerprint(cur->config) : files;
+
+			snapshot_unref(cur);
+			next_watch = time(NULL) + (every ? every : 60);
+			if (every != 0 && now_files != files) {
+				log_msg("certificate files changed: reloading %s", path);
+				files = now_files;
+				if (reload(h, &ups, path))
+					files = running_fingerprint();
+			}
+		}
 	}
 	ret = 0;
 out:
+	admin_stop(admin);
+	if (admin_fd >= 0)
+		close(admin_fd);
 	http_stop(h);
 	for (size_t i = 0; i < n_fds; i++)
 		close(fds[i]);
@@ -518,7 +536,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mtastsd: --format must be zone or json\n");
 		return 2;
 	}
-	if (tls_global_init() < 0 || fetch_global_init() < 0) {
+	if (tls_global_init() < 0 || fetch_global_init() < 0 || stats_init() < 0) {
 		fputs("mtastsd: cannot initialize GnuTLS or libcurl\n", stderr);
 		return 1;
 	}

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "records.h"
 #include "snapshot.h"
 #include "upstream.h"
 
@@ -223,9 +224,47 @@ void snapshot_unref(struct snapshot *s)
 	free(s);
 }
 
-const struct tenant *snapshot_find(const struct snapshot *s, const char *host, size_t len)
+struct tenant *snapshot_find(const struct snapshot *s, const char *host, size_t len)
 {
 	return hash_get(&s->hosts, host, len);
+}
+
+int snapshot_records(const struct snapshot *s, bool json, struct buf *out)
+{
+	size_t n = s->n_tenants ? s->n_tenants : 1;
+	struct records_domain *v = calloc(n, sizeof(*v));
+	struct doc **docs = calloc(n, sizeof(*docs));
+	struct records_opts o = {s->config->sts_ttl, s->config->tlsrpt_ttl};
+	time_t now = time(NULL);
+	int ret = -1;
+
+	if (v == NULL || docs == NULL)
+		goto out;
+	for (size_t i = 0; i < s->n_tenants; i++) {
+		const struct tenant *t = &s->tenants[i];
+
+		v[i].domain = t->domain->name;
+		v[i].proxy = t->domain->proxy;
+		v[i].rua = (const char *const *)t->domain->tlsrpt;
+		v[i].n_rua = t->domain->n_tlsrpt;
+		docs[i] = tenant_doc(t, now);
+		if (docs[i] != NULL) {
+			v[i].id = docs[i]->id;
+			v[i].body = docs[i]->body;
+			v[i].body_len = docs[i]->len;
+			v[i].mode = docs[i]->mode;
+		}
+	}
+	ret = json ? records_json(out, v, s->n_tenants, &o)
+		   : records_zone(out, v, s->n_tenants, &o);
+	if (out->failed)
+		ret = -1;
+out:
+	for (size_t i = 0; docs != NULL && i < s->n_tenants; i++)
+		doc_unref(docs[i]);
+	free(docs);
+	free(v);
+	return ret;
 }
 
 /* The one piece of shared mutable state. A mutex (not a bare atomic pointer) because

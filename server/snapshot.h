@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "buf.h"
 #include "diag.h"
 #include "hash.h"
 #include "policy.h"
@@ -23,6 +24,7 @@ struct doc {
 	void *_Atomic response;	/* built by the HTTP layer on first use */
 };
 
+struct domain_stats;
 struct upstream;
 struct upstreams;
 
@@ -31,6 +33,7 @@ struct tenant {
 	struct tls_cert *cert;			/* NULL when TLS was not loaded */
 	struct doc *doc;			/* static policy, NULL when proxied */
 	struct upstream *up;			/* proxied: the provider, else NULL */
+	struct domain_stats *_Atomic stats;	/* counters, looked up on first request */
 };
 
 struct snapshot {
@@ -64,7 +67,11 @@ struct snapshot *snapshot_ref(struct snapshot *s);
 void snapshot_unref(struct snapshot *s);
 
 /* The tenant serving host (case-insensitive, exact); NULL when none. Never allocates. */
-const struct tenant *snapshot_find(const struct snapshot *s, const char *host, size_t len);
+struct tenant *snapshot_find(const struct snapshot *s, const char *host, size_t len);
+
+/* Appends the DNS records to publish for every domain (zone lines, or JSON) as
+ * 'mtastsd records' prints them. 0 / -1. */
+int snapshot_records(const struct snapshot *s, bool json, struct buf *out);
 
 /* Process-wide current snapshot. acquire returns a new reference (or NULL before the
  * first publish); publish installs s (taking the caller's reference) and returns the

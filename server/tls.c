@@ -130,8 +130,10 @@ static char *lower_dup(const char *s, size_t len)
 	return r;
 }
 
-/* Reads SAN dNSNames and expiry of the leaf. */
-static int read_leaf(struct tls_cert *c, struct diag *d, const char *file, unsigned line)
+/* Reads SAN dNSNames and expiry of the leaf. A certificate without any DNS name (a CA
+ * certificate next to the leaves, say) is an error, or with quiet set just -1. */
+static int read_leaf(struct tls_cert *c, bool quiet, struct diag *d, const char *file,
+		     unsigned line)
 {
 	gnutls_x509_crt_t crt;
 	int ret = -1;
@@ -168,8 +170,9 @@ static int read_leaf(struct tls_cert *c, struct diag *d, const char *file, unsig
 		c->n_names++;
 	}
 	if (c->n_names == 0) {
-		diag_error(d, file, line, "%s: certificate has no DNS subjectAltName",
-			   c->cert_file);
+		if (!quiet)
+			diag_error(d, file, line, "%s: certificate has no DNS subjectAltName",
+				   c->cert_file);
 		goto out;
 	}
 	ret = 0;
@@ -217,9 +220,8 @@ static int store_add(struct tls_store *s, struct tls_cert *c)
 	return 0;
 }
 
-struct tls_cert *tls_store_load(struct tls_store *s, const char *cert_file,
-				const char *key_file, struct diag *d, const char *file,
-				unsigned line)
+static struct tls_cert *load(struct tls_store *s, const char *cert_file, const char *key_file,
+			     bool from_dir, struct diag *d, const char *file, unsigned line)
 {
 	gnutls_datum_t pem = {NULL, 0}, key = {NULL, 0};
 	struct tls_cert *c;
@@ -243,7 +245,7 @@ struct tls_cert *tls_store_load(struct tls_store *s, const char *cert_file,
 			   gnutls_strerror(r));
 		goto fail;
 	}
-	if (read_leaf(c, d, file, line) < 0)
+	if (read_leaf(c, from_dir, d, file, line) < 0)
 		goto fail;
 	if (read_file(key_file, &key, true, d, file, line) < 0)
 		goto fail;
@@ -274,6 +276,13 @@ fail:
 	gnutls_free(pem.data);
 	cert_destroy(c);
 	return NULL;
+}
+
+struct tls_cert *tls_store_load(struct tls_store *s, const char *cert_file,
+				const char *key_file, struct diag *d, const char *file,
+				unsigned line)
+{
+	return load(s, cert_file, key_file, false, d, file, line);
 }
 
 static bool has_suffix(const char *s, const char *suffix)
@@ -350,7 +359,7 @@ int tls_store_load_dir(struct tls_store *s, const char *dir, struct diag *d, con
 		} else {
 			continue;
 		}
-		tls_store_load(s, cert, key, d, file, line);
+		load(s, cert, key, true, d, file, line);
 	}
 	for (size_t i = 0; i < n; i++)
 		free(entries[i]);

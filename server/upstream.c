@@ -57,6 +57,8 @@ struct upstream {
 	time_t next_fetch;
 	time_t last_attempt;
 	unsigned failures;
+	unsigned long fetches_ok;
+	unsigned long fetches_failed;
 	char last_error[FETCH_ERROR_MAX];
 };
 
@@ -374,6 +376,8 @@ void upstream_info(struct upstream *up, time_t now, struct upstream_info *ret)
 	}
 	snprintf(ret->txt_id, sizeof(ret->txt_id), "%s", up->txt_id);
 	ret->failures = up->failures;
+	ret->fetches_ok = up->fetches_ok;
+	ret->fetches_failed = up->fetches_failed;
 	snprintf(ret->last_error, sizeof(ret->last_error), "%s", up->last_error);
 	pthread_mutex_unlock(&up->lock);
 }
@@ -435,6 +439,7 @@ static void fetch_failed(struct upstream *up, time_t now, const char *why, unsig
 {
 	pthread_mutex_lock(&up->lock);
 	up->failures++;
+	up->fetches_failed++;
 	up->next_fetch = now + retry;
 	snprintf(up->last_error, sizeof(up->last_error), "%s", why);
 	pthread_mutex_unlock(&up->lock);
@@ -471,6 +476,7 @@ static void fetch_done(struct upstream *up, struct fetch_job *job, time_t now,
 	snprintf(txt_id, sizeof(txt_id), "%s", up->txt_id);
 	changed = install(up, &p, now, txt_id);
 	up->failures = 0;
+	up->fetches_ok++;
 	up->last_error[0] = 0;
 	/* Refresh well before the copy could expire. */
 	next = s->refresh;

@@ -22,6 +22,8 @@ struct upstream_info {
 	char id[33];		/* our id of the served copy, "" if none */
 	char txt_id[33];	/* provider's _mta-sts id last seen, "" if unknown */
 	unsigned failures;	/* consecutive failed fetches */
+	unsigned long fetches_ok;	/* since start */
+	unsigned long fetches_failed;
 	char last_error[200];
 };
 

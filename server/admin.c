@@ -1,0 +1,381 @@
+/* admin: the plain-HTTP admin listener: /metrics, /healthz, /records, /status */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "admin.h"
+#include "buf.h"
+#include "hash.h"
+#include "log.h"
+#include "snapshot.h"
+#include "stats.h"
+#include "upstream.h"
+
+/* Above this many domains, per-domain series and rows cover only domains with traffic
+ * (and /status a page of them), so that a million tenants do not make megabyte pages. */
+#define PER_DOMAIN_MAX 10000
+#define STATUS_ROWS_MAX 1000
+
+struct admin {
+	struct MHD_Daemon *daemon;
+	int fd;
+};
+
+static void fmt_time(time_t t, char *out, size_t size)
+{
+	struct tm tm;
+
+	if (t <= 0 || gmtime_r(&t, &tm) == NULL || strftime(out, size, "%Y-%m-%d %H:%M:%SZ", &tm) == 0)
+		snprintf(out, size, "-");
+}
+
+/* Calls fn once per distinct provider of s. */
+static void each_upstream(const struct snapshot *s, void (*fn)(struct upstream *, void *),
+			  void *arg)
+{
+	struct hash seen;
+
+	if (hash_init(&seen, 16) < 0)
+		return;
+	for (size_t i = 0; i < s->n_tenants; i++) {
+		const struct config_domain *cd = s->tenants[i].domain;
+
+		if (s->tenants[i].up == NULL || hash_put(&seen, cd->proxy, NULL, NULL) != 0)
+			continue;
+		fn(s->tenants[i].up, arg);
+	}
+	hash_finish(&seen);
+}
+
+static bool domain_listed(const struct snapshot *s, const struct tenant *t)
+{
+	return s->n_tenants <= PER_DOMAIN_MAX || stats_find(t->domain->name) != NULL;
+}
+
+static void metric_upstream(struct upstream *up, void *arg)
+{
+	struct buf *b = arg;
+	struct upstream_info in;
+
+	upstream_info(up, time(NULL), &in);
+	buf_printf(b,
+		   "mtastsd_upstream_fetches_total{provider=\"%s\",result=\"ok\"} %lu\n"
+		   "mtastsd_upstream_fetches_total{provider=\"%s\",result=\"error\"} %lu\n"
+		   "mtastsd_upstream_policy_valid{provider=\"%s\"} %d\n"
+		   "mtastsd_upstream_policy_expiry_timestamp_seconds{provider=\"%s\"} %lld\n",
+		   in.provider, in.fetches_ok, in.provider, in.fetches_failed, in.provider,
+		   in.has_policy ? 1 : 0, in.provider, (long long)in.expires_at);
+}
+
+static void render_metrics(const struct snapshot *s, struct buf *b)
+{
+	time_t now = time(NULL);
+
+	buf_puts(b, "# HELP mtastsd_requests_total Policy host requests by domain and status.\n"
+		    "# TYPE mtastsd_requests_total counter\n");
+	for (size_t i = 0; i < s->n_tenants; i++) {
+		struct stats_view v;
+
+		stats_read(stats_find(s->tenants[i].domain->name), &v);
+		for (int k = 0; k < STATS_NSTATUS; k++)
+			if (v.by_status[k] != 0 || (k == STATS_200 && domain_listed(s, &s->tenants[i])))
+				buf_printf(b, "mtastsd_requests_total{domain=\"%s\",status=\"%u\"} %lu\n",
+					   s->tenants[i].domain->name, stats_status_codes[k],
+					   v.by_status[k]);
+	}
+	buf_puts(b, "# HELP mtastsd_policy_fetches_total Policies served (200) by domain and id.\n"
+		    "# TYPE mtastsd_policy_fetches_total counter\n");
+	for (size_t i = 0; i < s->n_tenants; i++) {
+		struct stats_view v;
+
+		stats_read(stats_find(s->tenants[i].domain->name), &v);
+		for (size_t k = 0; k < v.n_ids; k++)
+			buf_printf(b, "mtastsd_policy_fetches_total{domain=\"%s\",id=\"%s\"} %lu\n",
+				   s->tenants[i].domain->name, v.ids[k].id, v.ids[k].count);
+	}
+	buf_puts(b, "# HELP mtastsd_handshakes_total TLS handshakes by result.\n"
+		    "# TYPE mtastsd_handshakes_total counter\n");
+	for (int k = 0; k < STATS_HS_N; k++)
+		buf_printf(b, "mtastsd_handshakes_total{result=\"%s\"} %lu\n",
+			   stats_handshake_names[k], stats_handshakes(k));
+	buf_puts(b, "# HELP mtastsd_handshake_failures_total Failed TLS handshakes by reason.\n"
+		    "# TYPE mtastsd_handshake_failures_total counter\n");
+	for (int k = STATS_HS_UNKNOWN_SNI; k < STATS_HS_N; k++)
+		buf_printf(b, "mtastsd_handshake_failures_total{reason=\"%s\"} %lu\n",
+			   stats_handshake_names[k], stats_handshakes(k));
+	buf_printf(b, "# HELP mtastsd_reloads_total Configuration reloads by result.\n"
+		      "# TYPE mtastsd_reloads_total counter\n"
+		      "mtastsd_reloads_total{result=\"ok\"} %lu\n"
+		      "mtastsd_reloads_total{result=\"error\"} %lu\n",
+		   stats_reloads(true), stats_reloads(false));
+	buf_printf(b, "# HELP mtastsd_domains Domains in the running configuration.\n"
+		      "# TYPE mtastsd_domains gauge\nmtastsd_domains %zu\n", s->n_tenants);
+	buf_puts(b, "# HELP mtastsd_policy_info The policy served per domain (value 1).\n"
+		    "# TYPE mtastsd_policy_info gauge\n");
+	for (size_t i = 0; i < s->n_tenants; i++) {
+		const struct tenant *t = &s->tenants[i];
+		struct doc *d;
+
+		if (!domain_listed(s, t) || (d = tenant_doc(t, now)) == NULL)
+			continue;
+		buf_printf(b, "mtastsd_policy_info{domain=\"%s\",id=\"%s\",mode=\"%s\"} 1\n",
+			   t->domain->name, d->id, d->mode);
+		doc_unref(d);
+	}
+	buf_puts(b, "# HELP mtastsd_certificate_expiry_timestamp_seconds Leaf notAfter by domain.\n"
+		    "# TYPE mtastsd_certificate_expiry_timestamp_seconds gauge\n");
+	for (size_t i = 0; i < s->n_tenants; i++) {
+		const struct tenant *t = &s->tenants[i];
+
+		if (t->cert != NULL && domain_listed(s, t))
+			buf_printf(b,
+				   "mtastsd_certificate_expiry_timestamp_seconds{domain=\"%s\"} %lld\n",
+				   t->domain->name, (long long)t->cert->not_after);
+	}
+	buf_puts(b, "# HELP mtastsd_upstream_fetches_total Provider policy fetches by result.\n"
+		    "# TYPE mtastsd_upstream_fetches_total counter\n");
+	each_upstream(s, metric_upstream, b);
+}
+
+static void html_escape(struct buf *b, const char *s)
+{
+	for (; *s; s++) {
+		switch (*s) {
+		case '<':
+			buf_puts(b, "&lt;");
+			break;
+		case '>':
+			buf_puts(b, "&gt;");
+			break;
+		case '&':
+			buf_puts(b, "&amp;");
+			break;
+		case '"':
+			buf_puts(b, "&quot;");
+			break;
+		default:
+			buf_append(b, s, 1);
+		}
+	}
+}
+
+static const char status_head[] =
+	"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
+	"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+	"<title>mtastsd status</title>\n<style>\n"
+	"body{font:15px/1.4 system-ui,sans-serif;margin:0 auto;max-width:60em;padding:.5em}\n"
+	"section{border:1px solid #ccc;border-radius:6px;margin:.6em 0;padding:.4em .7em}\n"
+	"h1{font-size:1.3em}h2{font-size:1.1em;margin:.2em 0;word-break:break-all}\n"
+	"dl{display:grid;grid-template-columns:max-content 1fr;gap:.1em .8em;margin:.3em 0}\n"
+	"dt{color:#555}dd{margin:0;word-break:break-all}code{font-size:.9em}\n"
+	"ul{margin:.2em 0;padding-left:1.2em}.bad{color:#b00}.ok{color:#070}\n"
+	"</style></head><body>\n";
+
+static void status_domain(struct buf *b, const struct tenant *t, time_t now)
+{
+	struct stats_view v;
+	struct doc *d = tenant_doc(t, now);
+	char when[32];
+
+	stats_read(stats_find(t->domain->name), &v);
+	buf_puts(b, "<section class=\"domain\"><h2>");
+	html_escape(b, t->domain->name);
+	buf_puts(b, "</h2><dl><dt>mode</dt><dd>");
+	html_escape(b, d != NULL ? d->mode : "-");
+	buf_puts(b, "</dd><dt>id</dt><dd><code>");
+	html_escape(b, d != NULL ? d->id : "none: answering 503");
+	buf_puts(b, "</code></dd>");
+	if (t->cert != NULL) {
+		fmt_time(t->cert->not_after, when, sizeof(when));
+		buf_printf(b, "<dt>certificate</dt><dd class=\"%s\">expires %s</dd>",
+			   t->cert->not_after - now < 14 * 86400 ? "bad" : "ok", when);
+	}
+	if (t->up != NULL) {
+		struct upstream_info in;
+		char fetched[32];
+
+		upstream_info(t->up, now, &in);
+		fmt_time(in.fetched_at, fetched, sizeof(fetched));
+		fmt_time(in.expires_at, when, sizeof(when));
+		buf_printf(b, "<dt>provider</dt><dd class=\"%s\">", in.has_policy ? "ok" : "bad");
+		html_escape(b, in.provider);
+		buf_printf(b, ": fetched %s, valid until %s, provider id ", fetched, when);
+		html_escape(b, in.txt_id[0] ? in.txt_id : "unknown");
+		if (in.failures > 0) {
+			buf_printf(b, ", %u failed fetches, last: ", in.failures);
+			html_escape(b, in.last_error);
+		}
+		buf_puts(b, "</dd>");
+	}
+	buf_puts(b, "<dt>requests</dt><dd>");
+	for (int k = 0; k < STATS_NSTATUS; k++)
+		buf_printf(b, "%s%u: %lu", k ? ", " : "", stats_status_codes[k], v.by_status[k]);
+	buf_puts(b, "</dd><dt>ids served</dt><dd>");
+	for (size_t k = 0; k < v.n_ids; k++)
+		buf_printf(b, "%s<code>%s</code>: %lu", k ? ", " : "", v.ids[k].id, v.ids[k].count);
+	buf_puts(b, v.n_ids ? "</dd>" : "none yet</dd>");
+	buf_puts(b, "</dl>");
+	if (v.n_recent > 0) {
+		buf_puts(b, "<details><summary>recent fetchers</summary><ul>");
+		for (size_t k = 0; k < v.n_recent; k++) {
+			fmt_time(v.recent[k].at, when, sizeof(when));
+			buf_printf(b, "<li>%s ", when);
+			html_escape(b, v.recent[k].client);
+			buf_printf(b, " TLS %s <code>", v.recent[k].tls);
+			html_escape(b, v.recent[k].id);
+			buf_puts(b, "</code></li>");
+		}
+		buf_puts(b, "</ul></details>");
+	}
+	buf_puts(b, "</section>\n");
+	doc_unref(d);
+}
+
+static void render_status(const struct snapshot *s, const char *only, struct buf *b)
+{
+	time_t now = time(NULL);
+	char when[32];
+	size_t shown = 0;
+
+	fmt_time(now, when, sizeof(when));
+	buf_puts(b, status_head);
+	buf_printf(b, "<h1>mtastsd: %zu domains</h1><p>", s->n_tenants);
+	html_escape(b, s->config->file);
+	buf_printf(b, " at %s. Handshakes: %lu full, %lu resumed, %lu unknown SNI, %lu failed.</p>\n",
+		   when, stats_handshakes(STATS_HS_OK), stats_handshakes(STATS_HS_RESUMED),
+		   stats_handshakes(STATS_HS_UNKNOWN_SNI) + stats_handshakes(STATS_HS_NO_SNI),
+		   stats_handshakes(STATS_HS_FAILED));
+	for (size_t i = 0; i < s->n_tenants && shown < STATUS_ROWS_MAX; i++) {
+		const struct tenant *t = &s->tenants[i];
+
+		if (only != NULL ? strcasecmp(only, t->domain->name) != 0 : !domain_listed(s, t))
+			continue;
+		status_domain(b, t, now);
+		shown++;
+	}
+	if (shown < s->n_tenants)
+		buf_printf(b, "<p>%zu of %zu domains shown; add <code>?domain=NAME</code> for one."
+			      "</p>\n", shown, s->n_tenants);
+	buf_puts(b, "</body></html>\n");
+}
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *type,
+			     struct buf *b)
+{
+	size_t len;
+	char *data = buf_steal(b, &len);
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	if (data == NULL)
+		return MHD_NO;
+	r = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+	if (r == NULL) {
+		free(data);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
+			      const char *method, const char *version, const char *upload_data,
+			      size_t *upload_data_size, void **req_cls)
+{
+	static int seen;
+	struct snapshot *s;
+	struct buf b;
+	enum MHD_Result ret;
+	unsigned status = 200;
+	const char *type = "text/plain; charset=utf-8";
+
+	if (*req_cls == NULL) {
+		*req_cls = &seen;
+		return MHD_YES;
+	}
+	*upload_data_size = 0;
+	buf_init(&b);
+	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+		buf_puts(&b, "Method Not Allowed\n");
+		return reply(c, 405, type, &b);
+	}
+	s = snapshot_acquire();
+	if (strcmp(url, "/healthz") == 0) {
+		status = s != NULL ? 200 : 503;
+		buf_puts(&b, s != NULL ? "ok\n" : "no configuration loaded\n");
+	} else if (s == NULL) {
+		status = 503;
+		buf_puts(&b, "no configuration loaded\n");
+	} else if (strcmp(url, "/metrics") == 0) {
+		type = "text/plain; version=0.0.4; charset=utf-8";
+		render_metrics(s, &b);
+	} else if (strcmp(url, "/records") == 0) {
+		const char *f = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "format");
+		bool json = f != NULL && strcmp(f, "json") == 0;
+
+		if (json)
+			type = "application/json";
+		if (snapshot_records(s, json, &b) < 0)
+			status = 500;
+	} else if (strcmp(url, "/status") == 0 || strcmp(url, "/") == 0) {
+		type = "text/html; charset=utf-8";
+		render_status(s, MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "domain"),
+			      &b);
+	} else {
+		status = 404;
+		buf_puts(&b, "Not Found: /metrics /healthz /records /status\n");
+	}
+	snapshot_unref(s);
+	if (b.len == 0)
+		buf_puts(&b, "");
+	ret = reply(c, status, type, &b);
+	buf_finish(&b);
+	return ret;
+}
+
+static void admin_log(void *cls, const char *fmt, va_list ap)
+{
+	log_vmsg(fmt, ap);
+}
+
+struct admin *admin_start(int fd)
+{
+	struct admin *a = calloc(1, sizeof(*a));
+
+	if (a == NULL) {
+		close(fd);
+		return NULL;
+	}
+	a->fd = fd;
+	a->daemon = MHD_start_daemon(
+		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG | MHD_USE_ITC, 0,
+		NULL, NULL, handle, NULL, MHD_OPTION_EXTERNAL_LOGGER, admin_log, NULL,
+		MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+		MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_END);
+	if (a->daemon == NULL) {
+		log_msg("cannot start the admin listener");
+		close(fd);
+		free(a);
+		return NULL;
+	}
+	return a;
+}
+
+void admin_stop(struct admin *a)
+{
+	MHD_socket fd;
+
+	if (a == NULL)
+		return;
+	fd = MHD_quiesce_daemon(a->daemon);
+	MHD_stop_daemon(a->daemon);
+	if (fd != MHD_INVALID_SOCKET)
+		close(fd);
+	free(a);
+}

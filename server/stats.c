@@ -1,0 +1,173 @@
+/* stats: counters and recent policy fetchers per domain, in bounded memory */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hash.h"
+#include "stats.h"
+
+const unsigned stats_status_codes[STATS_NSTATUS] = {200, 400, 404, 405, 421, 503};
+const char *const stats_handshake_names[STATS_HS_N] = {"full", "resumed", "unknown_sni",
+							"no_sni", "failed"};
+
+struct domain_stats {
+	char *domain;
+	atomic_ulong by_status[STATS_NSTATUS];
+	pthread_mutex_t lock;			/* recent and ids */
+	struct stats_fetcher recent[STATS_RECENT];	/* ring */
+	size_t next;
+	size_t n_recent;
+	struct stats_id_count ids[STATS_IDS];	/* ids[0] most recent */
+	size_t n_ids;
+};
+
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct hash registry;
+static struct domain_stats **all;
+static size_t n_all, cap_all;
+static atomic_ulong handshakes[STATS_HS_N];
+static atomic_ulong reloads[2];
+
+int stats_init(void)
+{
+	return hash_init(&registry, 64);
+}
+
+void stats_finish(void)
+{
+	for (size_t i = 0; i < n_all; i++) {
+		pthread_mutex_destroy(&all[i]->lock);
+		free(all[i]->domain);
+		free(all[i]);
+	}
+	free(all);
+	all = NULL;
+	n_all = cap_all = 0;
+	hash_finish(&registry);
+}
+
+struct domain_stats *stats_find(const char *domain)
+{
+	struct domain_stats *s;
+
+	pthread_mutex_lock(&registry_lock);
+	s = registry.slots != NULL ? hash_get(&registry, domain, strlen(domain)) : NULL;
+	pthread_mutex_unlock(&registry_lock);
+	return s;
+}
+
+struct domain_stats *stats_domain(const char *domain)
+{
+	struct domain_stats *s;
+
+	pthread_mutex_lock(&registry_lock);
+	s = hash_get(&registry, domain, strlen(domain));
+	if (s != NULL)
+		goto out;
+	if (n_all == cap_all) {
+		size_t cap = cap_all ? cap_all * 2 : 64;
+		struct domain_stats **v = realloc(all, cap * sizeof(*v));
+
+		if (v == NULL)
+			goto out;
+		all = v;
+		cap_all = cap;
+	}
+	s = calloc(1, sizeof(*s));
+	if (s == NULL || (s->domain = strdup(domain)) == NULL ||
+	    hash_put(&registry, s->domain, s, NULL) < 0) {
+		if (s != NULL)
+			free(s->domain);
+		free(s);
+		s = NULL;
+		goto out;
+	}
+	pthread_mutex_init(&s->lock, NULL);
+	all[n_all++] = s;
+out:
+	pthread_mutex_unlock(&registry_lock);
+	return s;
+}
+
+static int status_index(unsigned status)
+{
+	for (int i = 0; i < STATS_NSTATUS; i++)
+		if (stats_status_codes[i] == status)
+			return i;
+	return -1;
+}
+
+void stats_request(struct domain_stats *s, unsigned status, const char *client,
+		   const char *id, const char *tls)
+{
+	int i = status_index(status);
+	struct stats_fetcher *f;
+	size_t k;
+
+	if (s == NULL || i < 0)
+		return;
+	atomic_fetch_add_explicit(&s->by_status[i], 1, memory_order_relaxed);
+	if (status != 200 || id == NULL)
+		return;
+	pthread_mutex_lock(&s->lock);
+	f = &s->recent[s->next];
+	s->next = (s->next + 1) % STATS_RECENT;
+	if (s->n_recent < STATS_RECENT)
+		s->n_recent++;
+	f->at = time(NULL);
+	snprintf(f->client, sizeof(f->client), "%s", client);
+	snprintf(f->id, sizeof(f->id), "%s", id);
+	snprintf(f->tls, sizeof(f->tls), "%s", tls);
+	/* Move-to-front list of ids: the oldest id falls off when a ninth appears. */
+	for (k = 0; k < s->n_ids && strcmp(s->ids[k].id, id) != 0; k++)
+		;
+	if (k == s->n_ids) {
+		if (s->n_ids < STATS_IDS)
+			s->n_ids++;
+		k = s->n_ids - 1;
+		snprintf(s->ids[k].id, sizeof(s->ids[k].id), "%s", id);
+		s->ids[k].count = 0;
+	}
+	struct stats_id_count hit = s->ids[k];
+	hit.count++;
+	memmove(&s->ids[1], &s->ids[0], k * sizeof(s->ids[0]));
+	s->ids[0] = hit;
+	pthread_mutex_unlock(&s->lock);
+}
+
+void stats_handshake(enum stats_handshake what)
+{
+	atomic_fetch_add_explicit(&handshakes[what], 1, memory_order_relaxed);
+}
+
+void stats_reload(bool ok)
+{
+	atomic_fetch_add_explicit(&reloads[ok ? 1 : 0], 1, memory_order_relaxed);
+}
+
+unsigned long stats_handshakes(enum stats_handshake what)
+{
+	return atomic_load(&handshakes[what]);
+}
+
+unsigned long stats_reloads(bool ok)
+{
+	return atomic_load(&reloads[ok ? 1 : 0]);
+}
+
+void stats_read(struct domain_stats *s, struct stats_view *ret)
+{
+	memset(ret, 0, sizeof(*ret));
+	if (s == NULL)
+		return;
+	for (int i = 0; i < STATS_NSTATUS; i++)
+		ret->by_status[i] = atomic_load(&s->by_status[i]);
+	pthread_mutex_lock(&s->lock);
+	for (size_t k = 0; k < s->n_recent; k++)
+		ret->recent[k] = s->recent[(s->next + STATS_RECENT - 1 - k) % STATS_RECENT];
+	ret->n_recent = s->n_recent;
+	memcpy(ret->ids, s->ids, s->n_ids * sizeof(s->ids[0]));
+	ret->n_ids = s->n_ids;
+	pthread_mutex_unlock(&s->lock);
+}
