@@ -464,6 +464,11 @@ static bool server_alive(struct server *s)
 	return false;
 }
 
+bool server_running(struct server *s)
+{
+	return server_alive(s);
+}
+
 long server_wait_log(struct server *s, const char *needle, size_t from,
 		     unsigned timeout_ms)
 {

@@ -59,6 +59,8 @@ int server_start(struct server *s, const char *bin, const char *conf, const char
  * after the match, or -1 on timeout or when the server exited first. */
 long server_wait_log(struct server *s, const char *needle, size_t from,
 		     unsigned timeout_ms);
+/* True while it runs (reaps it, setting status, once it exited). */
+bool server_running(struct server *s);
 /* Current size of the log in bytes. */
 size_t server_log_size(const struct server *s);
 /* Sends sig (unless it already exited) and waits up to timeout_ms for the exit; then
