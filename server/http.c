@@ -21,7 +21,7 @@
 #define POLICY_PATH "/.well-known/mta-sts.txt"
 #define MAX_DAEMONS 16
 /* Per-connection memory pool: bounds the request header section (431 above ~8 KiB). */
-#define CONNECTION_MEMORY 12288
+#define CONNECTION_MEMORY 8192
 
 /* The answers that are not a policy, by status. */
 static const struct {

@@ -124,7 +124,8 @@ static int load_cert(struct snapshot *s, struct tenant *t, unsigned flags, time_
 	unsigned line = cd->cert != NULL ? cd->cert_line : cd->line;
 
 	if (cd->cert != NULL) {
-		t->cert = tls_store_load(s->tls, cd->cert, cd->key, d, file, cd->cert_line);
+		t->cert = tls_store_load(s->tls, cd->cert, cd->key, d, file, cd->cert_line,
+					 cd->key_line);
 		if (t->cert == NULL)
 			return -1;
 		if (!tls_cert_covers(t->cert, cd->host)) {

@@ -221,7 +221,8 @@ static int store_add(struct tls_store *s, struct tls_cert *c)
 }
 
 static struct tls_cert *load(struct tls_store *s, const char *cert_file, const char *key_file,
-			     bool from_dir, struct diag *d, const char *file, unsigned line)
+			     bool from_dir, struct diag *d, const char *file, unsigned line,
+			     unsigned key_line)
 {
 	gnutls_datum_t pem = {NULL, 0}, key = {NULL, 0};
 	struct tls_cert *c;
@@ -247,7 +248,7 @@ static struct tls_cert *load(struct tls_store *s, const char *cert_file, const c
 	}
 	if (read_leaf(c, from_dir, d, file, line) < 0)
 		goto fail;
-	if (read_file(key_file, &key, true, d, file, line) < 0)
+	if (read_file(key_file, &key, true, d, file, key_line) < 0)
 		goto fail;
 	if (gnutls_privkey_init(&c->key) < 0) {
 		c->key = NULL;
@@ -255,12 +256,12 @@ static struct tls_cert *load(struct tls_store *s, const char *cert_file, const c
 	}
 	r = gnutls_privkey_import_x509_raw(c->key, &key, GNUTLS_X509_FMT_PEM, NULL, 0);
 	if (r < 0) {
-		diag_error(d, file, line, "%s: cannot load the private key: %s", key_file,
+		diag_error(d, file, key_line, "%s: cannot load the private key: %s", key_file,
 			   gnutls_strerror(r));
 		goto fail;
 	}
 	if (!key_matches(c)) {
-		diag_error(d, file, line, "%s: private key does not match certificate %s",
+		diag_error(d, file, key_line, "%s: private key does not match certificate %s",
 			   key_file, cert_file);
 		goto fail;
 	}
@@ -280,9 +281,9 @@ fail:
 
 struct tls_cert *tls_store_load(struct tls_store *s, const char *cert_file,
 				const char *key_file, struct diag *d, const char *file,
-				unsigned line)
+				unsigned cert_line, unsigned key_line)
 {
-	return load(s, cert_file, key_file, false, d, file, line);
+	return load(s, cert_file, key_file, false, d, file, cert_line, key_line);
 }
 
 static bool has_suffix(const char *s, const char *suffix)
@@ -359,7 +360,7 @@ int tls_store_load_dir(struct tls_store *s, const char *dir, struct diag *d, con
 		} else {
 			continue;
 		}
-		load(s, cert, key, true, d, file, line);
+		load(s, cert, key, true, d, file, line, line);
 	}
 	for (size_t i = 0; i < n; i++)
 		free(entries[i]);

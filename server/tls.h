@@ -44,11 +44,12 @@ struct tls_store *tls_store_create(void);
 void tls_store_destroy(struct tls_store *s);
 
 /* Loads a PEM chain (leaf first) and its key, checks that they match. Errors go to d at
- * file:line (the config line naming the files). The same cert_file loaded twice returns
- * the first result. Returns the certificate (owned by the store) or NULL. */
+ * file:cert_line or file:key_line (the config lines naming the files). The same cert_file
+ * loaded twice returns the first result. Returns the certificate (owned by the store) or
+ * NULL. */
 struct tls_cert *tls_store_load(struct tls_store *s, const char *cert_file,
 				const char *key_file, struct diag *d, const char *file,
-				unsigned line);
+				unsigned cert_line, unsigned key_line);
 
 /* Loads every pair in dir: NAME.crt + NAME.key, NAME.pem + NAME.key, and
  * SUBDIR/fullchain.pem + SUBDIR/privkey.pem (certbot's layout). Broken pairs are errors
