@@ -26,6 +26,7 @@
 #include "admin.h"
 #include "stats.h"
 #include "watch.h"
+#include "hook.h"
 
 #define DEFAULT_CONFIG "/etc/mtastsd/mtastsd.ini"
 /* Above this many domains the start and reload logs summarize instead of listing. */
@@ -102,6 +103,18 @@ static void log_tenant(const struct config *c, const struct tenant *t, const cha
 					doc != NULL ? doc->id : "(none yet)", line);
 	}
 	buf_finish(&b);
+	doc_unref(doc);
+}
+
+/* Tells the operator's automation about a new id (proxied domains are announced by the
+ * upstream module when the provider's bytes change). */
+static void run_on_change(const struct config *c, const struct tenant *t, time_t now)
+{
+	struct doc *doc;
+
+	if (c->on_change == NULL || (doc = tenant_doc(t, now)) == NULL)
+		return;
+	hook_run(c->on_change, t->domain->name, doc->id);
 	doc_unref(doc);
 }
 
@@ -314,7 +327,10 @@ static void log_changes(const struct snapshot *old, const struct snapshot *s)
 		} else if (!same_id(o, t, now)) {
 			changed++;
 			log_tenant(s->config, t, "id changed to");
+		} else {
+			continue;
 		}
+		run_on_change(s->config, t, now);
 	}
 	for (size_t i = 0; i < old->n_tenants; i++) {
 		const char *host = old->tenants[i].domain->host;

@@ -2,29 +2,25 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <spawn.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "buf.h"
 #include "dns.h"
 #include "fetch.h"
 #include "hash.h"
+#include "hook.h"
 #include "log.h"
 #include "records.h"
 #include "snapshot.h"
 #include "upstream.h"
 
 #define CACHE_MAGIC "mtastsd-upstream-cache 1"
-#define HOOK_TIMEOUT 30		/* seconds an on_change command may run */
 #define MIN_FETCH_GAP 1		/* seconds between two fetches of one provider */
-
-extern char **environ;
 
 struct settings {
 	char *state_dir;
@@ -382,32 +378,6 @@ void upstream_info(struct upstream *up, time_t now, struct upstream_info *ret)
 	pthread_mutex_unlock(&up->lock);
 }
 
-/* Runs the on_change command as: CMD DOMAIN ID, without a shell, bounded in time. */
-static void run_hook(const char *cmd, const char *domain, const char *id)
-{
-	char *argv[] = {(char *)(uintptr_t)cmd, (char *)(uintptr_t)domain,
-			(char *)(uintptr_t)id, NULL};
-	pid_t pid;
-	int status, r = posix_spawn(&pid, cmd, NULL, NULL, argv, environ);
-
-	if (r != 0) {
-		log_msg("on_change %s: %s", cmd, strerror(r));
-		return;
-	}
-	for (int waited = 0; waited < HOOK_TIMEOUT * 10; waited++) {
-		if (waitpid(pid, &status, WNOHANG) == pid) {
-			if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-				log_msg("on_change %s %s %s failed (status %d)", cmd, domain, id,
-					status);
-			return;
-		}
-		usleep(100000);
-	}
-	log_msg("on_change %s %s %s: no exit after %d s, killed", cmd, domain, id, HOOK_TIMEOUT);
-	kill(pid, SIGKILL);
-	waitpid(pid, &status, 0);
-}
-
 /* The served bytes of a provider changed: every delegated domain that publishes its own
  * TXT needs the new id (the CNAME'd ones follow the provider's). */
 static void announce(struct upstream *up, const char *id, const struct settings *s)
@@ -429,7 +399,7 @@ static void announce(struct upstream *up, const char *id, const struct settings 
 			"(or CNAME _mta-sts.%s.)",
 			t->domain->name, id, t->domain->name, s->sts_ttl, v.data, up->provider);
 		if (s->on_change != NULL)
-			run_hook(s->on_change, t->domain->name, id);
+			hook_run(s->on_change, t->domain->name, id);
 	}
 	buf_finish(&v);
 	snapshot_unref(snap);
