@@ -24,11 +24,15 @@
  * The run has a warmup (-w) and a measured window (-d).  Over the window only,
  * it counts requests, errors, handshakes and latencies, and reads the CPU time
  * (utime + stime + cutime + cstime from /proc/PID/stat, which covers all
- * threads and reaped children) of the server process -P and all its descendants, its own CPU time (getrusage) and the
- * machine's busy time (/proc/stat): "other_load_cores" is the machine's
- * user+system time not spent by the server or loadgen (other work running),
- * "softirq_cores" the interrupt time (mostly loopback TCP, charged to nobody).  With --hup SEC it sends SIGHUP to the
- * server every SEC seconds during the window (reload under load).
+ * threads and reaped children) of the server process -P and all its
+ * descendants, its own CPU time (getrusage) and the machine's busy time
+ * (/proc/stat): "other_load_cores" is the machine's user + system time not
+ * spent by the server or loadgen (other work running), "softirq_cores" the
+ * interrupt time (mostly loopback TCP, charged to no process).
+ *
+ * With --hup SEC it sends SIGHUP to the server every SEC seconds during the
+ * window (reload under load).  SIGINT or SIGTERM end the window early
+ * (bench/run does this to keep the load going until a reload has completed).
  *
  * Output: one JSON object on stdout.  Exit status 0 when the run completed
  * (request errors are in the JSON), 1 on setup failure, 2 on usage errors.
@@ -150,6 +154,13 @@ static size_t g_nlat, g_caplat;
 static struct sockaddr_in g_addr;
 static uint64_t g_rng;
 static int g_ex_idx;
+static volatile sig_atomic_t g_stop;
+
+static void on_stop(int sig)
+{
+	(void)sig;
+	g_stop = 1;
+}
 
 static void die(const char *fmt, ...)
 {
@@ -901,7 +912,7 @@ static void usage(FILE *out)
 	      "  -p, --port PORT       server port (8443)\n"
 	      "  -M, --mode MODE       full | full12 | resume | resume12 | keepalive (full)\n"
 	      "  -c, --conns N         concurrent connections (32)\n"
-	      "  -d, --duration SEC    measured window (5)\n"
+	      "  -d, --duration SEC    measured window (5); SIGINT/SIGTERM end it early\n"
 	      "  -w, --warmup SEC      warmup before the window (1)\n"
 	      "  -P, --pid PID         server pid: CPU of PID + descendants is measured\n"
 	      "  -r, --pool N          resume modes: domains in the ticket pool (1000)\n"
@@ -1072,6 +1083,15 @@ int main(int argc, char **argv)
 	parse_args(argc, argv);
 	default_cafile();
 	signal(SIGPIPE, SIG_IGN);
+	{
+		struct sigaction sa;
+
+		memset(&sa, 0, sizeof(sa));
+		sa.sa_handler = on_stop; /* no SA_RESTART: epoll_wait returns EINTR */
+		sigemptyset(&sa.sa_mask);
+		if (sigaction(SIGINT, &sa, NULL) != 0 || sigaction(SIGTERM, &sa, NULL) != 0)
+			die("sigaction: %s", strerror(errno));
+	}
 	g_rng = o_seed ? o_seed : (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
 	if (!g_rng)
 		g_rng = 88172645463325252ULL;
@@ -1121,7 +1141,11 @@ int main(int argc, char **argv)
 			if (o_hup > 0)
 				next_hup = t + (uint64_t)(o_hup * 1e6);
 		}
-		if (g_counting && t >= t_end)
+		if (g_stop && !g_counting) {
+			sample(&s0); /* stopped during warmup: empty window */
+			g_counting = 1;
+		}
+		if (g_counting && (t >= t_end || g_stop))
 			break;
 		if (next_hup && t >= next_hup) {
 			if (kill((pid_t)o_pid, SIGHUP) != 0)
