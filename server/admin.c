@@ -70,7 +70,7 @@ static void metric_upstream(struct upstream *up, void *arg)
 		   in.has_policy ? 1 : 0, in.provider, (long long)in.expires_at);
 }
 
-static void render_metrics(const struct snapshot *s, struct buf *b)
+static void render_metrics(struct snapshot *s, struct buf *b)
 {
 	time_t now = time(NULL);
 
@@ -128,12 +128,14 @@ static void render_metrics(const struct snapshot *s, struct buf *b)
 	buf_puts(b, "# HELP mtastsd_certificate_expiry_timestamp_seconds Leaf notAfter by domain.\n"
 		    "# TYPE mtastsd_certificate_expiry_timestamp_seconds gauge\n");
 	for (size_t i = 0; i < s->n_tenants; i++) {
-		const struct tenant *t = &s->tenants[i];
+		struct tenant *t = &s->tenants[i];
+		struct tls_cert *c;
 
-		if (t->cert != NULL && domain_listed(s, t))
-			buf_printf(b,
-				   "mtastsd_certificate_expiry_timestamp_seconds{domain=\"%s\"} %lld\n",
-				   t->domain->name, (long long)t->cert->not_after);
+		if (!domain_listed(s, t) || (c = tenant_cert_loaded(s, t)) == NULL)
+			continue;
+		buf_printf(b, "mtastsd_certificate_expiry_timestamp_seconds{domain=\"%s\"} %lld\n",
+			   t->domain->name, (long long)c->not_after);
+		tls_cert_unref(c);
 	}
 	buf_puts(b, "# HELP mtastsd_upstream_fetches_total Provider policy fetches by result.\n"
 		    "# TYPE mtastsd_upstream_fetches_total counter\n");
@@ -174,10 +176,11 @@ static const char status_head[] =
 	"ul{margin:.2em 0;padding-left:1.2em}.bad{color:#b00}.ok{color:#070}\n"
 	"</style></head><body>\n";
 
-static void status_domain(struct buf *b, const struct tenant *t, time_t now)
+static void status_domain(struct buf *b, struct snapshot *s, struct tenant *t, time_t now)
 {
 	struct stats_view v;
 	struct doc *d = tenant_doc(t, now);
+	struct tls_cert *cert = tenant_cert_loaded(s, t);
 	char when[32];
 
 	stats_read(stats_find(t->domain->name), &v);
@@ -188,10 +191,13 @@ static void status_domain(struct buf *b, const struct tenant *t, time_t now)
 	buf_puts(b, "</dd><dt>id</dt><dd><code>");
 	html_escape(b, d != NULL ? d->id : "none: answering 503");
 	buf_puts(b, "</code></dd>");
-	if (t->cert != NULL) {
-		fmt_time(t->cert->not_after, when, sizeof(when));
+	if (cert != NULL) {
+		fmt_time(cert->not_after, when, sizeof(when));
 		buf_printf(b, "<dt>certificate</dt><dd class=\"%s\">expires %s</dd>",
-			   t->cert->not_after - now < 14 * 86400 ? "bad" : "ok", when);
+			   cert->not_after - now < 14 * 86400 ? "bad" : "ok", when);
+		tls_cert_unref(cert);
+	} else if (s->lazy) {
+		buf_puts(b, "<dt>certificate</dt><dd>loaded on the first handshake</dd>");
 	}
 	if (t->up != NULL) {
 		struct upstream_info in;
@@ -234,7 +240,7 @@ static void status_domain(struct buf *b, const struct tenant *t, time_t now)
 	doc_unref(d);
 }
 
-static void render_status(const struct snapshot *s, const char *only, struct buf *b)
+static void render_status(struct snapshot *s, const char *only, struct buf *b)
 {
 	time_t now = time(NULL);
 	char when[32];
@@ -249,11 +255,11 @@ static void render_status(const struct snapshot *s, const char *only, struct buf
 		   stats_handshakes(STATS_HS_UNKNOWN_SNI) + stats_handshakes(STATS_HS_NO_SNI),
 		   stats_handshakes(STATS_HS_FAILED));
 	for (size_t i = 0; i < s->n_tenants && shown < STATUS_ROWS_MAX; i++) {
-		const struct tenant *t = &s->tenants[i];
+		struct tenant *t = &s->tenants[i];
 
 		if (only != NULL ? strcasecmp(only, t->domain->name) != 0 : !domain_listed(s, t))
 			continue;
-		status_domain(b, t, now);
+		status_domain(b, s, t, now);
 		shown++;
 	}
 	if (shown < s->n_tenants)

@@ -79,6 +79,7 @@ static const struct server_key server_keys[] = {
     {"upstream_port", KEY_UINT, CF(upstream_port), NO_LINE, 1, 65535},
     {"admin_listen", KEY_ADMIN, CF(admin_listen), CF(admin_listen_line), 0, 0},
     {"cert_watch", KEY_UINT, CF(cert_watch), NO_LINE, 0, 86400},
+    {"cert_cache", KEY_UINT, CF(cert_cache), NO_LINE, 0, 10000000},
 };
 
 enum domain_key { DK_MODE, DK_MX, DK_MAX_AGE, DK_ID, DK_PROXY, DK_CERT, DK_KEY, DK_TLSRPT };
@@ -704,6 +705,7 @@ struct config *config_load(const char *path, struct diag *d)
 	    .upstream_retry = 60,
 	    .upstream_port = 443,
 	    .cert_watch = 60,
+	    .cert_cache = CONFIG_CERT_CACHE_AUTO,
 	};
 	p.c = c;
 	c->file = strdup(path);

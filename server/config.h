@@ -16,6 +16,12 @@ struct config_listen {
 	unsigned line;
 };
 
+/* cert_cache default: eager up to CONFIG_EAGER_MAX domains with cert/key, else lazy with
+ * a cache of CONFIG_CERT_CACHE_DEFAULT. */
+#define CONFIG_CERT_CACHE_AUTO 0xffffffffu
+#define CONFIG_EAGER_MAX 1000
+#define CONFIG_CERT_CACHE_DEFAULT 100000
+
 struct config_domain {
 	char *name;		/* lowercase, no trailing dot, e.g. "example.com" */
 	char *host;		/* "mta-sts.<name>" */
@@ -79,6 +85,8 @@ struct config {
 	socklen_t admin_addr_len;
 	unsigned cert_watch;		/* seconds between certificate file checks, 0 = off;
 					 * default 60 */
+	unsigned cert_cache;		/* 0: load every certificate at start; N: load on first
+					 * handshake, keep at most N; default AUTO */
 	char *dns_server;		/* "ip[:port]" for TXT polls, or NULL for resolv.conf */
 	unsigned dns_server_line;
 	char *on_change;		/* command run as: on_change DOMAIN ID, or NULL */

@@ -121,6 +121,7 @@ static int session_sni(gnutls_session_t session, char *buf, size_t size, size_t 
  * handshake went. */
 struct conn {
 	struct snapshot *snap;
+	struct tls_cert *cert;		/* presented, held until the connection closes */
 	bool handshake_done;
 	bool handshake_counted;
 };
@@ -148,23 +149,25 @@ static int cert_callback(gnutls_session_t session, const gnutls_datum_t *req_ca_
 			 gnutls_privkey_t *ret_key)
 {
 	struct conn *cn = session_conn(session);
-	const struct tenant *t = NULL;
+	struct tenant *t = NULL;
 	char sni[256];
 	size_t len;
 	bool has_sni = session_sni(session, sni, sizeof(sni), &len) == 0;
 
 	if (cn != NULL && cn->snap != NULL && has_sni)
 		t = snapshot_find(cn->snap, sni, len);
-	if (t == NULL || t->cert == NULL) {
+	if (t != NULL && cn->cert == NULL)
+		cn->cert = tenant_cert(cn->snap, t);
+	if (t == NULL || cn->cert == NULL) {
 		stats_handshake(has_sni ? STATS_HS_UNKNOWN_SNI : STATS_HS_NO_SNI);
 		if (cn != NULL)
 			cn->handshake_counted = true;
 		gnutls_alert_send(session, GNUTLS_AL_FATAL, GNUTLS_A_UNRECOGNIZED_NAME);
 		return -1;
 	}
-	*ret_pcert = t->cert->chain;
-	*ret_pcert_length = t->cert->n_chain;
-	*ret_key = t->cert->key;
+	*ret_pcert = cn->cert->chain;
+	*ret_pcert_length = cn->cert->n_chain;
+	*ret_key = cn->cert->key;
 	return 0;
 }
 
@@ -205,6 +208,7 @@ static void notify_connection(void *cls, struct MHD_Connection *c, void **socket
 	} else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && cn != NULL) {
 		if (!cn->handshake_counted)
 			stats_handshake(STATS_HS_FAILED);
+		tls_cert_unref(cn->cert);
 		snapshot_unref(cn->snap);
 		free(cn);
 		*socket_context = NULL;

@@ -158,7 +158,7 @@ static int cmd_check(const char *path)
 	struct upstreams *ups = NULL;
 
 	diag_init(&d);
-	s = load(path, SNAPSHOT_TLS | SNAPSHOT_EXPIRY_LINT, &ups, &d);
+	s = load(path, SNAPSHOT_TLS | SNAPSHOT_EXPIRY_LINT | SNAPSHOT_EAGER, &ups, &d);
 	print_diag(&d);
 	diag_finish(&d);
 	snapshot_unref(s);
@@ -439,11 +439,12 @@ static int cmd_serve(const char *path)
 			goto out;
 	}
 	log_snapshot(s);
+	log_msg("ready");
+	/* After "ready": with a million certificates this stats two million files. */
 	files = watch_fingerprint(s->config);
 	next_watch = time(NULL) + s->config->cert_watch;
 	snapshot_unref(s);
 	s = NULL;
-	log_msg("ready");
 	for (;;) {
 		struct timespec tick = {1, 0};
 

@@ -1,8 +1,12 @@
 /* snapshot: one immutable, refcounted view of config + rendered policies + certificates */
+#include <errno.h>
+#include <dirent.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "log.h"
 #include "records.h"
 #include "snapshot.h"
 #include "upstream.h"
@@ -98,6 +102,66 @@ static int link_upstream(struct tenant *t, struct upstreams *ups, time_t now, st
 	return 0;
 }
 
+struct tls_cert *tenant_cert_loaded(struct snapshot *s, struct tenant *t)
+{
+	struct tls_cert *c;
+
+	if (t->cert != NULL)
+		return tls_cert_ref(t->cert);
+	if (!s->lazy)
+		return NULL;
+	/* Under the lock: eviction must not free it between the load and the ref. */
+	pthread_mutex_lock(&s->cache_lock);
+	c = atomic_load_explicit(&t->lazy_cert, memory_order_relaxed);
+	if (c != NULL)
+		tls_cert_ref(c);
+	pthread_mutex_unlock(&s->cache_lock);
+	return c;
+}
+
+struct tls_cert *tenant_cert(struct snapshot *s, struct tenant *t)
+{
+	const struct config_domain *cd = t->domain;
+	struct tls_cert *c = tenant_cert_loaded(s, t);
+	time_t now;
+	char err[256];
+
+	if (c != NULL || !s->lazy || cd->cert == NULL)
+		return c;
+	now = time(NULL);
+	if (atomic_load(&t->lazy_failed) > now - 60)
+		return NULL;
+	/* Two handshakes may load the same pair at once; the second to finish drops its
+	 * copy. */
+	c = tls_cert_load(cd->cert, cd->key, cd->host, err, sizeof(err));
+	if (c == NULL) {
+		atomic_store(&t->lazy_failed, now);
+		log_msg("%s: cannot load its certificate: %s", cd->name, err);
+		return NULL;
+	}
+	pthread_mutex_lock(&s->cache_lock);
+	if (atomic_load_explicit(&t->lazy_cert, memory_order_relaxed) != NULL) {
+		struct tls_cert *mine = c;
+
+		c = tls_cert_ref(atomic_load_explicit(&t->lazy_cert, memory_order_relaxed));
+		pthread_mutex_unlock(&s->cache_lock);
+		tls_cert_unref(mine);
+		return c;
+	}
+	if (s->cache_n == s->cache_cap) {
+		struct tenant *old = s->cache[s->cache_next];
+
+		tls_cert_unref(atomic_exchange(&old->lazy_cert, NULL));
+	} else {
+		s->cache_n++;
+	}
+	s->cache[s->cache_next] = t;
+	s->cache_next = (s->cache_next + 1) % s->cache_cap;
+	atomic_store(&t->lazy_cert, tls_cert_ref(c));
+	pthread_mutex_unlock(&s->cache_lock);
+	return c;
+}
+
 struct doc *tenant_doc(const struct tenant *t, time_t now)
 {
 	if (t->doc != NULL)
@@ -116,13 +180,110 @@ static void lint_expiry(const struct tls_cert *c, const struct config_domain *cd
 			  c->cert_file, cd->host, (long long)((c->not_after - now) / 86400));
 }
 
+/* Lazy mode at load time: the files must at least exist, so that the commonest mistake
+ * still fails the reload instead of the first handshake. A directory is listed once
+ * (a million access(2) calls in one directory cost seconds; one readdir pass does not). */
+struct dir_list {
+	char *dir;
+	struct hash names;
+	char **v;
+	size_t n;
+};
+
+struct listing {
+	struct hash dirs;	/* dir -> struct dir_list */
+	struct dir_list **v;
+	size_t n;
+};
+
+static void listing_finish(struct listing *l)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		for (size_t k = 0; k < l->v[i]->n; k++)
+			free(l->v[i]->v[k]);
+		free(l->v[i]->v);
+		hash_finish(&l->v[i]->names);
+		free(l->v[i]->dir);
+		free(l->v[i]);
+	}
+	free(l->v);
+	hash_finish(&l->dirs);
+}
+
+static struct dir_list *list_dir(struct listing *l, const char *dir, size_t len)
+{
+	struct dir_list *dl = hash_get(&l->dirs, dir, len), **v;
+	struct dirent *e;
+	size_t cap = 0;
+	DIR *dh;
+
+	if (dl != NULL)
+		return dl;
+	if ((dl = calloc(1, sizeof(*dl))) == NULL || (dl->dir = strndup(dir, len)) == NULL ||
+	    hash_init(&dl->names, 64) < 0 || (v = realloc(l->v, (l->n + 1) * sizeof(*v))) == NULL) {
+		if (dl != NULL)
+			free(dl->dir);
+		free(dl);
+		return NULL;
+	}
+	l->v = v;
+	l->v[l->n++] = dl;
+	hash_put(&l->dirs, dl->dir, dl, NULL);
+	if ((dh = opendir(dl->dir)) == NULL)
+		return dl;
+	while ((e = readdir(dh)) != NULL) {
+		if (dl->n == cap) {
+			char **nv = realloc(dl->v, (cap = cap ? cap * 2 : 256) * sizeof(*nv));
+
+			if (nv == NULL)
+				break;
+			dl->v = nv;
+		}
+		if ((dl->v[dl->n] = strdup(e->d_name)) == NULL)
+			break;
+		hash_put(&dl->names, dl->v[dl->n], dl, NULL);
+		dl->n++;
+	}
+	closedir(dh);
+	return dl;
+}
+
+static bool listed(struct listing *l, const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	struct dir_list *dl;
+
+	if (slash == NULL)
+		return access(path, F_OK) == 0;
+	dl = list_dir(l, path, (size_t)(slash - path));
+	if (dl == NULL)
+		return access(path, F_OK) == 0;
+	return hash_get(&dl->names, slash + 1, strlen(slash + 1)) != NULL;
+}
+
+static int check_present(struct listing *l, const struct config_domain *cd, struct diag *d,
+			 const char *file)
+{
+	if (!listed(l, cd->cert)) {
+		diag_error(d, file, cd->cert_line, "%s: no such file", cd->cert);
+		return -1;
+	}
+	if (!listed(l, cd->key)) {
+		diag_error(d, file, cd->key_line, "%s: no such file", cd->key);
+		return -1;
+	}
+	return 0;
+}
+
 static int load_cert(struct snapshot *s, struct tenant *t, unsigned flags, time_t now,
-		     struct diag *d)
+		     struct listing *l, struct diag *d)
 {
 	const struct config_domain *cd = t->domain;
 	const char *file = s->config->file;
 	unsigned line = cd->cert != NULL ? cd->cert_line : cd->line;
 
+	if (cd->cert != NULL && s->lazy)
+		return check_present(l, cd, d, file);
 	if (cd->cert != NULL) {
 		t->cert = tls_store_load(s->tls, cd->cert, cd->key, d, file, cd->cert_line,
 					 cd->key_line);
@@ -150,19 +311,42 @@ static int load_cert(struct snapshot *s, struct tenant *t, unsigned flags, time_
 	return 0;
 }
 
+/* Decides between eager and lazy certificate loading (cert_cache) and sets up the cache. */
+static int start_lazy(struct snapshot *s, unsigned flags)
+{
+	const struct config *c = s->config;
+	size_t with_files = 0, cap = c->cert_cache;
+
+	if (flags & SNAPSHOT_EAGER)
+		return 0;
+	for (size_t i = 0; i < c->n_domains; i++)
+		with_files += c->domains[i].cert != NULL;
+	if (cap == CONFIG_CERT_CACHE_AUTO)
+		cap = with_files > CONFIG_EAGER_MAX ? CONFIG_CERT_CACHE_DEFAULT : 0;
+	if (cap == 0 || with_files == 0)
+		return 0;
+	s->lazy = true;
+	s->cache_cap = cap < with_files ? cap : with_files;
+	s->cache = calloc(s->cache_cap, sizeof(*s->cache));
+	return s->cache != NULL ? 0 : -1;
+}
+
 struct snapshot *snapshot_create(struct config *config, unsigned flags, struct upstreams *ups,
 				 struct diag *d)
 {
 	struct snapshot *s = calloc(1, sizeof(*s));
 	size_t errors = d->n_errors;
 	time_t now = time(NULL);
+	struct listing listing = {0};
 
-	if (s == NULL) {
+	if (s == NULL || hash_init(&listing.dirs, 16) < 0) {
+		free(s);
 		config_destroy(config);
 		diag_error(d, NULL, 0, "out of memory");
 		return NULL;
 	}
 	atomic_init(&s->refs, 1);
+	pthread_mutex_init(&s->cache_lock, NULL);
 	s->config = config;
 	s->tenants = calloc(config->n_domains ? config->n_domains : 1, sizeof(*s->tenants));
 	if (s->tenants == NULL || hash_init(&s->hosts, config->n_domains) < 0) {
@@ -170,6 +354,10 @@ struct snapshot *snapshot_create(struct config *config, unsigned flags, struct u
 		goto fail;
 	}
 	if (flags & SNAPSHOT_TLS) {
+		if (start_lazy(s, flags) < 0) {
+			diag_error(d, config->file, 0, "out of memory");
+			goto fail;
+		}
 		s->tls = tls_store_create();
 		if (s->tls == NULL) {
 			diag_error(d, config->file, 0, "out of memory");
@@ -193,12 +381,15 @@ struct snapshot *snapshot_create(struct config *config, unsigned flags, struct u
 			continue;
 		}
 		if (s->tls != NULL)
-			load_cert(s, t, flags, now, d);
+			load_cert(s, t, flags, now, &listing, d);
 	}
+	listing_finish(&listing);
 	if (d->n_errors > errors)
-		goto fail;
+		goto fail_snapshot;
 	return s;
 fail:
+	listing_finish(&listing);
+fail_snapshot:
 	atomic_store(&s->refs, 1);
 	snapshot_unref(s);
 	return NULL;
@@ -217,7 +408,10 @@ void snapshot_unref(struct snapshot *s)
 	for (size_t i = 0; i < s->n_tenants; i++) {
 		doc_unref(s->tenants[i].doc);
 		upstream_release(s->tenants[i].up);
+		tls_cert_unref(atomic_load(&s->tenants[i].lazy_cert));
 	}
+	free(s->cache);
+	pthread_mutex_destroy(&s->cache_lock);
 	free(s->tenants);
 	hash_finish(&s->hosts);
 	tls_store_destroy(s->tls);

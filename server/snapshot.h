@@ -2,6 +2,7 @@
 #ifndef MTASTSD_SNAPSHOT_H
 #define MTASTSD_SNAPSHOT_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -30,7 +31,9 @@ struct upstreams;
 
 struct tenant {
 	const struct config_domain *domain;	/* borrowed from the snapshot's config */
-	struct tls_cert *cert;			/* NULL when TLS was not loaded */
+	struct tls_cert *cert;			/* eager: loaded with the snapshot */
+	struct tls_cert *_Atomic lazy_cert;	/* lazy: loaded on first handshake */
+	_Atomic time_t lazy_failed;		/* lazy: last failed load */
 	struct doc *doc;			/* static policy, NULL when proxied */
 	struct upstream *up;			/* proxied: the provider, else NULL */
 	struct domain_stats *_Atomic stats;	/* counters, looked up on first request */
@@ -43,11 +46,21 @@ struct snapshot {
 	struct tenant *tenants;		/* config order */
 	size_t n_tenants;
 	struct hash hosts;		/* "mta-sts.<domain>" -> tenant */
+
+	/* Lazy certificate loading: the tenants whose certificate is loaded, oldest
+	 * first out when there are cache_cap of them. */
+	bool lazy;
+	pthread_mutex_t cache_lock;
+	struct tenant **cache;
+	size_t cache_cap;
+	size_t cache_next;
+	size_t cache_n;
 };
 
 enum snapshot_flags {
 	SNAPSHOT_TLS = 1 << 0,		/* load certificates and keys */
 	SNAPSHOT_EXPIRY_LINT = 1 << 1,	/* warn on certificates expiring within 14 days */
+	SNAPSHOT_EAGER = 1 << 2,	/* load every certificate now, whatever cert_cache says */
 };
 
 /* Renders every policy and (with SNAPSHOT_TLS) loads every certificate, checking that
@@ -57,6 +70,13 @@ enum snapshot_flags {
  * d; NULL when there was any error. refs starts at 1. */
 struct snapshot *snapshot_create(struct config *config, unsigned flags, struct upstreams *ups,
 				 struct diag *d);
+
+/* The certificate to present for t: a new reference (tls_cert_unref it), loading it
+ * now in lazy mode (a failure is logged, and retried at most once a minute). NULL when
+ * there is none. */
+struct tls_cert *tenant_cert(struct snapshot *s, struct tenant *t);
+/* Same without loading: NULL when a lazy certificate is not in memory. */
+struct tls_cert *tenant_cert_loaded(struct snapshot *s, struct tenant *t);
 
 /* The doc to serve for t now: a new reference, or NULL (503) when a proxied tenant has
  * no fresh copy. */

@@ -57,7 +57,7 @@ void tls_store_destroy(struct tls_store *s)
 	if (s == NULL)
 		return;
 	for (size_t i = 0; i < s->n_certs; i++)
-		cert_destroy(s->certs[i]);
+		tls_cert_unref(s->certs[i]);
 	free(s->certs);
 	hash_finish(&s->names);
 	hash_finish(&s->files);
@@ -220,17 +220,15 @@ static int store_add(struct tls_store *s, struct tls_cert *c)
 	return 0;
 }
 
-static struct tls_cert *load(struct tls_store *s, const char *cert_file, const char *key_file,
-			     bool from_dir, struct diag *d, const char *file, unsigned line,
-			     unsigned key_line)
+/* Reads and checks one chain + key pair; refs starts at 1. */
+static struct tls_cert *cert_parse(const char *cert_file, const char *key_file, bool from_dir,
+				   struct diag *d, const char *file, unsigned line,
+				   unsigned key_line)
 {
 	gnutls_datum_t pem = {NULL, 0}, key = {NULL, 0};
 	struct tls_cert *c;
 	int r;
 
-	c = hash_get(&s->files, cert_file, strlen(cert_file));
-	if (c != NULL)
-		return c;
 	if ((c = calloc(1, sizeof(*c))) == NULL || (c->cert_file = strdup(cert_file)) == NULL) {
 		diag_error(d, file, line, "out of memory");
 		goto fail;
@@ -265,10 +263,7 @@ static struct tls_cert *load(struct tls_store *s, const char *cert_file, const c
 			   key_file, cert_file);
 		goto fail;
 	}
-	if (store_add(s, c) < 0) {
-		diag_error(d, file, line, "out of memory");
-		goto fail;
-	}
+	atomic_init(&c->refs, 1);
 	datum_wipe(&key);
 	gnutls_free(pem.data);
 	return c;
@@ -277,6 +272,59 @@ fail:
 	gnutls_free(pem.data);
 	cert_destroy(c);
 	return NULL;
+}
+
+static struct tls_cert *load(struct tls_store *s, const char *cert_file, const char *key_file,
+			     bool from_dir, struct diag *d, const char *file, unsigned line,
+			     unsigned key_line)
+{
+	struct tls_cert *c = hash_get(&s->files, cert_file, strlen(cert_file));
+
+	if (c != NULL)
+		return c;
+	c = cert_parse(cert_file, key_file, from_dir, d, file, line, key_line);
+	if (c != NULL && store_add(s, c) < 0) {
+		diag_error(d, file, line, "out of memory");
+		tls_cert_unref(c);
+		return NULL;
+	}
+	return c;
+}
+
+struct tls_cert *tls_cert_load(const char *cert_file, const char *key_file, const char *host,
+			       char *err, size_t err_size)
+{
+	struct diag d;
+	struct tls_cert *c;
+
+	diag_init(&d);
+	c = cert_parse(cert_file, key_file, false, &d, NULL, 0, 0);
+	if (c != NULL && !tls_cert_covers(c, host)) {
+		diag_error(&d, NULL, 0, "%s: certificate does not cover %s", cert_file, host);
+		tls_cert_unref(c);
+		c = NULL;
+	}
+	if (c == NULL) {
+		for (size_t i = 0; i < d.n; i++)
+			if (d.v[i].level == DIAG_ERROR) {
+				snprintf(err, err_size, "%s", d.v[i].msg);
+				break;
+			}
+	}
+	diag_finish(&d);
+	return c;
+}
+
+struct tls_cert *tls_cert_ref(struct tls_cert *c)
+{
+	atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+	return c;
+}
+
+void tls_cert_unref(struct tls_cert *c)
+{
+	if (c != NULL && atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1)
+		cert_destroy(c);
 }
 
 struct tls_cert *tls_store_load(struct tls_store *s, const char *cert_file,

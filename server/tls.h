@@ -2,6 +2,7 @@
 #ifndef MTASTSD_TLS_H
 #define MTASTSD_TLS_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
@@ -15,6 +16,7 @@
 #define TLS_CHAIN_MAX 8
 
 struct tls_cert {
+	atomic_uint refs;
 	gnutls_pcert_st chain[TLS_CHAIN_MAX];	/* leaf first */
 	unsigned n_chain;
 	gnutls_privkey_t key;
@@ -60,6 +62,15 @@ int tls_store_load_dir(struct tls_store *s, const char *dir, struct diag *d,
 /* The certificate whose SAN names host exactly, else a "*." wildcard one label up.
  * Case-insensitive; never allocates. NULL when none. */
 struct tls_cert *tls_store_find(const struct tls_store *s, const char *host, size_t len);
+
+/* Loads one pair outside any store (lazy loading on first handshake): the same checks
+ * as tls_store_load plus that it covers host. refs starts at 1. NULL with the first
+ * error in err. */
+struct tls_cert *tls_cert_load(const char *cert_file, const char *key_file, const char *host,
+			       char *err, size_t err_size);
+struct tls_cert *tls_cert_ref(struct tls_cert *c);
+/* The last reference frees the certificate (the key is wiped). NULL is a no-op. */
+void tls_cert_unref(struct tls_cert *c);
 
 /* True when one of cert's SAN names covers host (exact or one-label wildcard). */
 bool tls_cert_covers(const struct tls_cert *cert, const char *host);
