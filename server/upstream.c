@@ -515,14 +515,22 @@ static void run_round(struct upstreams *u)
 		pthread_mutex_lock(&up->lock);
 		up->next_dns = now + s.dns_poll;
 		if (q[k].result == DNS_OK && strcmp(q[k].id, up->txt_id) != 0) {
+			time_t at = up->last_attempt + MIN_FETCH_GAP;
+
 			if (up->txt_id[0] != 0)
 				log_msg("provider %s: _mta-sts id changed %s -> %s, refetching",
 					up->provider, up->txt_id, q[k].id);
 			snprintf(up->txt_id, sizeof(up->txt_id), "%s", q[k].id);
+			/* A new id is worth one fetch right away (after the minimum gap); if
+			 * that fails, upstream_retry paces the next ones, however many polls
+			 * still see an id we have not fetched. */
+			if (strcmp(up->txt_id, up->fetched_txt_id) != 0) {
+				if (at < now)
+					at = now;
+				if (up->next_fetch > at)
+					up->next_fetch = at;
+			}
 		}
-		if (up->txt_id[0] != 0 && strcmp(up->txt_id, up->fetched_txt_id) != 0 &&
-		    now >= up->last_attempt + MIN_FETCH_GAP && up->next_fetch > now)
-			up->next_fetch = now;
 		pthread_mutex_unlock(&up->lock);
 	}
 

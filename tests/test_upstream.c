@@ -973,6 +973,35 @@ START_TEST(txt_id_change_refetches)
 }
 END_TEST
 
+/* Failed fetches are retried no faster than upstream_retry (SPEC 1.7, rate limit), also
+ * while the provider's new _mta-sts id keeps differing from the one last fetched. */
+START_TEST(retry_interval_kept_after_id_change)
+{
+	struct opts o = {.refresh = 3600, .dns_poll = 1, .retry = 30};
+	char *url = url_of_provider(), *needle;
+	size_t from;
+
+	write_config(&o);
+	srv_start();
+	free(expect_log("policy changed, new id", 0, WAIT_MS));
+	ck_assert_uint_eq(policy_requests(), 1);
+
+	up_mode("500");
+	from = log_size();
+	dns_start("bbbb2222");
+	needle = strf("provider " PROVIDER ": fetch of %s failed: HTTP status 500", url);
+	free(expect_log(needle, from, WAIT_MS));
+	ck_assert_uint_eq(policy_requests(), 2);
+	/* Five DNS polls see the same new id: no new attempt before 30 s. */
+	sleep_ms(5000);
+	ck_assert_msg(policy_requests() == 2, "%u fetches within 5 s of a failure with "
+		      "upstream_retry = 30", policy_requests());
+	expect_served(CUSTOMER, POLICY_A_CANON);
+	free(needle);
+	free(url);
+}
+END_TEST
+
 /* One fetch per provider however many customers delegate to it (SPEC 1.7, rate limit). */
 START_TEST(many_customers_one_fetch)
 {
@@ -1191,6 +1220,7 @@ static Suite *suite(void)
 	tcase_add_test(t, hostile_after_good_copy);
 	tcase_add_test(t, hostile_without_good_copy);
 	tcase_add_test(t, txt_id_change_refetches);
+	tcase_add_test(t, retry_interval_kept_after_id_change);
 	tcase_add_test(t, many_customers_one_fetch);
 	tcase_add_test(t, restart_with_provider_down);
 	tcase_add_test(t, damaged_cache_ignored);
