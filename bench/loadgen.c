@@ -13,7 +13,8 @@
  *   resume     new connection per request offering a TLS 1.3 ticket obtained
  *              earlier for the same domain (each ticket used once, up to 4 kept
  *              per domain); domains come from a pool of -r domains spread
- *              evenly over the manifest so that tickets get reused
+ *              evenly over the manifest so that tickets get reused.  The
+ *              warmup visits every pool domain once (and lasts until it has)
  *   resume12   the same with TLS 1.2 (session ticket / id, reusable)
  *   keepalive  persistent connections (random domain per connection),
  *              sequential requests, no pipelining
@@ -532,11 +533,28 @@ static void fail(struct conn *c, enum err e)
 	c->retry_at = now_us() + 2000; /* do not spin on a dead server */
 }
 
+static size_t g_primed; /* resume modes: pool domains visited in the warmup */
+
+/*
+ * Resume modes: during the warmup visit every pool domain once, in order, so
+ * that each has tickets; then pick random pool domains, preferring one with an
+ * unused ticket (a domain's tickets can all be in flight on other connections).
+ */
 static struct domain *pick_domain(void)
 {
-	if (is_resume_mode())
-		return &g_dom[g_pool[rnd() % g_npool]];
-	return &g_dom[rnd() % g_ndom];
+	struct domain *d = NULL;
+	int tries;
+
+	if (!is_resume_mode())
+		return &g_dom[rnd() % g_ndom];
+	if (!g_counting && g_primed < g_npool)
+		return &g_dom[g_pool[g_primed++]];
+	for (tries = 0; tries < 8; tries++) {
+		d = &g_dom[g_pool[rnd() % g_npool]];
+		if (d->nsess > 0)
+			break;
+	}
+	return d;
 }
 
 static void build_request(struct conn *c)
@@ -915,7 +933,8 @@ static void usage(FILE *out)
 	      "  -d, --duration SEC    measured window (5); SIGINT/SIGTERM end it early\n"
 	      "  -w, --warmup SEC      warmup before the window (1)\n"
 	      "  -P, --pid PID         server pid: CPU of PID + descendants is measured\n"
-	      "  -r, --pool N          resume modes: domains in the ticket pool (1000)\n"
+	      "  -r, --pool N          resume modes: domains in the ticket pool (1000); the\n"
+	      "                        warmup lasts until each has been visited once\n"
 	      "  -k, --ka-requests N   keepalive: requests per connection, 0 = unlimited (0)\n"
 	      "  -t, --timeout SEC     per-connection inactivity timeout (10)\n"
 	      "      --hup SEC         send SIGHUP to --pid every SEC s during the window\n"
@@ -1133,7 +1152,10 @@ int main(int argc, char **argv)
 		for (i = 0; i < n; i++)
 			conn_drive(evs[i].data.ptr);
 		t = now_us();
-		if (!g_counting && t >= t_win) {
+		if (!g_counting && t >= t_win &&
+		    (!is_resume_mode() || g_primed >= g_npool || t >= t_win + 60000000u)) {
+			/* the window starts after the warmup (and the ticket priming) */
+			t_end = t + (uint64_t)(o_duration * 1e6);
 			memset(&g_st, 0, sizeof(g_st));
 			g_nlat = 0;
 			sample(&s0);
