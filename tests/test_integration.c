@@ -24,7 +24,10 @@
 #define IDLE_TIMEOUT_S 2
 #define POLICY_PATH "/.well-known/mta-sts.txt"
 
-/* Suite-wide, made once in main() before the tests fork. */
+/* Suite-wide, made once in main() before the tests fork. Check's fork mode ends a failing
+ * test with _exit() (no teardown, no atexit), so every test's files live under suite_dir,
+ * which main() removes; Check's killpg() ends the processes a test started. */
+static char *suite_dir;
 static char *certs;	/* directory with the CA, the intermediate and the leaves */
 static char *ca;	/* certs/ca.crt */
 
@@ -435,11 +438,12 @@ static void cleanup_work(void)
 
 static void setup_dir(void)
 {
-	work = h_mkdtemp("it");
+	work = h_strf("%s/test.XXXXXX", suite_dir);
+	ck_assert_ptr_nonnull(mkdtemp(work));
 	conf = h_strf("%s/mtastsd.conf", work);
 	port = h_free_port();
 	memset(&srv, 0, sizeof(srv));
-	/* a failing assertion ends the test process before the teardown runs */
+	/* for CK_FORK=no, where a failure does not end the process */
 	atexit(cleanup_work);
 }
 
@@ -481,12 +485,13 @@ static void teardown_server(void)
 {
 	bool running = server_running(&srv);
 	char *log = srv.log ? h_read_file(srv.log, NULL) : NULL;
+	int status = srv.status;
 
+	cleanup_work();
 	ck_assert_msg(running || expect_exit, "mtastsd died during the test (exit %d); log:\n%s",
-		      srv.status, log ? log : "(none)");
+		      status, log ? log : "(none)");
 	ck_assert_msg(!sanitizer_report(log), "sanitizer report in the log:\n%s", log);
 	free(log);
-	cleanup_work();
 }
 
 /* ---- case 21, 29: each tenant served with its own body and certificate ---------------- */
@@ -1477,10 +1482,11 @@ int main(void)
 		fprintf(stderr, "%s: not executable\n", MTASTSD_BIN);
 		return 1;
 	}
-	certs = h_mkdtemp("certs");
+	suite_dir = h_mkdtemp("it");
+	certs = h_strf("%s/certs", suite_dir);
 	ca = h_strf("%s/ca.crt", certs);
 	if (make_certs() != 0) {
-		h_rm_rf(certs);
+		h_rm_rf(suite_dir);
 		return 1;
 	}
 
@@ -1488,7 +1494,8 @@ int main(void)
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
-	h_rm_rf(certs);
+	h_rm_rf(suite_dir);
+	free(suite_dir);
 	free(certs);
 	free(ca);
 	return failed == 0 ? 0 : 1;
