@@ -27,6 +27,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -387,7 +389,7 @@ int main(int argc, char **argv)
 	EVP_PKEY *int_key;
 	char *int_pem, d[PATH_MAX];
 	struct timespec t0, t1;
-	int opt, failed = 0;
+	int opt, failed = 0, lockfd;
 
 	jobs = ncpu > 0 ? (unsigned long)ncpu : 1;
 	while ((opt = getopt(argc, argv, "hj:")) != -1) {
@@ -413,6 +415,11 @@ int main(int argc, char **argv)
 	g_dir = argv[optind];
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	mkdir_p(g_dir);
+	/* one generator per directory at a time (two would race on the CA) */
+	fmt(d, sizeof(d), "%s/.lock", g_dir);
+	lockfd = open(d, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (lockfd < 0 || flock(lockfd, LOCK_EX) != 0)
+		die("lock %s: %s", d, strerror(errno));
 	fmt(d, sizeof(d), "%s/certs", g_dir);
 	mkdir_p(d);
 	fmt(d, sizeof(d), "%s/keys", g_dir);
@@ -467,5 +474,6 @@ int main(int argc, char **argv)
 	X509_free(int_crt);
 	EVP_PKEY_free(int_key);
 	free(int_pem);
+	close(lockfd);
 	return 0;
 }
