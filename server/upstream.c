@@ -407,14 +407,19 @@ static void announce(struct upstream *up, const char *id, const struct settings 
 
 static void fetch_failed(struct upstream *up, time_t now, const char *why, unsigned retry)
 {
+	const char *outcome;
+
 	pthread_mutex_lock(&up->lock);
 	up->failures++;
 	up->fetches_failed++;
 	up->next_fetch = now + retry;
 	snprintf(up->last_error, sizeof(up->last_error), "%s", why);
+	/* Decided under the lock: the fetch thread is not the only one touching doc. */
+	outcome = fresh(up, now) ? "keeping the last good copy"
+		  : up->doc != NULL ? "the last good copy is past its max_age (503)"
+				    : "no policy to serve (503)";
 	pthread_mutex_unlock(&up->lock);
-	log_msg("provider %s: fetch of %s failed: %s; %s", up->provider, up->url, why,
-		up->doc != NULL ? "keeping the last good copy" : "no policy to serve (503)");
+	log_msg("provider %s: fetch of %s failed: %s; %s", up->provider, up->url, why, outcome);
 }
 
 static void fetch_done(struct upstream *up, struct fetch_job *job, time_t now,

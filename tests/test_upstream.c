@@ -1103,7 +1103,7 @@ END_TEST
 START_TEST(expiry_after_max_age)
 {
 	struct opts o = {.refresh = 3600, .dns_poll = 1, .retry = 1};
-	char *id = expected_id(POLICY_SHORT_CANON), *needle;
+	char *id = expected_id(POLICY_SHORT_CANON), *url = url_of_provider(), *needle, *line;
 	long long t;
 
 	up_policy(POLICY_SHORT);
@@ -1125,6 +1125,14 @@ START_TEST(expiry_after_max_age)
 	expect_unavailable(CUSTOMER);
 	sleep_ms(1200);
 	expect_unavailable(CUSTOMER);
+	/* And the log no longer claims to keep it. */
+	needle = strf("provider " PROVIDER ": fetch of %s failed: ", url);
+	line = expect_log(needle, log_size(), WAIT_MS);
+	ck_assert_msg(strstr(line, "; the last good copy is past its max_age (503)") != NULL,
+		      "%s", line);
+	free(line);
+	free(needle);
+	free(url);
 	free(id);
 }
 END_TEST
