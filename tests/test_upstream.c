@@ -1217,23 +1217,34 @@ static int make_certs(void)
 	return 0;
 }
 
-static Suite *suite(void)
+static TCase *tcase(Suite *s, const char *name)
 {
-	Suite *s = suite_create("upstream");
-	TCase *t = tcase_create("proxy");
+	TCase *t = tcase_create(name);
 
 	tcase_add_checked_fixture(t, setup, teardown);
 	tcase_set_timeout(t, 90);
+	suite_add_tcase(s, t);
+	return t;
+}
+
+/* Cases by concern, so that CK_RUN_CASE=hostile (for example) runs one group. */
+static Suite *suite(void)
+{
+	Suite *s = suite_create("upstream");
+	TCase *t = tcase(s, "serve");
+
 	tcase_add_test(t, ok_served_canonically);
+	tcase_add_test(t, many_customers_one_fetch);
+	t = tcase(s, "hostile");
 	tcase_add_test(t, hostile_after_good_copy);
 	tcase_add_test(t, hostile_without_good_copy);
+	t = tcase(s, "refresh");
 	tcase_add_test(t, txt_id_change_refetches);
 	tcase_add_test(t, retry_interval_kept_after_id_change);
-	tcase_add_test(t, many_customers_one_fetch);
+	t = tcase(s, "persistence");
 	tcase_add_test(t, restart_with_provider_down);
 	tcase_add_test(t, damaged_cache_ignored);
 	tcase_add_test(t, expiry_after_max_age);
-	suite_add_tcase(s, t);
 	return s;
 }
 
