@@ -85,9 +85,10 @@ static int read_file(const char *path, gnutls_datum_t *ret, bool secret, struct 
 		diag_error(d, file, line, "%s: empty or larger than 1 MiB", path);
 		goto out;
 	}
-	if (secret && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
-		diag_warn(d, file, line, "%s: private key is accessible by group or others "
-			  "(chmod 600)", path);
+	/* Group access is the usual root:mtastsd 0640 layout; others never. */
+	if (secret && (st.st_mode & S_IRWXO) != 0)
+		diag_warn(d, file, line, "%s: private key is accessible by others (chmod o-rwx)",
+			  path);
 	data.data = gnutls_malloc((size_t)st.st_size + 1);
 	if (data.data == NULL) {
 		diag_error(d, file, line, "%s: out of memory", path);
