@@ -231,10 +231,14 @@ static bool udp_bound(unsigned p)
 /* ---- processes ------------------------------------------------------------------------ */
 
 /* Starts argv with stdout and stderr appended to out. The child gets SIGKILL when this test
- * process dies, so a failed assertion (Check's _exit) leaves nothing running. */
+ * process dies, so a failed assertion (Check's _exit skips the teardown) leaves nothing
+ * running. dnsmasq loses that setting when it changes credentials, so every pid is also
+ * listed in top/pids for reap_leftovers(). */
 static pid_t spawn(const char *const argv[], const char *out)
 {
 	pid_t parent = getpid(), pid = fork();
+	char *pids = strf("%s/pids", top);
+	FILE *f;
 
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
@@ -248,7 +252,40 @@ static pid_t spawn(const char *const argv[], const char *out)
 		execvp(argv[0], (char *const *)(uintptr_t)argv);
 		_exit(127);
 	}
+	f = fopen(pids, "a");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "%ld\n", (long)pid);
+	ck_assert_int_eq(fclose(f), 0);
+	free(pids);
 	return pid;
+}
+
+/* After the run: SIGKILLs every process spawn() started that still runs (its command line
+ * names a file under top, so a recycled pid is left alone). */
+static void reap_leftovers(void)
+{
+	char *pids = strf("%s/pids", top), *text = read_file(pids, NULL), *save = NULL;
+
+	for (char *l = text ? strtok_r(text, "\n", &save) : NULL; l != NULL;
+	     l = strtok_r(NULL, "\n", &save)) {
+		long pid = strtol(l, NULL, 10);
+		char *path = strf("/proc/%ld/cmdline", pid), *cmd;
+		size_t len;
+
+		if (pid > 1 && (cmd = read_file(path, &len)) != NULL) {
+			for (size_t i = 0; i + 1 < len; i++)
+				if (cmd[i] == 0)
+					cmd[i] = ' ';
+			if (strstr(cmd, top) != NULL) {
+				kill(-(pid_t)pid, SIGKILL);
+				kill((pid_t)pid, SIGKILL);
+			}
+			free(cmd);
+		}
+		free(path);
+	}
+	free(text);
+	free(pids);
 }
 
 /* Signals *pid's process group, waits up to 5 s, then SIGKILLs; reaps. Returns the exit
@@ -1279,6 +1316,7 @@ int main(void)
 	srunner_run_all(r, CK_NORMAL);
 	failed = srunner_ntests_failed(r);
 	srunner_free(r);
+	reap_leftovers();
 	if (failed == 0 || getenv("KEEP_TEST_DIR") == NULL)
 		rm_rf(top);
 	else
