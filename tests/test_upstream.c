@@ -729,6 +729,11 @@ static void setup(void)
 	}
 	dns_start("aaaa1111");
 	up_start();
+	/* A proxy that does not exist: mtastsd must ignore the environment (curl is told to
+	 * with --noproxy). Only this test's process and its children see it. */
+	ck_assert_int_eq(setenv("https_proxy", "http://127.0.0.1:9", 1), 0);
+	ck_assert_int_eq(setenv("HTTPS_PROXY", "http://127.0.0.1:9", 1), 0);
+	ck_assert_int_eq(setenv("ALL_PROXY", "http://127.0.0.1:9", 1), 0);
 }
 
 static void teardown(void)
