@@ -33,39 +33,39 @@
 #define POLICY_PATH "/.well-known/mta-sts.txt"
 #define PROVIDER "provider.test"
 #define CUSTOMER "customer.test"
-#define MANY 500		/* customers of one provider in the fan-in test */
-#define FETCH_TIMEOUT 2		/* upstream_timeout, seconds; the drip mode is slower */
-#define WAIT_MS 10000		/* default deadline for something to show up */
+#define MANY 500        /* customers of one provider in the fan-in test */
+#define FETCH_TIMEOUT 2 /* upstream_timeout, seconds; the drip mode is slower */
+#define WAIT_MS 10000   /* default deadline for something to show up */
 
 /* What the provider publishes, deliberately not canonical: LF, field order, case, an
  * extension field. POLICY_A_CANON is what must be served, written by hand from SPEC.md's
  * canonical form. */
-#define POLICY_A                                                                   \
-	"mode: enforce\nmax_age: 86400\nversion: STSv1\nmx: MX1.Provider.Test\n"  \
+#define POLICY_A                                                                                   \
+	"mode: enforce\nmax_age: 86400\nversion: STSv1\nmx: MX1.Provider.Test\n"                   \
 	"mx: *.backup.provider.test\nfoo_bar.x-1: ignored\n"
-#define POLICY_A_CANON                                                             \
-	"version: STSv1\r\nmode: enforce\r\nmx: mx1.provider.test\r\n"            \
+#define POLICY_A_CANON                                                                             \
+	"version: STSv1\r\nmode: enforce\r\nmx: mx1.provider.test\r\n"                             \
 	"mx: *.backup.provider.test\r\nmax_age: 86400\r\n"
 /* The body every hostile mode carries: valid, so accepting it by mistake shows. */
 #define POLICY_B "version: STSv1\nmode: testing\nmx: evil.example\nmax_age: 86400\n"
 #define POLICY_B_CANON "version: STSv1\r\nmode: testing\r\nmx: evil.example\r\nmax_age: 86400\r\n"
 /* A short-lived policy for the expiry case. */
 #define POLICY_SHORT "version: STSv1\nmode: testing\nmx: mx1.provider.test\nmax_age: 3\n"
-#define POLICY_SHORT_CANON                                                         \
+#define POLICY_SHORT_CANON                                                                         \
 	"version: STSv1\r\nmode: testing\r\nmx: mx1.provider.test\r\nmax_age: 3\r\n"
 
 /* Suite-wide, made once in main() before the tests fork. */
-static char *top;		/* private temp dir holding everything below */
-static char *pki_provider;	/* CA trusted for the upstream, leaves for provider and other */
-static char *pki_untrusted;	/* another CA, a leaf for provider.test */
-static char *pki_customer;	/* our side: CA for curl, leaf for customer.test */
-static char *many_dir;		/* certs dir: leaves naming mta-sts.customer1..MANY.test */
+static char *top;           /* private temp dir holding everything below */
+static char *pki_provider;  /* CA trusted for the upstream, leaves for provider and other */
+static char *pki_untrusted; /* another CA, a leaf for provider.test */
+static char *pki_customer;  /* our side: CA for curl, leaf for customer.test */
+static char *many_dir;      /* certs dir: leaves naming mta-sts.customer1..MANY.test */
 
 /* Per test, made by the fixture in the test's own process. */
 static char *work;
 static char *conf;
 static char *log_path;
-static char *up_dir;		/* the hostile upstream's control directory */
+static char *up_dir; /* the hostile upstream's control directory */
 static unsigned up_port, dns_port, port;
 static pid_t up_pid, dns_pid, srv_pid;
 
@@ -73,13 +73,13 @@ static pid_t up_pid, dns_pid, srv_pid;
 
 /* For the helpers main() uses too, where Check's assertions cannot report: a broken
  * environment aborts (a test error inside a test). */
-#define NEED(cond)                                                                 \
-	do {                                                                       \
-		if (!(cond)) {                                                     \
-			fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #cond,  \
-				strerror(errno));                                  \
-			abort();                                                   \
-		}                                                                  \
+#define NEED(cond)                                                                                 \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "%s:%d: %s: %s\n", __FILE__, __LINE__, #cond,              \
+			        strerror(errno));                                                  \
+			abort();                                                                   \
+		}                                                                                  \
 	} while (0)
 
 static char *strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -197,7 +197,7 @@ static unsigned free_port(void)
 {
 	for (int tries = 0; tries < 50; tries++) {
 		struct sockaddr_in a = {.sin_family = AF_INET,
-					.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 		socklen_t len = sizeof(a);
 		int t = socket(AF_INET, SOCK_STREAM, 0), u = socket(AF_INET, SOCK_DGRAM, 0);
 		unsigned p = 0;
@@ -219,8 +219,9 @@ static unsigned free_port(void)
 /* Whether something listens on UDP 127.0.0.1:p (we cannot bind it). */
 static bool udp_bound(unsigned p)
 {
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p),
-				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	struct sockaddr_in a = {.sin_family = AF_INET,
+	                        .sin_port = htons((uint16_t)p),
+	                        .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	int u = socket(AF_INET, SOCK_DGRAM, 0);
 	bool bound = bind(u, (struct sockaddr *)&a, sizeof(a)) < 0 && errno == EADDRINUSE;
 
@@ -322,12 +323,14 @@ static int run(const char *const argv[], const char *out, const char *err, unsig
 
 	NEED(pid >= 0);
 	if (pid == 0) {
-		int o = open(out ? out : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		int e = open(err ? err : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		int o =
+		    open(out ? out : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		int e =
+		    open(err ? err : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
 
-		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent || o < 0 ||
-		    e < 0 || null < 0 || dup2(null, 0) < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent || o < 0 || e < 0 ||
+		    null < 0 || dup2(null, 0) < 0 || dup2(o, 1) < 0 || dup2(e, 2) < 0)
 			_exit(127);
 		execvp(argv[0], (char *const *)(uintptr_t)argv);
 		_exit(127);
@@ -353,19 +356,29 @@ static void dns_start(const char *id)
 	char *txt = strf("--txt-record=_mta-sts." PROVIDER ",v=STSv1; id=%s", id);
 	char *pid_arg = strf("--pid-file=%s/dnsmasq.pid", work);
 	char *out = strf("%s/dnsmasq.log", work);
-	const char *argv[] = {"dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
-			      "--no-resolv", "--no-hosts", "--local=/test/", port_arg,
-			      "--listen-address=127.0.0.1", "--bind-interfaces", pid_arg, txt,
-			      "--address=/mta-sts." PROVIDER "/127.0.0.1",
-			      geteuid() == 0 ? "--user=root" : NULL, NULL};
+	const char *argv[] = {"dnsmasq",
+	                      "--keep-in-foreground",
+	                      "--conf-file=/dev/null",
+	                      "--no-resolv",
+	                      "--no-hosts",
+	                      "--local=/test/",
+	                      port_arg,
+	                      "--listen-address=127.0.0.1",
+	                      "--bind-interfaces",
+	                      pid_arg,
+	                      txt,
+	                      "--address=/mta-sts." PROVIDER "/127.0.0.1",
+	                      geteuid() == 0 ? "--user=root" : NULL,
+	                      NULL};
 	long long deadline = now_ms() + WAIT_MS;
 
 	stop(&dns_pid, SIGTERM);
 	dns_pid = spawn(argv, out);
 	while (!udp_bound(dns_port)) {
-		ck_assert_msg(now_ms() < deadline, "dnsmasq did not start: %s", read_file(out, NULL));
+		ck_assert_msg(now_ms() < deadline, "dnsmasq did not start: %s",
+		              read_file(out, NULL));
 		ck_assert_msg(waitpid(dns_pid, NULL, WNOHANG) == 0, "dnsmasq exited: %s",
-			      read_file(out, NULL));
+		              read_file(out, NULL));
 		sleep_ms(20);
 	}
 	free(port_arg);
@@ -402,10 +415,25 @@ static void up_start(void)
 	char *port_arg = strf("%u", up_port);
 	char *port_file = strf("%s/port", up_dir);
 	char *out = strf("%s/upstream.log", work);
-	const char *argv[] = {"python3", HOSTILE_PY, "--dir", up_dir, "--port", port_arg,
-			      "--cert", cert, "--key", key, "--wrong-cert", wcert,
-			      "--wrong-key", wkey, "--untrusted-cert", ucert,
-			      "--untrusted-key", ukey, NULL};
+	const char *argv[] = {"python3",
+	                      HOSTILE_PY,
+	                      "--dir",
+	                      up_dir,
+	                      "--port",
+	                      port_arg,
+	                      "--cert",
+	                      cert,
+	                      "--key",
+	                      key,
+	                      "--wrong-cert",
+	                      wcert,
+	                      "--wrong-key",
+	                      wkey,
+	                      "--untrusted-cert",
+	                      ucert,
+	                      "--untrusted-key",
+	                      ukey,
+	                      NULL};
 	long long deadline = now_ms() + WAIT_MS;
 	char *text;
 
@@ -413,9 +441,9 @@ static void up_start(void)
 	up_pid = spawn(argv, out);
 	while ((text = read_file(port_file, NULL)) == NULL) {
 		ck_assert_msg(now_ms() < deadline, "upstream did not start: %s",
-			      read_file(out, NULL));
+		              read_file(out, NULL));
 		ck_assert_msg(waitpid(up_pid, NULL, WNOHANG) == 0, "upstream exited: %s",
-			      read_file(out, NULL));
+		              read_file(out, NULL));
 		sleep_ms(20);
 	}
 	up_port = (unsigned)strtoul(text, NULL, 10);
@@ -443,7 +471,8 @@ static unsigned up_count(const char *key)
 	     l = strtok_r(NULL, "\n", &save)) {
 		char *sp = strrchr(l, ' ');
 
-		if (sp != NULL && (size_t)(sp - l) == strlen(key) && strncmp(l, key, strlen(key)) == 0)
+		if (sp != NULL && (size_t)(sp - l) == strlen(key) &&
+		    strncmp(l, key, strlen(key)) == 0)
 			n = (unsigned)strtoul(sp + 1, NULL, 10);
 	}
 	free(text);
@@ -457,8 +486,8 @@ static unsigned policy_requests(void)
 
 struct opts {
 	unsigned refresh, dns_poll, retry;
-	unsigned customers;	/* 0: customer.test alone, with its own cert and key */
-	bool hook;		/* on_change = work/hook.sh */
+	unsigned customers; /* 0: customer.test alone, with its own cert and key */
+	bool hook;          /* on_change = work/hook.sh */
 };
 
 static void write_config(const struct opts *o)
@@ -467,22 +496,22 @@ static void write_config(const struct opts *o)
 	char *hook = o->hook ? strf("on_change = %s/hook.sh\n", work) : strf("%s", "");
 	char *certs = o->customers ? strf("certs = %s\n", many_dir) : strf("%s", "");
 	char *head = strf("# written by test_upstream\n"
-			  "[server]\n"
-			  "listen = 127.0.0.1:%u\n"
-			  "%s"
-			  "access_log = false\n"
-			  "state_dir = %s\n"
-			  "upstream_ca = %s/ca.crt\n"
-			  "upstream_refresh = %u\n"
-			  "upstream_dns_poll = %u\n"
-			  "upstream_timeout = %u\n"
-			  "upstream_connect_timeout = 1\n"
-			  "upstream_retry = %u\n"
-			  "upstream_port = %u\n"
-			  "dns_server = 127.0.0.1:%u\n"
-			  "%s",
-			  port, certs, state, pki_provider, o->refresh, o->dns_poll,
-			  FETCH_TIMEOUT, o->retry, up_port, dns_port, hook);
+	                  "[server]\n"
+	                  "listen = 127.0.0.1:%u\n"
+	                  "%s"
+	                  "access_log = false\n"
+	                  "state_dir = %s\n"
+	                  "upstream_ca = %s/ca.crt\n"
+	                  "upstream_refresh = %u\n"
+	                  "upstream_dns_poll = %u\n"
+	                  "upstream_timeout = %u\n"
+	                  "upstream_connect_timeout = 1\n"
+	                  "upstream_retry = %u\n"
+	                  "upstream_port = %u\n"
+	                  "dns_server = 127.0.0.1:%u\n"
+	                  "%s",
+	                  port, certs, state, pki_provider, o->refresh, o->dns_poll, FETCH_TIMEOUT,
+	                  o->retry, up_port, dns_port, hook);
 	FILE *f;
 
 	mkdir(state, 0700);
@@ -490,9 +519,10 @@ static void write_config(const struct opts *o)
 	ck_assert_ptr_nonnull(f);
 	fputs(head, f);
 	if (o->customers == 0)
-		fprintf(f, "\n[domain " CUSTOMER "]\nproxy = " PROVIDER "\n"
-			   "cert = %s/mta-sts." CUSTOMER ".crt\nkey = %s/mta-sts." CUSTOMER ".key\n",
-			pki_customer, pki_customer);
+		fprintf(f,
+		        "\n[domain " CUSTOMER "]\nproxy = " PROVIDER "\n"
+		        "cert = %s/mta-sts." CUSTOMER ".crt\nkey = %s/mta-sts." CUSTOMER ".key\n",
+		        pki_customer, pki_customer);
 	for (unsigned i = 1; i <= o->customers; i++)
 		fprintf(f, "\n[domain customer%u.test]\nproxy = " PROVIDER "\n", i);
 	ck_assert_int_eq(fclose(f), 0);
@@ -572,7 +602,7 @@ static void srv_start(void)
 /* ---- reading what mtastsd serves, with curl -------------------------------------------- */
 
 struct reply {
-	int status;		/* HTTP status, 0 when curl failed */
+	int status; /* HTTP status, 0 when curl failed */
 	char *body;
 	size_t len;
 	char *headers;
@@ -586,9 +616,10 @@ static void get(const char *domain, struct reply *r)
 	char *ca = strf("%s/ca.crt", pki_customer);
 	char *body = strf("%s/curl.body", work), *hdr = strf("%s/curl.headers", work);
 	char *out = strf("%s/curl.out", work), *err = strf("%s/curl.err", work);
-	const char *argv[] = {"curl", "-sS", "--max-time", "5", "--noproxy", "*", "--resolve",
-			      resolve, "--cacert", ca, "-o", body, "-D", hdr, "-w",
-			      "%{http_code}", url, NULL};
+	const char *argv[] = {
+	    "curl",  "-sS",          "--max-time", "5",  "--noproxy", "*",  "--resolve",
+	    resolve, "--cacert",     ca,           "-o", body,        "-D", hdr,
+	    "-w",    "%{http_code}", url,          NULL};
 	char *code;
 
 	unlink(body);
@@ -630,9 +661,9 @@ static void expect_served(const char *domain, const char *body)
 	ck_assert_msg(r.status == 200, "%s: status %d, expected 200", domain, r.status);
 	ck_assert_ptr_nonnull(r.body);
 	ck_assert_msg(r.len == strlen(body) && memcmp(r.body, body, r.len) == 0,
-		      "%s: served\n%s\nexpected\n%s", domain, r.body, body);
+	              "%s: served\n%s\nexpected\n%s", domain, r.body, body);
 	ck_assert_msg(strstr(r.headers, "Content-Type: text/plain; charset=utf-8\r\n") != NULL,
-		      "%s: headers\n%s", domain, r.headers);
+	              "%s: headers\n%s", domain, r.headers);
 	reply_finish(&r);
 }
 
@@ -643,9 +674,9 @@ static void expect_unavailable(const char *domain)
 
 	get(domain, &r);
 	ck_assert_msg(r.status == 503, "%s: status %d, expected 503 (body %s)", domain, r.status,
-		      r.body ? r.body : "");
+	              r.body ? r.body : "");
 	ck_assert_msg(r.body == NULL || strstr(r.body, "STSv1") == NULL,
-		      "%s: a 503 with a policy: %s", domain, r.body);
+	              "%s: a 503 with a policy: %s", domain, r.body);
 	reply_finish(&r);
 }
 
@@ -663,7 +694,7 @@ static long long wait_status(const char *domain, int status, unsigned timeout_ms
 		if (now_ms() - start > timeout_ms) {
 			dump_log();
 			ck_abort_msg("%s: no status %d within %u ms (last %d)", domain, status,
-				     timeout_ms, r.status);
+			             timeout_ms, r.status);
 		}
 		sleep_ms(100);
 	}
@@ -767,7 +798,8 @@ START_TEST(ok_served_canonically)
 	expect_served(CUSTOMER, POLICY_A_CANON);
 
 	needle = strf(CUSTOMER ": id changed to %s; publish: _mta-sts." CUSTOMER
-		      ". 3600 IN TXT \"v=STSv1; id=%s\"", id, id);
+	                       ". 3600 IN TXT \"v=STSv1; id=%s\"",
+	              id, id);
 	free(expect_log(needle, 0, WAIT_MS));
 	free(needle);
 
@@ -804,8 +836,9 @@ START_TEST(ok_served_canonically)
 	ck_assert_int_eq(run(argv, out, err, 10000), 0);
 	text = read_file(out, NULL);
 	ck_assert_ptr_nonnull(text);
-	ck_assert_msg(strstr(text, "_mta-sts." CUSTOMER ". 3600 IN CNAME _mta-sts." PROVIDER
-				   ".\n") != NULL, "records:\n%s", text);
+	ck_assert_msg(
+	    strstr(text, "_mta-sts." CUSTOMER ". 3600 IN CNAME _mta-sts." PROVIDER ".\n") != NULL,
+	    "records:\n%s", text);
 	needle = strf("; _mta-sts." CUSTOMER ". 3600 IN TXT \"v=STSv1; id=%s\"\n", id);
 	ck_assert_msg(strstr(text, needle) != NULL, "records:\n%s", text);
 	free(needle);
@@ -825,23 +858,23 @@ END_TEST
 static const struct hostile {
 	const char *mode;
 	const char *reason;
-	bool tls;	/* fails in the handshake: no request is ever sent */
+	bool tls; /* fails in the handshake: no request is ever sent */
 } hostile[] = {
-	{"redirect", "HTTP status 302 (only 200 is accepted; redirects are not followed)", false},
-	{"404", "HTTP status 404 (only 200 is accepted)", false},
-	{"500", "HTTP status 500 (only 200 is accepted)", false},
-	{"drip", "Timeout was reached", false},
-	{"big-cl", "body larger than 65536 bytes", false},
-	{"big-chunked", "body larger than 65536 bytes", false},
-	{"big-close", "body larger than 65536 bytes", false},
-	{"html", "Content-Type \"text/html; charset=utf-8\" is not text/plain", false},
-	{"no-ct", "Content-Type missing is not text/plain", false},
-	{"latin1", "Content-Type \"text/plain; charset=latin1\" is not text/plain", false},
-	{"bad-maxage", "invalid policy", false},
-	{"blank-line", "invalid policy", false},
-	{"wrong-name", "SSL peer certificate or SSH remote key was not OK", true},
-	{"untrusted", "SSL peer certificate or SSH remote key was not OK", true},
-	{"tls10", "SSL connect error", true},
+    {"redirect", "HTTP status 302 (only 200 is accepted; redirects are not followed)", false},
+    {"404", "HTTP status 404 (only 200 is accepted)", false},
+    {"500", "HTTP status 500 (only 200 is accepted)", false},
+    {"drip", "Timeout was reached", false},
+    {"big-cl", "body larger than 65536 bytes", false},
+    {"big-chunked", "body larger than 65536 bytes", false},
+    {"big-close", "body larger than 65536 bytes", false},
+    {"html", "Content-Type \"text/html; charset=utf-8\" is not text/plain", false},
+    {"no-ct", "Content-Type missing is not text/plain", false},
+    {"latin1", "Content-Type \"text/plain; charset=latin1\" is not text/plain", false},
+    {"bad-maxage", "invalid policy", false},
+    {"blank-line", "invalid policy", false},
+    {"wrong-name", "SSL peer certificate or SSH remote key was not OK", true},
+    {"untrusted", "SSL peer certificate or SSH remote key was not OK", true},
+    {"tls10", "SSL connect error", true},
 };
 #define N_HOSTILE (sizeof(hostile) / sizeof(hostile[0]))
 
@@ -858,7 +891,8 @@ static bool tls10_offered(void)
 	up_mode("ok");
 	free(port_arg);
 	if (!ok)
-		fprintf(stderr, "note: the local OpenSSL cannot offer TLS 1.0; mode tls10 skipped\n");
+		fprintf(stderr,
+		        "note: the local OpenSSL cannot offer TLS 1.0; mode tls10 skipped\n");
 	return ok;
 }
 
@@ -899,12 +933,12 @@ START_TEST(hostile_after_good_copy)
 			continue;
 		line = provoke(h, log_size());
 		ck_assert_msg(strstr(line, "; keeping the last good copy") != NULL, "%s: %s",
-			      h->mode, line);
+		              h->mode, line);
 		expect_served(CUSTOMER, POLICY_A_CANON);
 		ck_assert_uint_gt(up_count("connections"), conns);
 		if (h->tls)
 			ck_assert_msg(policy_requests() == reqs, "%s: a request went through",
-				      h->mode);
+			              h->mode);
 		else
 			ck_assert_uint_gt(policy_requests(), reqs);
 		free(line);
@@ -952,8 +986,8 @@ START_TEST(hostile_without_good_copy)
 		if (strcmp(h->mode, "tls10") == 0 && !tls10)
 			continue;
 		line = provoke(h, log_size());
-		ck_assert_msg(strstr(line, "; no policy to serve (503)") != NULL, "%s: %s",
-			      h->mode, line);
+		ck_assert_msg(strstr(line, "; no policy to serve (503)") != NULL, "%s: %s", h->mode,
+		              line);
 		expect_unavailable(CUSTOMER);
 		free(line);
 	}
@@ -989,12 +1023,13 @@ START_TEST(txt_id_change_refetches)
 	from = log_size();
 	dns_start("bbbb2222");
 	free(expect_log("provider " PROVIDER ": _mta-sts id changed aaaa1111 -> bbbb2222", from,
-			WAIT_MS));
+	                WAIT_MS));
 	needle = strf("provider " PROVIDER ": policy changed, new id %s", id_b);
 	free(expect_log(needle, from, WAIT_MS));
 	free(needle);
 	needle = strf(CUSTOMER ": id changed to %s; publish: _mta-sts." CUSTOMER
-		      ". 3600 IN TXT \"v=STSv1; id=%s\"", id_b, id_b);
+	                       ". 3600 IN TXT \"v=STSv1; id=%s\"",
+	              id_b, id_b);
 	free(expect_log(needle, from, WAIT_MS));
 	free(needle);
 	ck_assert_uint_eq(policy_requests(), 2);
@@ -1036,8 +1071,10 @@ START_TEST(retry_interval_kept_after_id_change)
 	ck_assert_uint_eq(policy_requests(), 2);
 	/* Five DNS polls see the same new id: no new attempt before 30 s. */
 	sleep_ms(5000);
-	ck_assert_msg(policy_requests() == 2, "%u fetches within 5 s of a failure with "
-		      "upstream_retry = 30", policy_requests());
+	ck_assert_msg(policy_requests() == 2,
+	              "%u fetches within 5 s of a failure with "
+	              "upstream_retry = 30",
+	              policy_requests());
 	expect_served(CUSTOMER, POLICY_A_CANON);
 	free(needle);
 	free(url);
@@ -1075,8 +1112,8 @@ START_TEST(many_customers_one_fetch)
 	sleep_ms(1000);
 	n = policy_requests();
 	ck_assert_msg(n <= 2 + (unsigned)((now_ms() - first) / 1000 / o.refresh),
-		      "%u fetches in %lld ms with upstream_refresh = %u", n, now_ms() - first,
-		      o.refresh);
+	              "%u fetches in %lld ms with upstream_refresh = %u", n, now_ms() - first,
+	              o.refresh);
 	ck_assert_uint_eq(up_count("connections"), n);
 	free(id);
 }
@@ -1170,8 +1207,8 @@ START_TEST(expiry_after_max_age)
 	/* And the log no longer claims to keep it. */
 	needle = strf("provider " PROVIDER ": fetch of %s failed: ", url);
 	line = expect_log(needle, log_size(), WAIT_MS);
-	ck_assert_msg(strstr(line, "; the last good copy is past its max_age (503)") != NULL,
-		      "%s", line);
+	ck_assert_msg(strstr(line, "; the last good copy is past its max_age (503)") != NULL, "%s",
+	              line);
 	free(line);
 	free(needle);
 	free(url);
@@ -1208,19 +1245,38 @@ static int make_many_leaf(unsigned first)
 	char *leaf = strf("%s/many.leaf", top), *crt = strf("%s/many%u.crt", many_dir, first);
 	char *ica = strf("%s/intermediate.crt", pki_customer);
 	char *ikey = strf("%s/intermediate.key", pki_customer);
-	const char *genkey[] = {"certtool", "--generate-privkey", "--key-type=ecdsa",
-				"--curve=secp256r1", "--no-text", "--outfile", key, NULL};
-	const char *gencrt[] = {"certtool", "--generate-certificate", "--load-privkey", key,
-				"--load-ca-certificate", ica, "--load-ca-privkey", ikey,
-				"--template", tmpl, "--no-text", "--outfile", leaf, NULL};
+	const char *genkey[] = {"certtool",
+	                        "--generate-privkey",
+	                        "--key-type=ecdsa",
+	                        "--curve=secp256r1",
+	                        "--no-text",
+	                        "--outfile",
+	                        key,
+	                        NULL};
+	const char *gencrt[] = {"certtool",
+	                        "--generate-certificate",
+	                        "--load-privkey",
+	                        key,
+	                        "--load-ca-certificate",
+	                        ica,
+	                        "--load-ca-privkey",
+	                        ikey,
+	                        "--template",
+	                        tmpl,
+	                        "--no-text",
+	                        "--outfile",
+	                        leaf,
+	                        NULL};
 	char *chain = NULL, *inter = NULL, *both;
 	FILE *f;
 	int ret = -1;
 
 	if (sh(genkey) != 0 || chmod(key, 0600) < 0 || (f = fopen(tmpl, "w")) == NULL)
 		goto out;
-	fprintf(f, "cn = \"mta-sts.customer%u.test\"\nexpiration_days = 30\n"
-		   "tls_www_server\nsigning_key\nencryption_key\n", first);
+	fprintf(f,
+	        "cn = \"mta-sts.customer%u.test\"\nexpiration_days = 30\n"
+	        "tls_www_server\nsigning_key\nencryption_key\n",
+	        first);
 	for (unsigned i = first; i < first + PER_LEAF && i <= MANY; i++)
 		fprintf(f, "dns_name = \"mta-sts.customer%u.test\"\n", i);
 	if (fclose(f) != 0 || sh(gencrt) != 0)
