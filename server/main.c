@@ -4,7 +4,9 @@
 #include <grp.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <pwd.h>
+#include <sys/resource.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -301,6 +303,57 @@ static void log_snapshot(const struct snapshot *s)
 		log_tenant(s->config, &s->tenants[i], "id");
 }
 
+/* Certificates load in the background after start and reloads (lazy mode), at a lower
+ * priority than the threads answering handshakes. */
+struct preload {
+	pthread_t thread;
+	bool running;
+};
+
+static void *preload_main(void *arg)
+{
+	struct snapshot *s = arg;
+	struct timespec t0, t1;
+	size_t n;
+
+	setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	n = snapshot_preload(s);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	if (n > 0)
+		log_msg("preloaded %zu certificates in %.1f s%s", n,
+			(double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
+			atomic_load(&s->superseded) ? " (stopped: configuration replaced)" : "");
+	snapshot_unref(s);
+	return NULL;
+}
+
+static void preload_stop(struct preload *p)
+{
+	if (p->running)
+		pthread_join(p->thread, NULL);
+	p->running = false;
+}
+
+/* Joins the previous run (it stops once its snapshot is superseded) and starts one on
+ * the current snapshot. */
+static void preload_start(struct preload *p)
+{
+	struct snapshot *s;
+
+	preload_stop(p);
+	s = snapshot_acquire();
+	if (s == NULL || !s->lazy) {
+		snapshot_unref(s);
+		return;
+	}
+	if (pthread_create(&p->thread, NULL, preload_main, s) != 0) {
+		snapshot_unref(s);
+		return;
+	}
+	p->running = true;
+}
+
 static bool same_listen(const struct config *a, const struct config *b)
 {
 	if (a->n_listen != b->n_listen)
@@ -395,6 +448,7 @@ static int cmd_serve(const char *path)
 	int sig, ret = 1;
 	uint64_t files;
 	time_t next_watch;
+	struct preload preload = {0};
 
 	/* Signals are taken synchronously by this thread only; the server's threads
 	 * inherit the mask. */
@@ -440,6 +494,7 @@ static int cmd_serve(const char *path)
 	}
 	log_snapshot(s);
 	log_msg("ready");
+	preload_start(&preload);
 	/* After "ready": with a million certificates this stats two million files. */
 	files = watch_fingerprint(s->config);
 	next_watch = time(NULL) + s->config->cert_watch;
@@ -451,8 +506,10 @@ static int cmd_serve(const char *path)
 		sig = sigtimedwait(&set, NULL, &tick);
 		if (sig == SIGHUP) {
 			log_msg("SIGHUP: reloading %s", path);
-			if (reload(h, &ups, path))
+			if (reload(h, &ups, path)) {
 				files = running_fingerprint();
+				preload_start(&preload);
+			}
 			continue;
 		}
 		if (sig == SIGTERM || sig == SIGINT) {
@@ -472,13 +529,17 @@ static int cmd_serve(const char *path)
 			if (every != 0 && now_files != files) {
 				log_msg("certificate files changed: reloading %s", path);
 				files = now_files;
-				if (reload(h, &ups, path))
+				if (reload(h, &ups, path)) {
 					files = running_fingerprint();
+					preload_start(&preload);
+				}
 			}
 		}
 	}
 	ret = 0;
 out:
+	snapshot_unref(snapshot_publish(NULL));	/* also stops the preload */
+	preload_stop(&preload);
 	admin_stop(admin);
 	if (admin_fd >= 0)
 		close(admin_fd);
@@ -486,7 +547,6 @@ out:
 	for (size_t i = 0; i < n_fds; i++)
 		close(fds[i]);
 	snapshot_unref(s);
-	snapshot_unref(snapshot_publish(NULL));
 	upstreams_destroy(ups);
 	return ret;
 }

@@ -102,6 +102,22 @@ static int link_upstream(struct tenant *t, struct upstreams *ups, time_t now, st
 	return 0;
 }
 
+/* Puts a loaded certificate into t's slot and the cache ring, evicting the oldest when
+ * full. Called with cache_lock held; takes a new reference. */
+static void cache_put(struct snapshot *s, struct tenant *t, struct tls_cert *c)
+{
+	if (s->cache_n == s->cache_cap) {
+		struct tenant *old = s->cache[s->cache_next];
+
+		tls_cert_unref(atomic_exchange(&old->lazy_cert, NULL));
+	} else {
+		s->cache_n++;
+	}
+	s->cache[s->cache_next] = t;
+	s->cache_next = (s->cache_next + 1) % s->cache_cap;
+	atomic_store(&t->lazy_cert, tls_cert_ref(c));
+}
+
 struct tls_cert *tenant_cert_loaded(struct snapshot *s, struct tenant *t)
 {
 	struct tls_cert *c;
@@ -148,18 +164,33 @@ struct tls_cert *tenant_cert(struct snapshot *s, struct tenant *t)
 		tls_cert_unref(mine);
 		return c;
 	}
-	if (s->cache_n == s->cache_cap) {
-		struct tenant *old = s->cache[s->cache_next];
-
-		tls_cert_unref(atomic_exchange(&old->lazy_cert, NULL));
-	} else {
-		s->cache_n++;
-	}
-	s->cache[s->cache_next] = t;
-	s->cache_next = (s->cache_next + 1) % s->cache_cap;
-	atomic_store(&t->lazy_cert, tls_cert_ref(c));
+	cache_put(s, t, c);
 	pthread_mutex_unlock(&s->cache_lock);
 	return c;
+}
+
+size_t snapshot_preload(struct snapshot *s)
+{
+	size_t loaded = 0;
+
+	if (!s->lazy)
+		return 0;
+	for (size_t i = 0; i < s->n_tenants && !atomic_load(&s->superseded); i++) {
+		struct tenant *t = &s->tenants[i];
+		struct tls_cert *c;
+
+		if (t->domain->cert == NULL || atomic_load(&t->lazy_cert) != NULL)
+			continue;
+		pthread_mutex_lock(&s->cache_lock);
+		bool full = s->cache_n == s->cache_cap;
+		pthread_mutex_unlock(&s->cache_lock);
+		if (full)
+			break;
+		if ((c = tenant_cert(s, t)) != NULL)
+			loaded++;
+		tls_cert_unref(c);
+	}
+	return loaded;
 }
 
 struct doc *tenant_doc(const struct tenant *t, time_t now)
@@ -311,6 +342,26 @@ static int load_cert(struct snapshot *s, struct tenant *t, unsigned flags, time_
 	return 0;
 }
 
+/* Lazy mode on reload: a certificate the previous snapshot had loaded from the same,
+ * unchanged files is taken over instead of being loaded again on the next handshake. */
+static void keep_lazy(struct snapshot *s, struct tenant *t, struct snapshot *prev)
+{
+	const struct config_domain *cd = t->domain;
+	struct tenant *pt;
+	struct tls_cert *c;
+
+	if (cd->cert == NULL || s->cache_n == s->cache_cap ||
+	    (pt = snapshot_find(prev, cd->host, strlen(cd->host))) == NULL ||
+	    (c = tenant_cert_loaded(prev, pt)) == NULL)
+		return;
+	if (tls_cert_unchanged(c, cd->cert, cd->key)) {
+		pthread_mutex_lock(&s->cache_lock);
+		cache_put(s, t, c);
+		pthread_mutex_unlock(&s->cache_lock);
+	}
+	tls_cert_unref(c);
+}
+
 /* Decides between eager and lazy certificate loading (cert_cache) and sets up the cache. */
 static int start_lazy(struct snapshot *s, unsigned flags)
 {
@@ -338,6 +389,7 @@ struct snapshot *snapshot_create(struct config *config, unsigned flags, struct u
 	size_t errors = d->n_errors;
 	time_t now = time(NULL);
 	struct listing listing = {0};
+	struct snapshot *prev = NULL;
 
 	if (s == NULL || hash_init(&listing.dirs, 16) < 0) {
 		free(s);
@@ -363,6 +415,10 @@ struct snapshot *snapshot_create(struct config *config, unsigned flags, struct u
 			diag_error(d, config->file, 0, "out of memory");
 			goto fail;
 		}
+		/* A reload parses only certificates that changed. */
+		prev = snapshot_acquire();
+		if (prev != NULL)
+			s->tls->reuse = prev->tls;
 		if (config->certs_dir != NULL)
 			tls_store_load_dir(s->tls, config->certs_dir, d, config->file,
 					   config->certs_dir_line);
@@ -380,15 +436,23 @@ struct snapshot *snapshot_create(struct config *config, unsigned flags, struct u
 			diag_error(d, config->file, cd->line, "out of memory");
 			continue;
 		}
-		if (s->tls != NULL)
-			load_cert(s, t, flags, now, &listing, d);
+		if (s->tls != NULL && load_cert(s, t, flags, now, &listing, d) == 0 && s->lazy &&
+		    prev != NULL)
+			keep_lazy(s, t, prev);
 	}
 	listing_finish(&listing);
+	if (s->tls != NULL)
+		s->tls->reuse = NULL;
+	snapshot_unref(prev);
+	prev = NULL;
 	if (d->n_errors > errors)
 		goto fail_snapshot;
 	return s;
 fail:
 	listing_finish(&listing);
+	if (s->tls != NULL)
+		s->tls->reuse = NULL;
+	snapshot_unref(prev);
 fail_snapshot:
 	atomic_store(&s->refs, 1);
 	snapshot_unref(s);
@@ -487,5 +551,7 @@ struct snapshot *snapshot_publish(struct snapshot *s)
 	old = current;
 	current = s;
 	pthread_mutex_unlock(&current_lock);
+	if (old != NULL)
+		atomic_store(&old->superseded, true);
 	return old;
 }

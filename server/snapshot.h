@@ -47,6 +47,8 @@ struct snapshot {
 	size_t n_tenants;
 	struct hash hosts;		/* "mta-sts.<domain>" -> tenant */
 
+	atomic_bool superseded;		/* another snapshot was published after it */
+
 	/* Lazy certificate loading: the tenants whose certificate is loaded, oldest
 	 * first out when there are cache_cap of them. */
 	bool lazy;
@@ -75,6 +77,11 @@ struct snapshot *snapshot_create(struct config *config, unsigned flags, struct u
  * now in lazy mode (a failure is logged, and retried at most once a minute). NULL when
  * there is none. */
 struct tls_cert *tenant_cert(struct snapshot *s, struct tenant *t);
+/* Lazy mode: loads certificates in config order until the cache is full, so that the
+ * server answers at once after start and is warm soon after. Stops early when s is
+ * superseded (reload, shutdown). Returns how many were loaded. */
+size_t snapshot_preload(struct snapshot *s);
+
 /* Same without loading: NULL when a lazy certificate is not in memory. */
 struct tls_cert *tenant_cert_loaded(struct snapshot *s, struct tenant *t);
 

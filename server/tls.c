@@ -1,5 +1,6 @@
 /* tls: certificate chains and keys (GnuTLS), indexed by SAN name for SNI */
 #include <dirent.h>
+#include <pthread.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,18 +24,79 @@ int tls_global_init(void)
 	return gnutls_global_init() < 0 ? -1 : 0;
 }
 
+/* Intermediates are shared: thousands of leaves from one CA carry the same one, and a
+ * parsed copy costs over a kilobyte each. Few distinct intermediates exist, so a short
+ * list compared by DER is enough; when it is full, certificates simply keep their own. */
+#define INTERNED_MAX 64
+
+static struct {
+	gnutls_pcert_st pcert;
+	unsigned long refs;
+} interned[INTERNED_MAX];
+static pthread_mutex_t interned_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Replaces *pc by the shared copy of the same certificate; true when it did. */
+static bool intern(gnutls_pcert_st *pc)
+{
+	int free_slot = -1;
+	bool done = false;
+
+	pthread_mutex_lock(&interned_lock);
+	for (int i = 0; i < INTERNED_MAX && !done; i++) {
+		gnutls_pcert_st *e = &interned[i].pcert;
+
+		if (interned[i].refs == 0) {
+			if (free_slot < 0)
+				free_slot = i;
+			continue;
+		}
+		if (e->cert.size == pc->cert.size &&
+		    memcmp(e->cert.data, pc->cert.data, pc->cert.size) == 0) {
+			gnutls_pcert_deinit(pc);
+			*pc = *e;
+			interned[i].refs++;
+			done = true;
+		}
+	}
+	if (!done && free_slot >= 0) {
+		interned[free_slot].pcert = *pc;
+		interned[free_slot].refs = 1;
+		done = true;
+	}
+	pthread_mutex_unlock(&interned_lock);
+	return done;
+}
+
+static void intern_release(const gnutls_pcert_st *pc)
+{
+	pthread_mutex_lock(&interned_lock);
+	for (int i = 0; i < INTERNED_MAX; i++) {
+		if (interned[i].refs == 0 || interned[i].pcert.cert.data != pc->cert.data)
+			continue;
+		if (--interned[i].refs == 0)
+			gnutls_pcert_deinit(&interned[i].pcert);
+		break;
+	}
+	pthread_mutex_unlock(&interned_lock);
+}
+
 static void cert_destroy(struct tls_cert *c)
 {
 	if (c == NULL)
 		return;
-	for (unsigned i = 0; i < c->n_chain; i++)
-		gnutls_pcert_deinit(&c->chain[i]);
+	for (unsigned i = 0; i < c->n_chain; i++) {
+		if (c->shared & (1u << i))
+			intern_release(&c->chain[i]);
+		else
+			gnutls_pcert_deinit(&c->chain[i]);
+	}
 	if (c->key != NULL)
 		gnutls_privkey_deinit(c->key);	/* GnuTLS wipes key material it frees */
 	for (size_t i = 0; i < c->n_names; i++)
 		free(c->names[i]);
 	free(c->names);
 	free(c->cert_file);
+	free(c->key_file);
 	free(c);
 }
 
@@ -65,8 +127,17 @@ void tls_store_destroy(struct tls_store *s)
 }
 
 /* Reads a whole (small) file; the caller wipes and frees *ret. */
-static int read_file(const char *path, gnutls_datum_t *ret, bool secret, struct diag *d,
-		     const char *file, unsigned line)
+static void file_id(const struct stat *st, struct tls_file_id *ret)
+{
+	ret->dev = st->st_dev;
+	ret->ino = st->st_ino;
+	ret->size = (unsigned long long)st->st_size;
+	ret->mtime_sec = st->st_mtim.tv_sec;
+	ret->mtime_nsec = st->st_mtim.tv_nsec;
+}
+
+static int read_file(const char *path, gnutls_datum_t *ret, struct tls_file_id *ret_id,
+		     bool secret, struct diag *d, const char *file, unsigned line)
 {
 	gnutls_datum_t data = {NULL, 0};
 	struct stat st;
@@ -103,6 +174,7 @@ static int read_file(const char *path, gnutls_datum_t *ret, bool secret, struct 
 	}
 	data.data[data.size] = 0;
 	*ret = data;
+	file_id(&st, ret_id);
 	ret_code = 0;
 out:
 	fclose(f);
@@ -201,20 +273,24 @@ static bool key_matches(const struct tls_cert *c)
 	return ok;
 }
 
+/* Takes over the caller's reference, also on failure (then the certificate is in the
+ * store's list, freed with the store, but maybe not indexed). */
 static int store_add(struct tls_store *s, struct tls_cert *c)
 {
 	if (s->n_certs == s->cap_certs) {
 		size_t cap = s->cap_certs ? s->cap_certs * 2 : 16;
 		struct tls_cert **v = realloc(s->certs, cap * sizeof(*v));
 
-		if (v == NULL)
+		if (v == NULL) {
+			tls_cert_unref(c);
 			return -1;
+		}
 		s->certs = v;
 		s->cap_certs = cap;
 	}
+	s->certs[s->n_certs++] = c;
 	if (hash_put(&s->files, c->cert_file, c, NULL) < 0)
 		return -1;
-	s->certs[s->n_certs++] = c;
 	for (size_t i = 0; i < c->n_names; i++)
 		if (hash_put(&s->names, c->names[i], c, NULL) < 0)
 			return -1;
@@ -234,7 +310,7 @@ static struct tls_cert *cert_parse(const char *cert_file, const char *key_file, 
 		diag_error(d, file, line, "out of memory");
 		goto fail;
 	}
-	if (read_file(cert_file, &pem, false, d, file, line) < 0)
+	if (read_file(cert_file, &pem, &c->cert_id, false, d, file, line) < 0)
 		goto fail;
 	c->n_chain = TLS_CHAIN_MAX;
 	r = gnutls_pcert_list_import_x509_raw(c->chain, &c->n_chain, &pem, GNUTLS_X509_FMT_PEM,
@@ -245,9 +321,13 @@ static struct tls_cert *cert_parse(const char *cert_file, const char *key_file, 
 			   gnutls_strerror(r));
 		goto fail;
 	}
+	for (unsigned i = 1; i < c->n_chain; i++)
+		if (intern(&c->chain[i]))
+			c->shared |= 1u << i;
 	if (read_leaf(c, from_dir, d, file, line) < 0)
 		goto fail;
-	if (read_file(key_file, &key, true, d, file, key_line) < 0)
+	if ((c->key_file = strdup(key_file)) == NULL ||
+	    read_file(key_file, &key, &c->key_id, true, d, file, key_line) < 0)
 		goto fail;
 	if (gnutls_privkey_init(&c->key) < 0) {
 		c->key = NULL;
@@ -283,10 +363,12 @@ static struct tls_cert *load(struct tls_store *s, const char *cert_file, const c
 
 	if (c != NULL)
 		return c;
+	if (s->reuse != NULL && (c = tls_store_get_file(s->reuse, cert_file)) != NULL &&
+	    tls_cert_unchanged(c, cert_file, key_file))
+		return tls_store_adopt(s, c) == 0 ? c : NULL;
 	c = cert_parse(cert_file, key_file, from_dir, d, file, line, key_line);
 	if (c != NULL && store_add(s, c) < 0) {
 		diag_error(d, file, line, "out of memory");
-		tls_cert_unref(c);
 		return NULL;
 	}
 	return c;
@@ -434,6 +516,33 @@ struct tls_cert *tls_store_find(const struct tls_store *s, const char *host, siz
 	wild[0] = '*';
 	memcpy(wild + 1, dot, len);
 	return hash_get(&s->names, wild, len + 1);
+}
+
+static bool same_file(const char *path, const struct tls_file_id *id)
+{
+	struct stat st;
+	struct tls_file_id now;
+
+	if (stat(path, &st) < 0)
+		return false;
+	file_id(&st, &now);
+	return memcmp(&now, id, sizeof(now)) == 0;
+}
+
+bool tls_cert_unchanged(const struct tls_cert *c, const char *cert_file, const char *key_file)
+{
+	return strcmp(c->cert_file, cert_file) == 0 && strcmp(c->key_file, key_file) == 0 &&
+	       same_file(cert_file, &c->cert_id) && same_file(key_file, &c->key_id);
+}
+
+int tls_store_adopt(struct tls_store *s, struct tls_cert *c)
+{
+	return store_add(s, tls_cert_ref(c));
+}
+
+struct tls_cert *tls_store_get_file(const struct tls_store *s, const char *cert_file)
+{
+	return hash_get(&s->files, cert_file, strlen(cert_file));
 }
 
 bool tls_cert_covers(const struct tls_cert *cert, const char *host)

@@ -15,15 +15,25 @@
 
 #define TLS_CHAIN_MAX 8
 
+/* What a file was when it was read: a replaced or rewritten file differs. */
+struct tls_file_id {
+	unsigned long long dev, ino, size;
+	long long mtime_sec, mtime_nsec;
+};
+
 struct tls_cert {
 	atomic_uint refs;
 	gnutls_pcert_st chain[TLS_CHAIN_MAX];	/* leaf first */
 	unsigned n_chain;
+	unsigned shared;			/* bit i: chain[i] is an interned copy */
 	gnutls_privkey_t key;
 	char **names;		/* SAN dNSNames, lowercase ("*.example.com" for wildcards) */
 	size_t n_names;
 	time_t not_after;	/* of the leaf */
 	char *cert_file;
+	char *key_file;
+	struct tls_file_id cert_id;
+	struct tls_file_id key_id;
 };
 
 struct tls_store {
@@ -32,6 +42,9 @@ struct tls_store {
 	size_t cap_certs;
 	struct hash names;	/* SAN name -> tls_cert (first loaded wins) */
 	struct hash files;	/* cert file path -> tls_cert */
+	/* While loading: a previous store whose unchanged certificates are taken over
+	 * instead of being parsed again (borrowed, may be NULL). */
+	const struct tls_store *reuse;
 };
 
 /* The GnuTLS priority string: TLS 1.2 and 1.3, AEAD suites, ECDHE, X25519 first,
@@ -71,6 +84,17 @@ struct tls_cert *tls_cert_load(const char *cert_file, const char *key_file, cons
 struct tls_cert *tls_cert_ref(struct tls_cert *c);
 /* The last reference frees the certificate (the key is wiped). NULL is a no-op. */
 void tls_cert_unref(struct tls_cert *c);
+
+/* True when cert was read from exactly these two files and neither has been replaced or
+ * modified since (stat(2) only: reloads reuse unchanged certificates). */
+bool tls_cert_unchanged(const struct tls_cert *c, const char *cert_file, const char *key_file);
+
+/* Adds an already loaded certificate to a store (a new reference): how a reload keeps
+ * unchanged certificates without parsing them again. 0 / -1. */
+int tls_store_adopt(struct tls_store *s, struct tls_cert *c);
+
+/* The store's certificate read from cert_file, or NULL. */
+struct tls_cert *tls_store_get_file(const struct tls_store *s, const char *cert_file);
 
 /* True when one of cert's SAN names covers host (exact or one-label wildcard). */
 bool tls_cert_covers(const struct tls_cert *cert, const char *host);
