@@ -55,19 +55,47 @@ static bool domain_listed(const struct snapshot *s, const struct tenant *t)
 	return s->n_tenants <= PER_DOMAIN_MAX || stats_find(t->domain->name) != NULL;
 }
 
+/* The provider metric families, each printed as one group (the text format wants every
+ * line of a metric together, under its own TYPE). */
+enum upstream_family { UPSTREAM_FETCHES, UPSTREAM_VALID, UPSTREAM_EXPIRY, UPSTREAM_FAMILIES };
+
+static const char *const upstream_family_head[UPSTREAM_FAMILIES] = {
+	"# HELP mtastsd_upstream_fetches_total Provider policy fetches by result.\n"
+	"# TYPE mtastsd_upstream_fetches_total counter\n",
+	"# HELP mtastsd_upstream_policy_valid Whether a valid copy of the provider's policy is "
+	"held.\n# TYPE mtastsd_upstream_policy_valid gauge\n",
+	"# HELP mtastsd_upstream_policy_expiry_timestamp_seconds When the held copy runs out "
+	"(0: none).\n# TYPE mtastsd_upstream_policy_expiry_timestamp_seconds gauge\n",
+};
+
+struct upstream_metric {
+	struct buf *b;
+	enum upstream_family family;
+};
+
 static void metric_upstream(struct upstream *up, void *arg)
 {
-	struct buf *b = arg;
+	struct upstream_metric *m = arg;
 	struct upstream_info in;
 
 	upstream_info(up, time(NULL), &in);
-	buf_printf(b,
-		   "mtastsd_upstream_fetches_total{provider=\"%s\",result=\"ok\"} %lu\n"
-		   "mtastsd_upstream_fetches_total{provider=\"%s\",result=\"error\"} %lu\n"
-		   "mtastsd_upstream_policy_valid{provider=\"%s\"} %d\n"
-		   "mtastsd_upstream_policy_expiry_timestamp_seconds{provider=\"%s\"} %lld\n",
-		   in.provider, in.fetches_ok, in.provider, in.fetches_failed, in.provider,
-		   in.has_policy ? 1 : 0, in.provider, (long long)in.expires_at);
+	switch (m->family) {
+	case UPSTREAM_FETCHES:
+		buf_printf(m->b,
+			   "mtastsd_upstream_fetches_total{provider=\"%s\",result=\"ok\"} %lu\n"
+			   "mtastsd_upstream_fetches_total{provider=\"%s\",result=\"error\"} %lu\n",
+			   in.provider, in.fetches_ok, in.provider, in.fetches_failed);
+		break;
+	case UPSTREAM_VALID:
+		buf_printf(m->b, "mtastsd_upstream_policy_valid{provider=\"%s\"} %d\n",
+			   in.provider, in.has_policy ? 1 : 0);
+		break;
+	default:
+		buf_printf(m->b, "mtastsd_upstream_policy_expiry_timestamp_seconds"
+				 "{provider=\"%s\"} %lld\n",
+			   in.provider, (long long)in.expires_at);
+		break;
+	}
 }
 
 static void render_metrics(struct snapshot *s, struct buf *b)
@@ -137,9 +165,12 @@ static void render_metrics(struct snapshot *s, struct buf *b)
 			   t->domain->name, (long long)c->not_after);
 		tls_cert_unref(c);
 	}
-	buf_puts(b, "# HELP mtastsd_upstream_fetches_total Provider policy fetches by result.\n"
-		    "# TYPE mtastsd_upstream_fetches_total counter\n");
-	each_upstream(s, metric_upstream, b);
+	for (int k = 0; k < UPSTREAM_FAMILIES; k++) {
+		struct upstream_metric m = {b, (enum upstream_family)k};
+
+		buf_puts(b, upstream_family_head[k]);
+		each_upstream(s, metric_upstream, &m);
+	}
 }
 
 static void html_escape(struct buf *b, const char *s)
@@ -285,6 +316,8 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const ch
 	}
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	if (status == 405)
+		MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
 	ret = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r);
 	return ret;
@@ -305,7 +338,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		*req_cls = &seen;
 		return MHD_YES;
 	}
-	*upload_data_size = 0;
+	/* A request body is read and dropped; the answer comes on the last call (MHD refuses
+	 * a response queued while upload data is pending, and closes the connection). */
+	if (*upload_data_size != 0) {
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
 	buf_init(&b);
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
 		buf_puts(&b, "Method Not Allowed\n");
