@@ -201,9 +201,9 @@ static const char status_head[] =
 	"<title>mtastsd status</title>\n<style>\n"
 	"body{font:15px/1.4 system-ui,sans-serif;margin:0 auto;max-width:60em;padding:.5em}\n"
 	"section{border:1px solid #ccc;border-radius:6px;margin:.6em 0;padding:.4em .7em}\n"
-	"h1{font-size:1.3em}h2{font-size:1.1em;margin:.2em 0;word-break:break-all}\n"
+	"h1{font-size:1.3em}h2{font-size:1.1em;margin:.2em 0;overflow-wrap:anywhere}\n"
 	"dl{display:grid;grid-template-columns:max-content 1fr;gap:.1em .8em;margin:.3em 0}\n"
-	"dt{color:#555}dd{margin:0;word-break:break-all}code{font-size:.9em}\n"
+	"dt{color:#555}dd{margin:0;overflow-wrap:anywhere}code{font-size:.9em}\n"
 	"ul{margin:.2em 0;padding-left:1.2em}.bad{color:#b00}.ok{color:#070}\n"
 	"</style></head><body>\n";
 
