@@ -4,10 +4,12 @@
  *
  * Writes, under DIR (created if missing):
  *   ca/root.crt ca/root.key ca/int.crt ca/int.key   one root + one intermediate
- *   certs/mta-sts.dNNNNNNN.bench.example.crt        leaf + intermediate (fullchain)
- *   keys/mta-sts.dNNNNNNN.bench.example.key         PKCS#8 P-256 key
+ *   certs/SSS/mta-sts.dNNNNNNN.bench.example.crt    leaf + intermediate (fullchain)
+ *   keys/SSS/mta-sts.dNNNNNNN.bench.example.key     PKCS#8 P-256 key, mode 0600
  *   manifest-N.tsv                                  one line per domain
- * for the domains d0000001 .. dN (7 digits at least).
+ * for the domains d0000001 .. dN (7 digits at least), SSS = (NNNNNNN - 1) / 10000:
+ * 10,000 domains per directory, so that a server configured for N domains only
+ * finds about N files in its certificate directories (mtastsd lists them).
  *
  * Files that already exist are kept (the CA too), so a second run for the same
  * or a smaller N is instant and a run for a larger N only creates the missing
@@ -307,12 +309,37 @@ static void setup_ca(X509 **int_crt, EVP_PKEY **int_key, char **int_pem)
 	BIO_free(b);
 }
 
+/* domains per subdirectory: a run for N domains only sees ~N files */
+#define SHARD 10000
+
 static void paths(unsigned long i, char *host, size_t hsz, char *crt, char *key,
 		  size_t psz)
 {
 	fmt(host, hsz, "mta-sts.d%07lu." DOMAIN_SUFFIX, i);
-	fmt(crt, psz, "%s/certs/%s.crt", g_dir, host);
-	fmt(key, psz, "%s/keys/%s.key", g_dir, host);
+	fmt(crt, psz, "%s/certs/%03lu/%s.crt", g_dir, (i - 1) / SHARD, host);
+	fmt(key, psz, "%s/keys/%03lu/%s.key", g_dir, (i - 1) / SHARD, host);
+}
+
+/* the cache layout before shards: certs/HOST.crt, keys/HOST.key; move them */
+static void migrate_flat(const char *host, const char *crt, const char *key)
+{
+	char oc[PATH_MAX], ok[PATH_MAX];
+
+	fmt(oc, sizeof(oc), "%s/certs/%s.crt", g_dir, host);
+	fmt(ok, sizeof(ok), "%s/keys/%s.key", g_dir, host);
+	if (exists(oc) && exists(ok) && !exists(crt)) {
+		if (rename(ok, key) != 0 || rename(oc, crt) != 0)
+			die("rename %s: %s", oc, strerror(errno));
+	}
+}
+
+/* servers warn about keys readable by others */
+static void key_private(const char *key)
+{
+	struct stat st;
+
+	if (stat(key, &st) == 0 && (st.st_mode & 077) != 0 && chmod(key, 0600) != 0)
+		die("chmod %s: %s", key, strerror(errno));
 }
 
 static unsigned long worker(unsigned long n, unsigned long jobs, unsigned long w,
@@ -326,10 +353,9 @@ static unsigned long worker(unsigned long n, unsigned long jobs, unsigned long w
 		X509 *x;
 
 		paths(i, host, sizeof(host), crt, key, sizeof(crt));
+		migrate_flat(host, crt, key);
 		if (exists(crt) && exists(key)) {
-			/* servers warn about keys readable by others */
-			if (chmod(key, 0600) != 0)
-				die("chmod %s: %s", key, strerror(errno));
+			key_private(key);
 			continue;
 		}
 		fmt(san, sizeof(san), "DNS:%s", host);
@@ -424,6 +450,12 @@ int main(int argc, char **argv)
 	mkdir_p(d);
 	fmt(d, sizeof(d), "%s/keys", g_dir);
 	mkdir_p(d);
+	for (w = 0; w <= (n - 1) / SHARD; w++) {
+		fmt(d, sizeof(d), "%s/certs/%03lu", g_dir, w);
+		mkdir_p(d);
+		fmt(d, sizeof(d), "%s/keys/%03lu", g_dir, w);
+		mkdir_p(d);
+	}
 	setup_ca(&int_crt, &int_key, &int_pem);
 	if (jobs > n)
 		jobs = n;
