@@ -159,7 +159,10 @@ static int cert_callback(gnutls_session_t session, const gnutls_datum_t *req_ca_
 	if (t != NULL && cn->cert == NULL)
 		cn->cert = tenant_cert(cn->snap, t);
 	if (t == NULL || cn->cert == NULL) {
-		stats_handshake(has_sni ? STATS_HS_UNKNOWN_SNI : STATS_HS_NO_SNI);
+		/* GnuTLS asks again for every candidate cipher suite: count the handshake
+		 * once. */
+		if (cn == NULL || !cn->handshake_counted)
+			stats_handshake(has_sni ? STATS_HS_UNKNOWN_SNI : STATS_HS_NO_SNI);
 		if (cn != NULL)
 			cn->handshake_counted = true;
 		gnutls_alert_send(session, GNUTLS_AL_FATAL, GNUTLS_A_UNRECOGNIZED_NAME);
