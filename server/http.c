@@ -121,7 +121,9 @@ static int session_sni(gnutls_session_t session, char *buf, size_t size, size_t 
  * handshake went. */
 struct conn {
 	struct snapshot *snap;
+	struct tenant *tenant;		/* chosen by SNI in the handshake */
 	struct tls_cert *cert;		/* presented, held until the connection closes */
+	unsigned tls;			/* 12 or 13 once the handshake is done */
 	bool handshake_done;
 	bool handshake_counted;
 };
@@ -168,6 +170,7 @@ static int cert_callback(gnutls_session_t session, const gnutls_datum_t *req_ca_
 		gnutls_alert_send(session, GNUTLS_AL_FATAL, GNUTLS_A_UNRECOGNIZED_NAME);
 		return -1;
 	}
+	cn->tenant = t;
 	*ret_pcert = cn->cert->chain;
 	*ret_pcert_length = cn->cert->n_chain;
 	*ret_key = cn->cert->key;
@@ -182,6 +185,7 @@ static int handshake_hook(gnutls_session_t session, unsigned int htype, unsigned
 
 	if (incoming && cn != NULL && !cn->handshake_done) {
 		cn->handshake_done = cn->handshake_counted = true;
+		cn->tls = gnutls_protocol_get_version(session) == GNUTLS_TLS1_3 ? 13 : 12;
 		stats_handshake(gnutls_session_is_resumed(session) ? STATS_HS_RESUMED
 								   : STATS_HS_OK);
 	}
@@ -235,13 +239,17 @@ static bool host_matches(const char *host, const char *expected)
 	return len == n && strncasecmp(host, expected, n) == 0;
 }
 
-/* The client's address as text, "-" when unknown. */
-static void client_address(struct MHD_Connection *c, char *out, size_t size)
+static const struct sockaddr *client_sockaddr(struct MHD_Connection *c)
 {
 	const union MHD_ConnectionInfo *info =
 		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	const struct sockaddr *sa = info != NULL ? info->client_addr : NULL;
 
+	return info != NULL ? info->client_addr : NULL;
+}
+
+/* The client's address as text, "-" when unknown. */
+static void client_address(const struct sockaddr *sa, char *out, size_t size)
+{
 	snprintf(out, size, "-");
 	if (sa != NULL && sa->sa_family == AF_INET)
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
@@ -249,18 +257,6 @@ static void client_address(struct MHD_Connection *c, char *out, size_t size)
 	else if (sa != NULL && sa->sa_family == AF_INET6)
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
 			  out, (socklen_t)size);
-}
-
-static const char *tls_version(gnutls_session_t session)
-{
-	switch (gnutls_protocol_get_version(session)) {
-	case GNUTLS_TLS1_3:
-		return "1.3";
-	case GNUTLS_TLS1_2:
-		return "1.2";
-	default:
-		return "?";
-	}
 }
 
 /* The tenant's counters, looked up once per snapshot and cached in the tenant. */
@@ -281,17 +277,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 {
 	static int seen;
 	struct http *h = cls;
-	const union MHD_ConnectionInfo *info;
+	const struct sockaddr *client;
 	struct conn *cn;
-	struct snapshot *s;
-	struct tenant *t = NULL;
+	struct tenant *t;
 	struct MHD_Response *r;
 	struct doc *doc = NULL;
 	enum http_status status;
 	const char *host;
-	char sni[256] = "-";
-	char client[INET6_ADDRSTRLEN];
-	size_t sni_len = 0, bytes = 0;
+	size_t bytes = 0;
 	enum MHD_Result ret;
 
 	/* Answer on the second call: queuing on the first makes MHD close the connection. */
@@ -304,11 +297,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		return MHD_YES;
 	}
 	cn = connection_conn(c);
-	s = cn != NULL ? cn->snap : NULL;
-	info = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
-	if (s != NULL && info != NULL &&
-	    session_sni(info->tls_session, sni, sizeof(sni), &sni_len) == 0)
-		t = snapshot_find(s, sni, sni_len);
+	t = cn != NULL ? cn->tenant : NULL;
 	host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
 
 	if (t == NULL)
@@ -343,15 +332,19 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	if (strcmp(method, MHD_HTTP_METHOD_HEAD) == 0)
 		bytes = 0;
 	ret = MHD_queue_response(c, (unsigned)status, r);
-	client_address(c, client, sizeof(client));
+	client = client_sockaddr(c);
 	if (t != NULL)
 		stats_request(tenant_stats(t), (unsigned)status, client,
-			      doc != NULL ? doc->id : NULL,
-			      info != NULL ? tls_version(info->tls_session) : "?");
+			      doc != NULL ? doc->id : NULL, cn->tls);
 	/* Queued: the response holds its own copy of the body, the doc may go. */
 	doc_unref(doc);
-	if (atomic_load_explicit(&h->access_log, memory_order_relaxed))
-		log_access(client, sni, method, url, (unsigned)status, bytes);
+	if (atomic_load_explicit(&h->access_log, memory_order_relaxed)) {
+		char addr[INET6_ADDRSTRLEN];
+
+		client_address(client, addr, sizeof(addr));
+		log_access(addr, t != NULL ? t->domain->host : "-", method, url,
+			   (unsigned)status, bytes);
+	}
 	return ret;
 }
 

@@ -1,4 +1,6 @@
 /* stats: counters and recent policy fetchers per domain, in bounded memory */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,11 +13,23 @@ const unsigned stats_status_codes[STATS_NSTATUS] = {200, 400, 404, 405, 421, 503
 const char *const stats_handshake_names[STATS_HS_N] = {"full", "resumed", "unknown_sni",
 							"no_sni", "failed"};
 
+/* A fetcher as recorded on the request path: nothing formatted yet. */
+struct raw_fetcher {
+	time_t at;
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in in;
+		struct sockaddr_in6 in6;
+	} addr;
+	char id[POLICY_ID_MAX + 1];
+	unsigned char tls;
+};
+
 struct domain_stats {
 	char *domain;
 	atomic_ulong by_status[STATS_NSTATUS];
 	pthread_mutex_t lock;			/* recent and ids */
-	struct stats_fetcher recent[STATS_RECENT];	/* ring */
+	struct raw_fetcher recent[STATS_RECENT];	/* ring */
 	size_t next;
 	size_t n_recent;
 	struct stats_id_count ids[STATS_IDS];	/* ids[0] most recent */
@@ -98,12 +112,12 @@ static int status_index(unsigned status)
 	return -1;
 }
 
-void stats_request(struct domain_stats *s, unsigned status, const char *client,
-		   const char *id, const char *tls)
+void stats_request(struct domain_stats *s, unsigned status, const struct sockaddr *client,
+		   const char *id, unsigned tls)
 {
 	int i = status_index(status);
-	struct stats_fetcher *f;
-	size_t k;
+	struct raw_fetcher *f;
+	size_t k, id_len;
 
 	if (s == NULL || i < 0)
 		return;
@@ -116,9 +130,15 @@ void stats_request(struct domain_stats *s, unsigned status, const char *client,
 	if (s->n_recent < STATS_RECENT)
 		s->n_recent++;
 	f->at = time(NULL);
-	snprintf(f->client, sizeof(f->client), "%s", client);
-	snprintf(f->id, sizeof(f->id), "%s", id);
-	snprintf(f->tls, sizeof(f->tls), "%s", tls);
+	memset(&f->addr, 0, sizeof(f->addr));
+	if (client != NULL && client->sa_family == AF_INET)
+		memcpy(&f->addr.in, client, sizeof(f->addr.in));
+	else if (client != NULL && client->sa_family == AF_INET6)
+		memcpy(&f->addr.in6, client, sizeof(f->addr.in6));
+	id_len = strnlen(id, POLICY_ID_MAX);
+	memcpy(f->id, id, id_len);
+	f->id[id_len] = 0;
+	f->tls = (unsigned char)tls;
 	/* Move-to-front list of ids: the oldest id falls off when a ninth appears. */
 	for (k = 0; k < s->n_ids && strcmp(s->ids[k].id, id) != 0; k++)
 		;
@@ -164,8 +184,21 @@ void stats_read(struct domain_stats *s, struct stats_view *ret)
 	for (int i = 0; i < STATS_NSTATUS; i++)
 		ret->by_status[i] = atomic_load(&s->by_status[i]);
 	pthread_mutex_lock(&s->lock);
-	for (size_t k = 0; k < s->n_recent; k++)
-		ret->recent[k] = s->recent[(s->next + STATS_RECENT - 1 - k) % STATS_RECENT];
+	for (size_t k = 0; k < s->n_recent; k++) {
+		const struct raw_fetcher *f = &s->recent[(s->next + STATS_RECENT - 1 - k) %
+							 STATS_RECENT];
+		struct stats_fetcher *out = &ret->recent[k];
+
+		out->at = f->at;
+		memcpy(out->id, f->id, sizeof(out->id));
+		snprintf(out->tls, sizeof(out->tls), f->tls ? "1.%u" : "?", f->tls % 10u);
+		snprintf(out->client, sizeof(out->client), "-");
+		if (f->addr.sa.sa_family == AF_INET)
+			inet_ntop(AF_INET, &f->addr.in.sin_addr, out->client, sizeof(out->client));
+		else if (f->addr.sa.sa_family == AF_INET6)
+			inet_ntop(AF_INET6, &f->addr.in6.sin6_addr, out->client,
+				  sizeof(out->client));
+	}
 	ret->n_recent = s->n_recent;
 	memcpy(ret->ids, s->ids, s->n_ids * sizeof(s->ids[0]));
 	ret->n_ids = s->n_ids;

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
+#include <sys/socket.h>
 
 #include "buf.h"
 #include "policy.h"
@@ -54,9 +55,11 @@ void stats_finish(void);
 /* The counters of domain, created on first use (kept across reloads). NULL on ENOMEM. */
 struct domain_stats *stats_domain(const char *domain);
 
-/* Counts one answer; for a 200, also records the fetcher and the id served. */
-void stats_request(struct domain_stats *s, unsigned status, const char *client,
-		   const char *id, const char *tls);
+/* Counts one answer; for a 200, also records the fetcher (client address, NULL if
+ * unknown; TLS version as 12 or 13, 0 if unknown) and the id served. Formats nothing:
+ * addresses become text only when read. */
+void stats_request(struct domain_stats *s, unsigned status, const struct sockaddr *client,
+		   const char *id, unsigned tls);
 void stats_handshake(enum stats_handshake what);
 void stats_reload(bool ok);
 
