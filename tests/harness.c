@@ -1,6 +1,8 @@
-/* harness: temp files, free ports, processes and a raw TLS client for the integration tests */
+/* harness: temp files, free ports, processes, curl, a raw TLS client and the fixtures the
+ * integration tests share */
 #include "harness.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -11,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -76,6 +79,62 @@ long long h_now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool h_contains(const char *hay, const char *needle)
+{
+	return hay != NULL && strstr(hay, needle) != NULL;
+}
+
+bool h_sanitizer_report(const char *text)
+{
+	return h_contains(text, "Sanitizer") || h_contains(text, "runtime error:");
+}
+
+char *h_header(const char *block, const char *name, int *ret_count)
+{
+	size_t nlen = strlen(name);
+	char *value = NULL;
+	int count = 0;
+
+	for (const char *p = block; p != NULL && *p != '\0';) {
+		const char *eol = strchr(p, '\n');
+		size_t len = eol ? (size_t)(eol - p) : strlen(p);
+
+		if (len > nlen && strncasecmp(p, name, nlen) == 0 && p[nlen] == ':') {
+			const char *s = p + nlen + 1, *e = p + len;
+
+			while (s < e && (*s == ' ' || *s == '\t'))
+				s++;
+			while (e > s && (e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t'))
+				e--;
+			free(value);
+			value = h_strf("%.*s", (int)(e - s), s);
+			count++;
+		}
+		p = eol ? eol + 1 : NULL;
+	}
+	if (ret_count != NULL)
+		*ret_count = count;
+	return value;
+}
+
+unsigned h_add_line(struct h_lines *l, const char *fmt, ...)
+{
+	va_list ap;
+	char *line, *joined;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&line, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		die("vasprintf");
+	joined = h_strf("%s%s\n", l->text ? l->text : "", line);
+	free(line);
+	free(l->text);
+	l->text = joined;
+	return ++l->n;
 }
 
 /* A growable byte string local to this file. */
@@ -376,6 +435,106 @@ void run_finish(struct run *r)
 	r->out = r->err = NULL;
 }
 
+void h_run(struct run *r, const char *in, size_t in_len, const char *const argv[])
+{
+	ck_assert_msg(run_cmd(r, in, in_len, false, H_RUN_TIMEOUT_MS, argv) == 0,
+		      "cannot run %s", argv[0]);
+	ck_assert_msg(!r->timed_out, "%s %s timed out", argv[0], argv[1] ? argv[1] : "");
+}
+
+char *h_expected_id(const char *body)
+{
+	const char *const argv[] = { "sha256sum", NULL };
+	struct run r;
+	char *id;
+
+	h_run(&r, body, strlen(body), argv);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert_uint_ge(r.out_len, 64);
+	for (size_t i = 0; i < 64; i++)
+		ck_assert_msg(isxdigit((unsigned char)r.out[i]), "sha256sum: %s", r.out);
+	id = h_strf("%.32s", r.out);
+	run_finish(&r);
+	return id;
+}
+
+/* The most extra arguments http_curl takes: 100 headers (-H NAME: VALUE) and a few more. */
+#define CURL_MAX_EXTRA (2 * 100 + 8)
+
+void http_curl(struct http *h, const char *dir, const char *url, const char *const extra[])
+{
+	char *hdrs = h_strf("%s/curl.headers", dir);
+	char *body = h_strf("%s/curl.body", dir);
+	const char *argv[16 + CURL_MAX_EXTRA + 2];
+	size_t n = 0;
+	struct run r;
+
+	unlink(hdrs);
+	unlink(body);
+	argv[n++] = "curl";
+	argv[n++] = "-sS";
+	argv[n++] = "--noproxy";
+	argv[n++] = "*";
+	argv[n++] = "--max-time";
+	argv[n++] = "15";
+	argv[n++] = "-D";
+	argv[n++] = hdrs;
+	argv[n++] = "-o";
+	argv[n++] = body;
+	argv[n++] = "-w";
+	argv[n++] = "%{http_code} %{time_total}";
+	for (size_t i = 0; extra != NULL && extra[i] != NULL; i++) {
+		ck_assert_uint_lt(n, sizeof(argv) / sizeof(argv[0]) - 2);
+		argv[n++] = extra[i];
+	}
+	argv[n++] = url;
+	argv[n] = NULL;
+
+	memset(h, 0, sizeof(*h));
+	h_run(&r, NULL, 0, argv);
+	h->curl_rc = r.status;
+	if (sscanf(r.out, "%d %lf", &h->code, &h->seconds) != 2)
+		h->code = 0;
+	h->headers = h_read_file(hdrs, NULL);
+	if (h->headers == NULL)
+		h->headers = h_strf("%s", "");
+	h->body = h_read_file(body, &h->body_len);
+	if (h->body == NULL)
+		h->body = h_strf("%s", "");
+	h->err = r.err;
+	r.err = NULL;
+	run_finish(&r);
+	free(hdrs);
+	free(body);
+}
+
+void http_curl_tls(struct http *h, const char *dir, const char *ca, const char *host,
+		   unsigned port, const char *path, const char *const extra[])
+{
+	char *resolve = h_strf("%s:%u:127.0.0.1", host, port);
+	char *url = h_strf("https://%s:%u%s", host, port, path);
+	const char *args[CURL_MAX_EXTRA + 1] = { "--path-as-is", "--cacert", ca, "--resolve",
+						 resolve };
+	size_t n = 5;
+
+	for (size_t i = 0; extra != NULL && extra[i] != NULL; i++) {
+		ck_assert_uint_lt(n, CURL_MAX_EXTRA);
+		args[n++] = extra[i];
+	}
+	args[n] = NULL;
+	http_curl(h, dir, url, args);
+	free(resolve);
+	free(url);
+}
+
+void http_finish(struct http *h)
+{
+	free(h->headers);
+	free(h->body);
+	free(h->err);
+	memset(h, 0, sizeof(*h));
+}
+
 /* Every server started and not yet reaped, for the atexit guard. */
 #define MAX_SERVERS 16
 static pid_t live_servers[MAX_SERVERS];
@@ -522,6 +681,51 @@ void server_finish(struct server *s)
 	s->log = NULL;
 }
 
+long server_start_ready(struct server *s, const char *bin, const char *conf, const char *dir)
+{
+	char *log = h_strf("%s/mtastsd.log", dir);
+	long off;
+
+	ck_assert_msg(server_start(s, bin, conf, log) == 0, "cannot start %s", bin);
+	off = server_wait_log(s, "mtastsd: ready", 0, H_READY_TIMEOUT_MS);
+	if (off < 0) {
+		char *text = h_read_file(log, NULL);
+
+		ck_abort_msg("mtastsd did not log ready (exit %d); log:\n%s", s->status,
+			     text ? text : "(none)");
+	}
+	free(log);
+	return off;
+}
+
+void server_assert_end(bool running, bool expect_exit, bool stopped, int status,
+		       const char *log)
+{
+	ck_assert_msg(running || expect_exit, "mtastsd died during the test (exit %d); log:\n%s",
+		      status, log ? log : "(none)");
+	if (stopped)
+		ck_assert_msg(!running || status == 0, "exit %d after SIGTERM; log:\n%s", status,
+			      log ? log : "(none)");
+	ck_assert_msg(!h_sanitizer_report(log), "sanitizer report in the log:\n%s", log);
+}
+
+char *h_test_dir(const char *suite_dir)
+{
+	char *dir = h_strf("%s/test.XXXXXX", suite_dir);
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	return dir;
+}
+
+void h_test_cleanup(struct server *s, char **dir, char **conf)
+{
+	server_finish(s);
+	h_rm_rf(*dir);
+	free(*dir);
+	free(*conf);
+	*dir = *conf = NULL;
+}
+
 /* Waits until fd is readable (or writable) or the deadline passes; false on timeout. */
 static bool wait_fd(int fd, short events, long long deadline)
 {
@@ -639,4 +843,48 @@ void tls_exchange_finish(struct tls_exchange *x)
 {
 	free(x->response);
 	x->response = NULL;
+}
+
+bool h_have_tools(const char *const tools[], size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!h_have_tool(tools[i])) {
+			fprintf(stderr, "SKIP: %s not found\n", tools[i]);
+			return false;
+		}
+	}
+	return true;
+}
+
+bool h_executable(const char *bin)
+{
+	if (access(bin, X_OK) == 0)
+		return true;
+	fprintf(stderr, "%s: not executable\n", bin);
+	return false;
+}
+
+int h_make_certs(const char *const argv[])
+{
+	struct run r;
+	int ret = 0;
+
+	if (run_cmd(&r, NULL, 0, false, 120000, argv) != 0 || r.status != 0) {
+		fprintf(stderr, "make-certs.sh failed (%d):\n%s%s\n", r.status, r.out ? r.out : "",
+			r.err ? r.err : "");
+		ret = -1;
+	}
+	run_finish(&r);
+	return ret;
+}
+
+int h_run_suite(Suite *s)
+{
+	SRunner *sr = srunner_create(s);
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? 0 : 1;
 }

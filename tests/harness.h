@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
+#include <check.h>
+
 /* Helpers abort the test process (a Check failure) on allocation or I/O errors the test
  * cannot continue without, so test bodies stay assertions. */
 
@@ -27,6 +29,23 @@ unsigned h_free_port(void);
 /* Milliseconds on the monotonic clock. */
 long long h_now_ms(void);
 
+/* True when hay (may be NULL) contains needle. */
+bool h_contains(const char *hay, const char *needle);
+/* True when text has a sanitizer report (ASan/UBSan/LSan builds). */
+bool h_sanitizer_report(const char *text);
+/* The value of header name in a raw header block (last occurrence), trimmed; caller frees;
+ * NULL when absent. *ret_count (if not NULL) gets the number of occurrences. */
+char *h_header(const char *block, const char *name, int *ret_count);
+
+/* A configuration text written a line at a time; tests point at the line numbers. */
+struct h_lines {
+	char *text;	/* owned; NULL while empty */
+	unsigned n;	/* lines so far */
+};
+
+/* Appends one formatted line; returns its line number (from 1). */
+unsigned h_add_line(struct h_lines *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* One finished command. */
 struct run {
 	int status;		/* exit code; 128 + signal number when killed by a signal */
@@ -44,6 +63,40 @@ struct run {
 int run_cmd(struct run *r, const char *in, size_t in_len, bool keep_stdin_open,
 	    unsigned timeout_ms, const char *const argv[]);
 void run_finish(struct run *r);
+
+/* ---- Check assertions from here on: these fail the running test ---------------------- */
+
+/* How long one client command (curl, gnutls-cli, an mtastsd command) may take. */
+#define H_RUN_TIMEOUT_MS 20000
+/* How long mtastsd serve may take until it logs "mtastsd: ready". */
+#define H_READY_TIMEOUT_MS 15000
+
+/* run_cmd with H_RUN_TIMEOUT_MS that fails the test when argv cannot start or times out. */
+void h_run(struct run *r, const char *in, size_t in_len, const char *const argv[]);
+/* The policy id computed independently: sha256sum of body, first 32 hex digits; caller
+ * frees. */
+char *h_expected_id(const char *body);
+
+/* One curl request. */
+struct http {
+	int curl_rc;		/* curl's exit code */
+	int code;		/* HTTP status, 0 when none */
+	char *headers;		/* response header block */
+	char *body;
+	size_t body_len;
+	double seconds;		/* time_total */
+	char *err;		/* curl's stderr */
+};
+
+/* curl -sS --noproxy '*' --max-time 15 [extra...] url (at most 2 * 100 + 8 extra
+ * arguments, NULL-terminated; extra may be NULL), with the headers and the body passed
+ * through files in dir. */
+void http_curl(struct http *h, const char *dir, const char *url, const char *const extra[]);
+/* https://host:port/path (path as is) with host resolved to 127.0.0.1 and verified against
+ * the CA file ca; the rest as http_curl. */
+void http_curl_tls(struct http *h, const char *dir, const char *ca, const char *host,
+		   unsigned port, const char *path, const char *const extra[]);
+void http_finish(struct http *h);
 
 /* A running `mtastsd serve`. */
 struct server {
@@ -72,6 +125,23 @@ void server_finish(struct server *s);
 /* SIGKILLs every server still running (registered with atexit by server_start). */
 void server_kill_all(void);
 
+/* Starts bin serve -c conf logging to dir/mtastsd.log and waits H_READY_TIMEOUT_MS for
+ * "mtastsd: ready"; fails the test with the log if it does not come. Returns the log offset
+ * just after it. */
+long server_start_ready(struct server *s, const char *bin, const char *conf, const char *dir);
+/* What a test's teardown asserts of its server, from whether it was still running at the
+ * end of the test and its exit status: it ran to the end unless the test stopped it itself
+ * (expect_exit); when the teardown stopped it with SIGTERM (stopped), it exited 0; its log
+ * (may be NULL) has no sanitizer report. */
+void server_assert_end(bool running, bool expect_exit, bool stopped, int status,
+		       const char *log);
+
+/* One test's files: a new directory under suite_dir; caller frees. */
+char *h_test_dir(const char *suite_dir);
+/* The end of one test: server_finish(s), then *dir removed and freed, *conf freed, both
+ * set to NULL. */
+void h_test_cleanup(struct server *s, char **dir, char **conf);
+
 /* One TLS connection made with GnuTLS directly, for requests curl cannot send (raw bytes,
  * exact SNI bytes, an unfinished request). */
 struct tls_exchange {
@@ -89,5 +159,18 @@ struct tls_exchange {
 int tls_exchange(struct tls_exchange *x, unsigned port, const char *sni, const char *request,
 		 unsigned timeout_ms);
 void tls_exchange_finish(struct tls_exchange *x);
+
+/* ---- main() of an integration test program ------------------------------------------ */
+
+/* True when every one of tools[0..n) is in $PATH; else prints "SKIP: ... not found" (the
+ * caller exits 77). */
+bool h_have_tools(const char *const tools[], size_t n);
+/* True when bin is executable; else prints that it is not (the caller exits 1). */
+bool h_executable(const char *bin);
+/* Runs a certificate-making command (argv, 120 s at most); 0, or -1 after printing its
+ * output when it failed. */
+int h_make_certs(const char *const argv[]);
+/* Runs the suite (CK_NORMAL) and frees the runner; 0 when every test passed, else 1. */
+int h_run_suite(Suite *s);
 
 #endif

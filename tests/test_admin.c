@@ -7,11 +7,9 @@
 #include <fcntl.h>
 #include <pwd.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/stat.h>
@@ -26,8 +24,6 @@
 #error "CERTS_SCRIPT must be defined by the build"
 #endif
 
-#define RUN_TIMEOUT_MS 20000
-#define READY_TIMEOUT_MS 15000
 #define RELOAD_TIMEOUT_MS 10000
 /* cert_watch = 1: the loop looks once a second, so a change is seen within about 2 s. */
 #define WATCH_TIMEOUT_MS 5000
@@ -68,110 +64,60 @@ struct cfg {
 	bool only_a;           /* leave b.test out */
 };
 
-static void append(char **text, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void append(char **text, const char *fmt, ...)
-{
-	va_list ap;
-	char *line, *joined;
-
-	va_start(ap, fmt);
-	ck_assert_int_ge(vasprintf(&line, fmt, ap), 0);
-	va_end(ap);
-	joined = h_strf("%s%s\n", *text ? *text : "", line);
-	free(line);
-	free(*text);
-	*text = joined;
-}
-
 static void write_config(const struct cfg *c)
 {
-	char *t = NULL;
+	struct h_lines t = {0};
 
-	append(&t, "# written by test_admin");
-	append(&t, "[server]");
-	append(&t, "listen = 127.0.0.1:%u", port);
-	append(&t, "threads = 2");
+	h_add_line(&t, "# written by test_admin");
+	h_add_line(&t, "[server]");
+	h_add_line(&t, "listen = 127.0.0.1:%u", port);
+	h_add_line(&t, "threads = 2");
 	if (c->admin)
-		append(&t, "admin_listen = 127.0.0.1:%u", admin_port);
+		h_add_line(&t, "admin_listen = 127.0.0.1:%u", admin_port);
 	if (c->cert_watch != 0)
-		append(&t, "cert_watch = %u", c->cert_watch);
+		h_add_line(&t, "cert_watch = %u", c->cert_watch);
 	if (c->user != NULL)
-		append(&t, "user = %s", c->user);
+		h_add_line(&t, "user = %s", c->user);
 	if (c->providers) {
 		/* nothing answers there: every provider fetch fails at once */
-		append(&t, "dns_server = 127.0.0.1:%u", h_free_port());
-		append(&t, "upstream_timeout = 1");
-		append(&t, "upstream_connect_timeout = 1");
+		h_add_line(&t, "dns_server = 127.0.0.1:%u", h_free_port());
+		h_add_line(&t, "upstream_timeout = 1");
+		h_add_line(&t, "upstream_connect_timeout = 1");
 	}
-	append(&t, "[domain a.test]");
-	append(&t, "mode = enforce");
-	append(&t, "mx = mail.a.test");
-	append(&t, "mx = *.backup.a.test");
-	append(&t, "max_age = 604800");
+	h_add_line(&t, "[domain a.test]");
+	h_add_line(&t, "mode = enforce");
+	h_add_line(&t, "mx = mail.a.test");
+	h_add_line(&t, "mx = *.backup.a.test");
+	h_add_line(&t, "max_age = 604800");
 	if (c->a_cert != NULL) {
-		append(&t, "cert = %s", c->a_cert);
-		append(&t, "key = %s", c->a_key);
+		h_add_line(&t, "cert = %s", c->a_cert);
+		h_add_line(&t, "key = %s", c->a_key);
 	} else {
-		append(&t, "cert = %s/mta-sts.a.test.crt", certs);
-		append(&t, "key = %s/mta-sts.a.test.key", certs);
+		h_add_line(&t, "cert = %s/mta-sts.a.test.crt", certs);
+		h_add_line(&t, "key = %s/mta-sts.a.test.key", certs);
 	}
 	if (!c->only_a) {
-		append(&t, "[domain b.test]");
-		append(&t, "mode = %s", c->b_mode ? c->b_mode : "testing");
-		append(&t, "mx = mx.b.test");
-		append(&t, "max_age = %s", c->b_max_age ? c->b_max_age : "86400");
-		append(&t, "cert = %s/mta-sts.b.test.crt", certs);
-		append(&t, "key = %s/mta-sts.b.test.key", certs);
-		append(&t, "tlsrpt = mailto:tlsrpt@b.test");
+		h_add_line(&t, "[domain b.test]");
+		h_add_line(&t, "mode = %s", c->b_mode ? c->b_mode : "testing");
+		h_add_line(&t, "mx = mx.b.test");
+		h_add_line(&t, "max_age = %s", c->b_max_age ? c->b_max_age : "86400");
+		h_add_line(&t, "cert = %s/mta-sts.b.test.crt", certs);
+		h_add_line(&t, "key = %s/mta-sts.b.test.key", certs);
+		h_add_line(&t, "tlsrpt = mailto:tlsrpt@b.test");
 	}
 	if (c->providers) {
 		for (int i = 1; i <= 2; i++) {
-			append(&t, "[domain p%d.test]", i);
-			append(&t, "proxy = prov%d.test", i);
-			append(&t, "cert = %s/mta-sts.p%d.test.crt", certs, i);
-			append(&t, "key = %s/mta-sts.p%d.test.key", certs, i);
+			h_add_line(&t, "[domain p%d.test]", i);
+			h_add_line(&t, "proxy = prov%d.test", i);
+			h_add_line(&t, "cert = %s/mta-sts.p%d.test.crt", certs, i);
+			h_add_line(&t, "key = %s/mta-sts.p%d.test.key", certs, i);
 		}
 	}
-	h_write_file(conf, t);
-	free(t);
+	h_write_file(conf, t.text);
+	free(t.text);
 }
 
 /* ---- small tools ---------------------------------------------------------------------- */
-
-static bool contains(const char *hay, const char *needle)
-{
-	return hay != NULL && strstr(hay, needle) != NULL;
-}
-
-static bool sanitizer_report(const char *text)
-{
-	return contains(text, "Sanitizer") || contains(text, "runtime error:");
-}
-
-/* The policy id computed independently: sha256sum of the body, first 32 hex digits. */
-static char *expected_id(const char *body)
-{
-	const char *const argv[] = {"sha256sum", NULL};
-	struct run r;
-	char *id;
-
-	ck_assert_int_eq(run_cmd(&r, body, strlen(body), false, RUN_TIMEOUT_MS, argv), 0);
-	ck_assert_int_eq(r.status, 0);
-	ck_assert_uint_ge(r.out_len, 64);
-	for (size_t i = 0; i < 64; i++)
-		ck_assert_msg(isxdigit((unsigned char)r.out[i]), "sha256sum: %s", r.out);
-	id = h_strf("%.32s", r.out);
-	run_finish(&r);
-	return id;
-}
-
-/* Runs argv to completion; fails the test if it cannot start or times out. */
-static void run_ok(struct run *r, const char *const argv[])
-{
-	ck_assert_msg(run_cmd(r, NULL, 0, false, RUN_TIMEOUT_MS, argv) == 0, "cannot run %s",
-	              argv[0]);
-	ck_assert_msg(!r->timed_out, "%s timed out", argv[0]);
-}
 
 /* text without its access log lines (caller frees): what failure messages show. */
 static char *without_access(const char *text)
@@ -216,75 +162,12 @@ static void wait_log(const char *needle, size_t from, unsigned timeout_ms)
 
 /* ---- curl ----------------------------------------------------------------------------- */
 
-struct http {
-	int curl_rc;
-	int code; /* HTTP status, 0 when none */
-	char *headers;
-	char *body;
-	size_t body_len;
-	char *err;
-};
-
-static void http_finish(struct http *h)
-{
-	free(h->headers);
-	free(h->body);
-	free(h->err);
-	memset(h, 0, sizeof(*h));
-}
-
-static void curl_url(struct http *h, const char *url, const char *const extra[])
-{
-	char *hdrs = h_strf("%s/curl.headers", work);
-	char *body = h_strf("%s/curl.body", work);
-	const char *argv[32];
-	size_t n = 0;
-	struct run r;
-
-	unlink(hdrs);
-	unlink(body);
-	argv[n++] = "curl";
-	argv[n++] = "-sS";
-	argv[n++] = "--noproxy";
-	argv[n++] = "*";
-	argv[n++] = "--max-time";
-	argv[n++] = "15";
-	argv[n++] = "-D";
-	argv[n++] = hdrs;
-	argv[n++] = "-o";
-	argv[n++] = body;
-	argv[n++] = "-w";
-	argv[n++] = "%{http_code}";
-	for (size_t i = 0; extra != NULL && extra[i] != NULL; i++)
-		argv[n++] = extra[i];
-	argv[n++] = url;
-	argv[n] = NULL;
-	ck_assert_uint_lt(n, sizeof(argv) / sizeof(argv[0]));
-
-	memset(h, 0, sizeof(*h));
-	run_ok(&r, argv);
-	h->curl_rc = r.status;
-	if (sscanf(r.out, "%d", &h->code) != 1)
-		h->code = 0;
-	h->headers = h_read_file(hdrs, NULL);
-	if (h->headers == NULL)
-		h->headers = h_strf("%s", "");
-	h->body = h_read_file(body, &h->body_len);
-	if (h->body == NULL)
-		h->body = h_strf("%s", "");
-	h->err = r.err;
-	r.err = NULL;
-	run_finish(&r);
-	free(hdrs);
-	free(body);
-}
-
 /* http://127.0.0.1:admin_port/path */
 static void admin_get(struct http *h, const char *path, const char *const extra[])
 {
 	char *url = h_strf("http://127.0.0.1:%u%s", admin_port, path);
 
-	curl_url(h, url, extra);
+	http_curl(h, work, url, extra);
 	ck_assert_msg(h->curl_rc == 0, "curl %s: exit %d: %s", url, h->curl_rc, h->err);
 	free(url);
 }
@@ -293,18 +176,10 @@ static void admin_get(struct http *h, const char *path, const char *const extra[
 static void policy_get(struct http *h, const char *domain, const char *path,
                        const char *const extra[])
 {
-	char *resolve = h_strf("mta-sts.%s:%u:127.0.0.1", domain, port);
-	char *url = h_strf("https://mta-sts.%s:%u%s", domain, port, path);
-	const char *argv[16] = {"--cacert", ca, "--resolve", resolve};
-	size_t n = 4;
+	char *host = h_strf("mta-sts.%s", domain);
 
-	for (size_t i = 0; extra != NULL && extra[i] != NULL; i++)
-		argv[n++] = extra[i];
-	argv[n] = NULL;
-	ck_assert_uint_lt(n, sizeof(argv) / sizeof(argv[0]));
-	curl_url(h, url, argv);
-	free(resolve);
-	free(url);
+	http_curl_tls(h, work, ca, host, port, path, extra);
+	free(host);
 }
 
 /* A policy fetch that must give exactly body. */
@@ -318,29 +193,6 @@ static void fetch_policy(const char *domain, const char *body, const char *const
 	ck_assert_msg(h.body_len == strlen(body) && memcmp(h.body, body, h.body_len) == 0,
 	              "body of %s:\n%s", domain, h.body);
 	http_finish(&h);
-}
-
-/* The value of the header name in a header block (trimmed, caller frees), NULL if absent. */
-static char *header(const char *block, const char *name)
-{
-	size_t nlen = strlen(name);
-
-	for (const char *p = block; p != NULL && *p != '\0';) {
-		const char *eol = strchr(p, '\n');
-		size_t len = eol ? (size_t)(eol - p) : strlen(p);
-
-		if (len > nlen && strncasecmp(p, name, nlen) == 0 && p[nlen] == ':') {
-			const char *s = p + nlen + 1, *e = p + len;
-
-			while (s < e && (*s == ' ' || *s == '\t'))
-				s++;
-			while (e > s && (e[-1] == '\r' || e[-1] == ' '))
-				e--;
-			return h_strf("%.*s", (int)(e - s), s);
-		}
-		p = eol ? eol + 1 : NULL;
-	}
-	return NULL;
 }
 
 /* ---- Prometheus text format (0.0.4) ----------------------------------------------------- */
@@ -608,7 +460,7 @@ static char *get_metrics(void)
 
 	admin_get(&h, "/metrics", NULL);
 	ck_assert_int_eq(h.code, 200);
-	v = header(h.headers, "Content-Type");
+	v = h_header(h.headers, "Content-Type", NULL);
 	ck_assert_msg(v != NULL && strncmp(v, "text/plain; version=0.0.4", 25) == 0,
 	              "Content-Type of /metrics: %s", v ? v : "(none)");
 	free(v);
@@ -700,7 +552,7 @@ static char *served_leaf(const char *domain)
 	    host,         "--verify-hostname", host, "--print-cert", "127.0.0.1", NULL};
 	struct run r;
 
-	run_ok(&r, argv);
+	h_run(&r, NULL, 0, argv);
 	ck_assert_msg(r.status == 0, "gnutls-cli %s: exit %d\n%s%s", host, r.status, r.out, r.err);
 	pem = first_pem(r.out);
 	ck_assert_msg(pem != NULL, "gnutls-cli printed no certificate:\n%s", r.out);
@@ -720,7 +572,7 @@ static long long not_after(const char *crt)
 	char *end;
 	long long t;
 
-	run_ok(&r, argv);
+	h_run(&r, NULL, 0, argv);
 	ck_assert_int_eq(r.status, 0);
 	p = strstr(r.out, "Not After: ");
 	ck_assert_msg(p != NULL, "no Not After in certtool output:\n%s", r.out);
@@ -745,18 +597,12 @@ static void stop_request_loop(void)
 static void cleanup_work(void)
 {
 	stop_request_loop();
-	server_finish(&srv);
-	if (work != NULL)
-		h_rm_rf(work);
-	free(work);
-	free(conf);
-	work = conf = NULL;
+	h_test_cleanup(&srv, &work, &conf);
 }
 
 static void setup_dir(void)
 {
-	work = h_strf("%s/test.XXXXXX", suite_dir);
-	ck_assert_ptr_nonnull(mkdtemp(work));
+	work = h_test_dir(suite_dir);
 	conf = h_strf("%s/mtastsd.conf", work);
 	port = h_free_port();
 	do
@@ -771,20 +617,7 @@ static void setup_dir(void)
 
 static long start_server(void)
 {
-	char *log = h_strf("%s/mtastsd.log", work);
-	long off;
-
-	ck_assert_msg(server_start(&srv, MTASTSD_BIN, conf, log) == 0, "cannot start %s",
-	              MTASTSD_BIN);
-	off = server_wait_log(&srv, "mtastsd: ready", 0, READY_TIMEOUT_MS);
-	if (off < 0) {
-		char *text = h_read_file(log, NULL);
-
-		ck_abort_msg("mtastsd did not log ready (exit %d); log:\n%s", srv.status,
-		             text ? text : "(none)");
-	}
-	free(log);
-	return off;
+	return server_start_ready(&srv, MTASTSD_BIN, conf, work);
 }
 
 static void setup_admin(void)
@@ -808,11 +641,7 @@ static void teardown_server(void)
 	free(text);
 	stop_request_loop();
 	cleanup_work();
-	ck_assert_msg(running || expect_exit, "mtastsd died during the test (exit %d); log:\n%s",
-	              status, log ? log : "(none)");
-	ck_assert_msg(!running || status == 0, "exit %d after SIGTERM; log:\n%s", status,
-	              log ? log : "(none)");
-	ck_assert_msg(!sanitizer_report(log), "sanitizer report in the log:\n%s", log);
+	server_assert_end(running, expect_exit, true, status, log);
 	free(log);
 }
 
@@ -845,7 +674,7 @@ START_TEST(metrics_validator)
 	if (expositions[_i].error == NULL)
 		ck_assert_msg(err == NULL, "valid text rejected: %s", err);
 	else
-		ck_assert_msg(err != NULL && contains(err, expositions[_i].error),
+		ck_assert_msg(err != NULL && h_contains(err, expositions[_i].error),
 		              "case %d: want '%s', got %s", _i, expositions[_i].error,
 		              err ? err : "accepted");
 	free(err);
@@ -863,7 +692,7 @@ START_TEST(healthz_ok)
 	admin_get(&h, "/healthz", NULL);
 	ck_assert_int_eq(h.code, 200);
 	ck_assert_str_eq(h.body, "ok\n");
-	v = header(h.headers, "Content-Type");
+	v = h_header(h.headers, "Content-Type", NULL);
 	ck_assert_msg(v != NULL && strncmp(v, "text/plain", 10) == 0, "Content-Type %s", v);
 	free(v);
 	http_finish(&h);
@@ -894,27 +723,27 @@ START_TEST(records_match_command)
 	const char *const json_argv[] = {MTASTSD_BIN, "records", "-c", conf,
 	                                 "--format",  "json",    NULL};
 	const char *const py[] = {"python3", "-c", json_probe, NULL};
-	char *ida = expected_id(A_BODY), *idb = expected_id(B_BODY), *want, *v;
+	char *ida = h_expected_id(A_BODY), *idb = h_expected_id(B_BODY), *want, *v;
 	struct http h;
 	struct run r;
 
-	run_ok(&r, zone_argv);
+	h_run(&r, NULL, 0, zone_argv);
 	ck_assert_int_eq(r.status, 0);
 	admin_get(&h, "/records", NULL);
 	ck_assert_int_eq(h.code, 200);
 	ck_assert_msg(h.body_len == r.out_len && memcmp(h.body, r.out, r.out_len) == 0,
 	              "/records:\n%s\nmtastsd records:\n%s", h.body, r.out);
 	want = h_strf("_mta-sts.a.test. 3600 IN TXT \"v=STSv1; id=%s\"\n", ida);
-	ck_assert_msg(contains(h.body, want), "no %s in\n%s", want, h.body);
+	ck_assert_msg(h_contains(h.body, want), "no %s in\n%s", want, h.body);
 	free(want);
 	run_finish(&r);
 	http_finish(&h);
 
-	run_ok(&r, json_argv);
+	h_run(&r, NULL, 0, json_argv);
 	ck_assert_int_eq(r.status, 0);
 	admin_get(&h, "/records?format=json", NULL);
 	ck_assert_int_eq(h.code, 200);
-	v = header(h.headers, "Content-Type");
+	v = h_header(h.headers, "Content-Type", NULL);
 	ck_assert_msg(v != NULL && strncmp(v, "application/json", 16) == 0, "Content-Type %s", v);
 	free(v);
 	ck_assert_msg(h.body_len == r.out_len && memcmp(h.body, r.out, r.out_len) == 0,
@@ -922,7 +751,7 @@ START_TEST(records_match_command)
 	              r.out);
 	run_finish(&r);
 
-	ck_assert_int_eq(run_cmd(&r, h.body, h.body_len, false, RUN_TIMEOUT_MS, py), 0);
+	ck_assert_int_eq(run_cmd(&r, h.body, h.body_len, false, H_RUN_TIMEOUT_MS, py), 0);
 	ck_assert_msg(r.status == 0, "python3 json.load: %s", r.err);
 	want = h_strf("a.test enforce %s %s True\nb.test testing %s %s True\n", ida, ida, idb, idb);
 	ck_assert_str_eq(r.out, want);
@@ -970,9 +799,10 @@ START_TEST(admin_errors_404_405)
 	              admin_errors[_i].method ? admin_errors[_i].method : "GET",
 	              admin_errors[_i].path, h.code, admin_errors[_i].code);
 	/* RFC 9110 15.5.6: a 405 names the allowed methods */
-	allow = header(h.headers, "Allow");
+	allow = h_header(h.headers, "Allow", NULL);
 	if (h.code == 405)
-		ck_assert_msg(allow != NULL && contains(allow, "GET") && contains(allow, "HEAD"),
+		ck_assert_msg(allow != NULL && h_contains(allow, "GET") &&
+		                  h_contains(allow, "HEAD"),
 		              "405 without Allow: GET, HEAD:\n%s", h.headers);
 	free(allow);
 	http_finish(&h);
@@ -992,7 +822,7 @@ START_TEST(metrics_count_requests)
 {
 	const char *const tls12[] = {"--tls-max", "1.2", NULL};
 	const char *const missing[N_MISSES] = {"/", "/.well-known/mta-sts.txt.bak"};
-	char *ida = expected_id(A_BODY), *idb = expected_id(B_BODY);
+	char *ida = h_expected_id(A_BODY), *idb = h_expected_id(B_BODY);
 	char *labels, *text, *crt;
 	struct http h;
 
@@ -1091,7 +921,7 @@ START_TEST(metrics_reloads)
 {
 	const struct cfg changed = {.admin = true, .b_max_age = "172800"};
 	const struct cfg broken = {.admin = true, .b_max_age = "172800", .b_mode = "strict"};
-	char *idb = expected_id(B_BODY_RELOADED), *text, *labels, *tail;
+	char *idb = h_expected_id(B_BODY_RELOADED), *text, *labels, *tail;
 	struct http h;
 	size_t from;
 
@@ -1118,7 +948,7 @@ START_TEST(metrics_reloads)
 	ck_assert_int_eq(kill(srv.pid, SIGHUP), 0);
 	wait_log("mtastsd: reload failed", from, RELOAD_TIMEOUT_MS);
 	tail = log_since(from);
-	ck_assert_msg(contains(tail, conf), "the error does not name the file:\n%s", tail);
+	ck_assert_msg(h_contains(tail, conf), "the error does not name the file:\n%s", tail);
 	free(tail);
 	text = get_metrics();
 	ck_assert_double_eq(metric_l(text, "mtastsd_reloads_total", "result=\"ok\""), 1);
@@ -1162,10 +992,10 @@ static char *get_status(const char *query)
 
 	admin_get(&h, path, NULL);
 	ck_assert_msg(h.code == 200, "GET %s: %d", path, h.code);
-	v = header(h.headers, "Content-Type");
+	v = h_header(h.headers, "Content-Type", NULL);
 	ck_assert_msg(v != NULL && strncmp(v, "text/html", 9) == 0, "Content-Type %s", v);
 	free(v);
-	ck_assert_msg(strncmp(h.body, "<!DOCTYPE html>", 15) == 0 && contains(h.body, "</html>"),
+	ck_assert_msg(strncmp(h.body, "<!DOCTYPE html>", 15) == 0 && h_contains(h.body, "</html>"),
 	              "not a whole HTML page:\n%s", h.body);
 	html = h.body;
 	h.body = NULL;
@@ -1177,7 +1007,7 @@ static char *get_status(const char *query)
 START_TEST(status_page)
 {
 	const char *const tls12[] = {"--tls-max", "1.2", NULL};
-	char *ida = expected_id(A_BODY), *idb = expected_id(B_BODY);
+	char *ida = h_expected_id(A_BODY), *idb = h_expected_id(B_BODY);
 	char *html, *a, *b, *want;
 
 	html = get_status("");
@@ -1185,12 +1015,12 @@ START_TEST(status_page)
 	b = status_section(html, "b.test");
 	ck_assert_msg(a != NULL && b != NULL, "a domain is missing:\n%s", html);
 	want = h_strf("<dt>mode</dt><dd>enforce</dd><dt>id</dt><dd><code>%s</code>", ida);
-	ck_assert_msg(contains(a, want), "a.test: no mode/id %s in\n%s", ida, a);
+	ck_assert_msg(h_contains(a, want), "a.test: no mode/id %s in\n%s", ida, a);
 	free(want);
 	want = h_strf("<dt>mode</dt><dd>testing</dd><dt>id</dt><dd><code>%s</code>", idb);
-	ck_assert_msg(contains(b, want), "b.test: no mode/id %s in\n%s", idb, b);
+	ck_assert_msg(h_contains(b, want), "b.test: no mode/id %s in\n%s", idb, b);
 	free(want);
-	ck_assert_msg(!contains(a, "127.0.0.1"), "a fetcher before any fetch:\n%s", a);
+	ck_assert_msg(!h_contains(a, "127.0.0.1"), "a fetcher before any fetch:\n%s", a);
 	free(html);
 	free(a);
 	free(b);
@@ -1204,15 +1034,15 @@ START_TEST(status_page)
 	ck_assert_ptr_nonnull(a);
 	ck_assert_ptr_nonnull(b);
 	want = h_strf("127.0.0.1 TLS 1.3 <code>%s</code>", ida);
-	ck_assert_msg(contains(a, want), "no fetcher '%s' in\n%s", want, a);
+	ck_assert_msg(h_contains(a, want), "no fetcher '%s' in\n%s", want, a);
 	free(want);
 	want = h_strf("127.0.0.1 TLS 1.2 <code>%s</code>", ida);
-	ck_assert_msg(contains(a, want), "no fetcher '%s' in\n%s", want, a);
+	ck_assert_msg(h_contains(a, want), "no fetcher '%s' in\n%s", want, a);
 	free(want);
 	want = h_strf("<code>%s</code>: 2", ida);
-	ck_assert_msg(contains(a, want), "no fetch count 2 for the id in\n%s", a);
+	ck_assert_msg(h_contains(a, want), "no fetch count 2 for the id in\n%s", a);
 	free(want);
-	ck_assert_msg(!contains(b, "127.0.0.1"), "b.test shows a.test's fetchers:\n%s", b);
+	ck_assert_msg(!h_contains(b, "127.0.0.1"), "b.test shows a.test's fetchers:\n%s", b);
 	free(html);
 	free(a);
 	free(b);
@@ -1221,8 +1051,8 @@ START_TEST(status_page)
 	for (int i = 0; i < 2; i++) {
 		html = get_status(i == 0 ? "?domain=a.test" : "?domain=A.Test");
 		a = status_section(html, "a.test");
-		ck_assert_msg(a != NULL && contains(a, ida), "?domain: no a.test in\n%s", html);
-		ck_assert_msg(status_section(html, "b.test") == NULL && !contains(html, idb),
+		ck_assert_msg(a != NULL && h_contains(a, ida), "?domain: no a.test in\n%s", html);
+		ck_assert_msg(status_section(html, "b.test") == NULL && !h_contains(html, idb),
 		              "?domain=a.test shows b.test:\n%s", html);
 		free(a);
 		free(html);
@@ -1253,7 +1083,6 @@ START_TEST(admin_listener_off_by_default)
 	unsigned ports[8];
 	size_t n;
 	struct http h;
-	char *url;
 
 	setup_dir();
 	write_config(&c);
@@ -1263,18 +1092,10 @@ START_TEST(admin_listener_off_by_default)
 	ck_assert_msg(n == 1 && ports[0] == port, "%zu listening ports (first %u), want only %u", n,
 	              n ? ports[0] : 0, port);
 	/* and the HTTPS port does not answer admin paths either */
-	url = h_strf("https://mta-sts.a.test:%u/metrics", port);
-	{
-		char *resolve = h_strf("mta-sts.a.test:%u:127.0.0.1", port);
-		const char *const extra[] = {"--cacert", ca, "--resolve", resolve, NULL};
-
-		curl_url(&h, url, extra);
-		ck_assert_msg(h.code == 404 && !contains(h.body, "mtastsd_"),
-		              "/metrics on the policy port: %d\n%s", h.code, h.body);
-		free(resolve);
-	}
+	policy_get(&h, "a.test", "/metrics", NULL);
+	ck_assert_msg(h.code == 404 && !h_contains(h.body, "mtastsd_"),
+	              "/metrics on the policy port: %d\n%s", h.code, h.body);
 	http_finish(&h);
-	free(url);
 }
 END_TEST
 
@@ -1331,7 +1152,7 @@ static void make_leaf(const char *dir)
 		free(from);
 		free(to);
 	}
-	run_ok(&r, argv);
+	h_run(&r, NULL, 0, argv);
 	ck_assert_msg(r.status == 0, "make-certs.sh: %s%s", r.out, r.err);
 	run_finish(&r);
 }
@@ -1465,10 +1286,10 @@ START_TEST(cert_watch_renewal)
 	free(from);
 	wait_log("mtastsd: reload failed", off, WATCH_TIMEOUT_MS);
 	tail = log_since(off);
-	ck_assert_msg(contains(tail, "certificate files changed") &&
-	                  contains(tail, "private key does not match"),
+	ck_assert_msg(h_contains(tail, "certificate files changed") &&
+	                  h_contains(tail, "private key does not match"),
 	              "log of the mismatched pair:\n%s", tail);
-	ck_assert_msg(!contains(tail, "mtastsd: reloaded"), "a mismatched pair was loaded:\n%s",
+	ck_assert_msg(!h_contains(tail, "mtastsd: reloaded"), "a mismatched pair was loaded:\n%s",
 	              tail);
 	free(tail);
 	leaf = served_leaf("a.test");
@@ -1494,7 +1315,7 @@ START_TEST(cert_watch_renewal)
 	n = finish_request_loop(results, stop);
 	ck_assert_msg(n >= 5, "only %d requests during the renewal", n);
 	tail = log_since(0);
-	ck_assert_msg(!contains(tail, "SIGHUP"), "a signal was involved:\n%s", tail);
+	ck_assert_msg(!h_contains(tail, "SIGHUP"), "a signal was involved:\n%s", tail);
 	free(tail);
 	fetch_policy("b.test", B_BODY, NULL);
 	free(live);
@@ -1625,7 +1446,7 @@ START_TEST(drop_to_nobody)
 	ck_assert_int_eq(kill(srv.pid, SIGHUP), 0);
 	wait_log("mtastsd: reloaded", off, RELOAD_TIMEOUT_MS);
 	tail = log_since(off);
-	ck_assert_msg(!contains(tail, "reload failed"), "reload as nobody:\n%s", tail);
+	ck_assert_msg(!h_contains(tail, "reload failed"), "reload as nobody:\n%s", tail);
 	free(tail);
 	fetch_policy("a.test", A_BODY, NULL);
 	free(task_dir);
@@ -1692,44 +1513,29 @@ static int make_certs(void)
 {
 	const char *const argv[] = {"sh",     CERTS_SCRIPT, "-o",      certs, "a.test",
 	                            "b.test", "p1.test",    "p2.test", NULL};
-	struct run r;
-	int ret = 0;
 
-	if (run_cmd(&r, NULL, 0, false, 120000, argv) != 0 || r.status != 0) {
-		fprintf(stderr, "make-certs.sh failed (%d):\n%s%s\n", r.status, r.out ? r.out : "",
-		        r.err ? r.err : "");
-		ret = -1;
-	}
-	run_finish(&r);
-	return ret;
+	return h_make_certs(argv);
 }
 
 int main(int argc, char **argv)
 {
 	const char *const tools[] = {"curl", "gnutls-cli", "certtool", "sha256sum", "python3"};
 	const char *part = argc > 1 ? argv[1] : "admin";
-	SRunner *sr;
-	int failed;
+	int rc;
 
 	if (strcmp(part, "admin") != 0 && strcmp(part, "renewal") != 0 &&
 	    strcmp(part, "privileges") != 0) {
 		fprintf(stderr, "usage: %s [admin|renewal|privileges]\n", argv[0]);
 		return 2;
 	}
-	for (size_t i = 0; i < sizeof(tools) / sizeof(tools[0]); i++) {
-		if (!h_have_tool(tools[i])) {
-			fprintf(stderr, "SKIP: %s not found\n", tools[i]);
-			return 77;
-		}
-	}
+	if (!h_have_tools(tools, sizeof(tools) / sizeof(tools[0])))
+		return 77;
 	if (strcmp(part, "privileges") == 0 && (geteuid() != 0 || getpwnam("nobody") == NULL)) {
 		fprintf(stderr, "SKIP: the privilege drop needs root and a user nobody\n");
 		return 77;
 	}
-	if (access(MTASTSD_BIN, X_OK) != 0) {
-		fprintf(stderr, "%s: not executable\n", MTASTSD_BIN);
+	if (!h_executable(MTASTSD_BIN))
 		return 1;
-	}
 	suite_dir = h_mkdtemp("admin");
 	certs = h_strf("%s/certs", suite_dir);
 	ca = h_strf("%s/ca.crt", certs);
@@ -1740,13 +1546,10 @@ int main(int argc, char **argv)
 
 	/* failure messages carry logs and pages; Check's default limit is 4 KiB */
 	check_set_max_msg_size(256 * 1024);
-	sr = srunner_create(admin_suite(part));
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	rc = h_run_suite(admin_suite(part));
 	h_rm_rf(suite_dir);
 	free(suite_dir);
 	free(certs);
 	free(ca);
-	return failed == 0 ? 0 : 1;
+	return rc;
 }

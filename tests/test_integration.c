@@ -3,11 +3,9 @@
 #include <check.h>
 #include <ctype.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -19,8 +17,6 @@
 #error "CERTS_SCRIPT must be defined by the build"
 #endif
 
-#define RUN_TIMEOUT_MS 20000
-#define READY_TIMEOUT_MS 15000
 #define IDLE_TIMEOUT_S 2
 #define POLICY_PATH "/.well-known/mta-sts.txt"
 
@@ -72,27 +68,6 @@ static const struct tenant *tenant(const char *domain)
 
 /* ---- configuration text, with the line numbers tests point at ------------------------ */
 
-struct lines {
-	char *text;
-	unsigned n;
-};
-
-static unsigned add_line(struct lines *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static unsigned add_line(struct lines *l, const char *fmt, ...)
-{
-	va_list ap;
-	char *line, *joined;
-
-	va_start(ap, fmt);
-	ck_assert_int_ge(vasprintf(&line, fmt, ap), 0);
-	va_end(ap);
-	joined = h_strf("%s%s\n", l->text ? l->text : "", line);
-	free(line);
-	free(l->text);
-	l->text = joined;
-	return ++l->n;
-}
-
 /* Line numbers of one domain's keys in a written config. */
 struct domain_lines {
 	unsigned header, mode, mx, max_age, cert, key;
@@ -111,7 +86,7 @@ struct variant {
 	struct domain_lines a, b;	/* filled in by write_config */
 };
 
-static void add_domain(struct lines *l, struct domain_lines *dl, const char *domain,
+static void add_domain(struct h_lines *l, struct domain_lines *dl, const char *domain,
 		       const char *mode, const char *const *mx, const char *max_age,
 		       const char *cert, const char *key)
 {
@@ -119,27 +94,27 @@ static void add_domain(struct lines *l, struct domain_lines *dl, const char *dom
 
 	if (dl == NULL)
 		dl = &tmp;
-	add_line(l, "%s", "");
-	dl->header = add_line(l, "[domain %s]", domain);
-	dl->mode = add_line(l, "mode = %s", mode);
+	h_add_line(l, "%s", "");
+	dl->header = h_add_line(l, "[domain %s]", domain);
+	dl->mode = h_add_line(l, "mode = %s", mode);
 	dl->mx = 0;
 	for (size_t i = 0; mx[i] != NULL; i++) {
-		unsigned n = add_line(l, "mx = %s", mx[i]);
+		unsigned n = h_add_line(l, "mx = %s", mx[i]);
 
 		if (dl->mx == 0)
 			dl->mx = n;
 	}
-	dl->max_age = add_line(l, "max_age = %s", max_age);
-	dl->cert = add_line(l, "cert = %s", cert);
-	dl->key = add_line(l, "key = %s", key);
-	add_line(l, "tlsrpt = mailto:tlsrpt@%s", domain);
+	dl->max_age = h_add_line(l, "max_age = %s", max_age);
+	dl->cert = h_add_line(l, "cert = %s", cert);
+	dl->key = h_add_line(l, "key = %s", key);
+	h_add_line(l, "tlsrpt = mailto:tlsrpt@%s", domain);
 }
 
 /* Writes conf for the four tenants (or the variant) and returns nothing; v may be NULL. */
 static void write_config(struct variant *v)
 {
 	struct variant none = { 0 };
-	struct lines l = { 0 };
+	struct h_lines l = { 0 };
 	char *a_crt = h_strf("%s/mta-sts.a.test.crt", certs);
 	char *a_key = h_strf("%s/mta-sts.a.test.key", certs);
 	char *b_crt = h_strf("%s/mta-sts.b.test.crt", certs);
@@ -160,10 +135,10 @@ static void write_config(struct variant *v)
 		a_mx[2] = v->a_extra_mx;
 	if (v->b_mx != NULL)
 		b_mx[0] = v->b_mx;
-	add_line(&l, "# written by test_integration");
-	add_line(&l, "[server]");
-	add_line(&l, "listen = 127.0.0.1:%u", port);
-	add_line(&l, "idle_timeout = %d", IDLE_TIMEOUT_S);
+	h_add_line(&l, "# written by test_integration");
+	h_add_line(&l, "[server]");
+	h_add_line(&l, "listen = 127.0.0.1:%u", port);
+	h_add_line(&l, "idle_timeout = %d", IDLE_TIMEOUT_S);
 	add_domain(&l, &v->a, "a.test", v->a_mode ? v->a_mode : "enforce", a_mx, "604800",
 		   v->a_cert ? v->a_cert : a_crt, v->a_key ? v->a_key : a_key);
 	add_domain(&l, &v->b, "b.test", v->b_mode ? v->b_mode : "testing", b_mx,
@@ -184,154 +159,26 @@ static void write_config(struct variant *v)
 
 /* ---- small tools ---------------------------------------------------------------------- */
 
-static bool contains(const char *hay, const char *needle)
-{
-	return hay != NULL && strstr(hay, needle) != NULL;
-}
-
-/* The value of header name in a raw header block (last occurrence), trimmed; caller frees;
- * NULL when absent. *ret_count (if not NULL) gets the number of occurrences. */
-static char *header(const char *block, const char *name, int *ret_count)
-{
-	size_t nlen = strlen(name);
-	char *value = NULL;
-	int count = 0;
-
-	for (const char *p = block; p != NULL && *p != '\0';) {
-		const char *eol = strchr(p, '\n');
-		size_t len = eol ? (size_t)(eol - p) : strlen(p);
-
-		if (len > nlen && strncasecmp(p, name, nlen) == 0 && p[nlen] == ':') {
-			const char *s = p + nlen + 1, *e = p + len;
-
-			while (s < e && (*s == ' ' || *s == '\t'))
-				s++;
-			while (e > s && (e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t'))
-				e--;
-			free(value);
-			value = h_strf("%.*s", (int)(e - s), s);
-			count++;
-		}
-		p = eol ? eol + 1 : NULL;
-	}
-	if (ret_count != NULL)
-		*ret_count = count;
-	return value;
-}
-
-/* The policy id computed independently: sha256sum of the body, first 32 hex digits. */
-static char *expected_id(const char *body)
-{
-	const char *const argv[] = { "sha256sum", NULL };
-	struct run r;
-	char *id;
-
-	ck_assert_int_eq(run_cmd(&r, body, strlen(body), false, RUN_TIMEOUT_MS, argv), 0);
-	ck_assert_int_eq(r.status, 0);
-	ck_assert_uint_ge(r.out_len, 64);
-	for (size_t i = 0; i < 64; i++)
-		ck_assert_msg(isxdigit((unsigned char)r.out[i]), "sha256sum: %s", r.out);
-	id = h_strf("%.32s", r.out);
-	run_finish(&r);
-	return id;
-}
-
 static char *port_str(void)
 {
 	return h_strf("%u", port);
-}
-
-/* True when text has a sanitizer report (ASan/UBSan/LSan builds). */
-static bool sanitizer_report(const char *text)
-{
-	return contains(text, "Sanitizer") || contains(text, "runtime error:");
 }
 
 /* Runs an mtastsd command (argv[0] is MTASTSD_BIN); fails on a sanitizer report, since
  * ASan's exit code 1 could pass for an expected failure. */
 static void run_mtastsd(struct run *r, const char *in, size_t in_len, const char *const argv[])
 {
-	ck_assert_int_eq(run_cmd(r, in, in_len, false, RUN_TIMEOUT_MS, argv), 0);
-	ck_assert_msg(!r->timed_out, "%s %s timed out", argv[0], argv[1] ? argv[1] : "");
-	ck_assert_msg(!sanitizer_report(r->err), "%s %s:\n%s", argv[0], argv[1] ? argv[1] : "",
+	h_run(r, in, in_len, argv);
+	ck_assert_msg(!h_sanitizer_report(r->err), "%s %s:\n%s", argv[0], argv[1] ? argv[1] : "",
 		      r->err);
 }
 
 /* ---- curl ----------------------------------------------------------------------------- */
 
-struct http {
-	int curl_rc;
-	int code;		/* HTTP status, 0 when none */
-	char *headers;		/* response header block */
-	char *body;
-	size_t body_len;
-	double seconds;		/* time_total */
-	char *err;
-};
-
-static void http_finish(struct http *h)
-{
-	free(h->headers);
-	free(h->body);
-	free(h->err);
-	memset(h, 0, sizeof(*h));
-}
-
 /* curl https://HOST:PORT/PATH with --resolve to 127.0.0.1, our CA, extra options. */
 static void curl(struct http *h, const char *host, const char *path, const char *const extra[])
 {
-	char *hdrs = h_strf("%s/curl.headers", work);
-	char *body = h_strf("%s/curl.body", work);
-	char *resolve = h_strf("%s:%u:127.0.0.1", host, port);
-	char *url = h_strf("https://%s:%u%s", host, port, path);
-	const char *argv[24 + 2 * 100 + 2];
-	size_t n = 0;
-	struct run r;
-
-	unlink(hdrs);
-	unlink(body);
-	argv[n++] = "curl";
-	argv[n++] = "-sS";
-	argv[n++] = "--noproxy";
-	argv[n++] = "*";
-	argv[n++] = "--max-time";
-	argv[n++] = "15";
-	argv[n++] = "--path-as-is";
-	argv[n++] = "--cacert";
-	argv[n++] = ca;
-	argv[n++] = "--resolve";
-	argv[n++] = resolve;
-	argv[n++] = "-D";
-	argv[n++] = hdrs;
-	argv[n++] = "-o";
-	argv[n++] = body;
-	argv[n++] = "-w";
-	argv[n++] = "%{http_code} %{time_total}";
-	for (size_t i = 0; extra != NULL && extra[i] != NULL; i++)
-		argv[n++] = extra[i];
-	argv[n++] = url;
-	argv[n] = NULL;
-	ck_assert_uint_lt(n, sizeof(argv) / sizeof(argv[0]));
-
-	memset(h, 0, sizeof(*h));
-	ck_assert_int_eq(run_cmd(&r, NULL, 0, false, RUN_TIMEOUT_MS, argv), 0);
-	ck_assert_msg(!r.timed_out, "curl %s timed out", url);
-	h->curl_rc = r.status;
-	if (sscanf(r.out, "%d %lf", &h->code, &h->seconds) != 2)
-		h->code = 0;
-	h->headers = h_read_file(hdrs, NULL);
-	if (h->headers == NULL)
-		h->headers = h_strf("%s", "");
-	h->body = h_read_file(body, &h->body_len);
-	if (h->body == NULL)
-		h->body = h_strf("%s", "");
-	h->err = r.err;
-	r.err = NULL;
-	run_finish(&r);
-	free(hdrs);
-	free(body);
-	free(resolve);
-	free(url);
+	http_curl_tls(h, work, ca, host, port, path, extra);
 }
 
 /* A GET that must succeed with exactly body; checks every SPEC.md case 21 header. */
@@ -345,18 +192,18 @@ static void assert_policy(const char *host, const char *path, const char *body)
 	curl(&h, host, path, extra);
 	ck_assert_msg(h.curl_rc == 0, "curl %s%s: exit %d: %s", host, path, h.curl_rc, h.err);
 	ck_assert_msg(h.code == 200, "GET %s%s: status %d", host, path, h.code);
-	v = header(h.headers, "Content-Type", &count);
+	v = h_header(h.headers, "Content-Type", &count);
 	ck_assert_msg(v != NULL && strcmp(v, "text/plain; charset=utf-8") == 0 && count == 1,
 		      "Content-Type: %s (x%d)", v ? v : "(none)", count);
 	free(v);
-	v = header(h.headers, "Content-Length", &count);
+	v = h_header(h.headers, "Content-Length", &count);
 	ck_assert_msg(v != NULL && count == 1, "Content-Length missing or repeated: %s", h.headers);
 	ck_assert_msg(strtoull(v, NULL, 10) == strlen(body) && isdigit((unsigned char)v[0]),
 		      "Content-Length %s, body is %zu bytes", v, strlen(body));
 	free(v);
-	ck_assert_msg(header(h.headers, "Content-Encoding", NULL) == NULL,
+	ck_assert_msg(h_header(h.headers, "Content-Encoding", NULL) == NULL,
 		      "Content-Encoding sent: %s", h.headers);
-	ck_assert_msg(header(h.headers, "Transfer-Encoding", NULL) == NULL,
+	ck_assert_msg(h_header(h.headers, "Transfer-Encoding", NULL) == NULL,
 		      "Transfer-Encoding sent: %s", h.headers);
 	ck_assert_uint_eq(h.body_len, strlen(body));
 	ck_assert_msg(memcmp(h.body, body, h.body_len) == 0, "body of %s:\n%s\nwanted:\n%s",
@@ -395,8 +242,7 @@ static void gnutls_cli(struct run *r, const char *sni, const char *const extra[]
 	argv[n++] = "127.0.0.1";
 	argv[n] = NULL;
 	ck_assert_uint_lt(n, sizeof(argv) / sizeof(argv[0]));
-	ck_assert_int_eq(run_cmd(r, NULL, 0, false, RUN_TIMEOUT_MS, argv), 0);
-	ck_assert_msg(!r->timed_out, "gnutls-cli timed out");
+	h_run(r, NULL, 0, argv);
 	free(p);
 }
 
@@ -428,18 +274,12 @@ static char *pem_blocks(const char *text, int *ret_count)
 
 static void cleanup_work(void)
 {
-	server_finish(&srv);
-	if (work != NULL)
-		h_rm_rf(work);
-	free(work);
-	free(conf);
-	work = conf = NULL;
+	h_test_cleanup(&srv, &work, &conf);
 }
 
 static void setup_dir(void)
 {
-	work = h_strf("%s/test.XXXXXX", suite_dir);
-	ck_assert_ptr_nonnull(mkdtemp(work));
+	work = h_test_dir(suite_dir);
 	conf = h_strf("%s/mtastsd.conf", work);
 	port = h_free_port();
 	memset(&srv, 0, sizeof(srv));
@@ -455,20 +295,7 @@ static void teardown_dir(void)
 /* Starts mtastsd on the current conf and waits for "ready"; returns the log offset after it. */
 static long start_server(void)
 {
-	char *log = h_strf("%s/mtastsd.log", work);
-	long off;
-
-	ck_assert_msg(server_start(&srv, MTASTSD_BIN, conf, log) == 0, "cannot start %s",
-		      MTASTSD_BIN);
-	off = server_wait_log(&srv, "mtastsd: ready", 0, READY_TIMEOUT_MS);
-	if (off < 0) {
-		char *text = h_read_file(log, NULL);
-
-		ck_abort_msg("mtastsd did not log ready (exit %d); log:\n%s", srv.status,
-			     text ? text : "(none)");
-	}
-	free(log);
-	return off;
+	return server_start_ready(&srv, MTASTSD_BIN, conf, work);
 }
 
 static void setup_server(void)
@@ -488,9 +315,7 @@ static void teardown_server(void)
 	int status = srv.status;
 
 	cleanup_work();
-	ck_assert_msg(running || expect_exit, "mtastsd died during the test (exit %d); log:\n%s",
-		      status, log ? log : "(none)");
-	ck_assert_msg(!sanitizer_report(log), "sanitizer report in the log:\n%s", log);
+	server_assert_end(running, expect_exit, false, status, log);
 	free(log);
 }
 
@@ -519,12 +344,12 @@ START_TEST(certificate_each_tenant)
 
 	ck_assert_ptr_nonnull(pem);
 	gnutls_cli(&r, host, extra);
-	ck_assert_msg(r.status == 0 && contains(r.out, "- Handshake was completed"),
+	ck_assert_msg(r.status == 0 && h_contains(r.out, "- Handshake was completed"),
 		      "handshake for %s failed (%d):\n%s%s", host, r.status, r.out, r.err);
-	ck_assert_msg(contains(r.out, "- Status: The certificate is trusted."),
+	ck_assert_msg(h_contains(r.out, "- Status: The certificate is trusted."),
 		      "%s: certificate not trusted for its name:\n%s", host, r.out);
 	/* the chain is leaf + intermediate, exactly the configured file */
-	ck_assert_msg(contains(r.out, "- Got a certificate list of 2 certificates."),
+	ck_assert_msg(h_contains(r.out, "- Got a certificate list of 2 certificates."),
 		      "%s: chain length:\n%s", host, r.out);
 	want = pem_blocks(pem, &n_want);
 	got = pem_blocks(r.out, &n_got);
@@ -533,7 +358,7 @@ START_TEST(certificate_each_tenant)
 	ck_assert_msg(strcmp(want, got) == 0, "%s: served chain differs from %s", host, file);
 	info = strstr(r.out, "- Certificate[0] info:");
 	ck_assert_ptr_nonnull(info);
-	ck_assert_msg(contains(info, t->key_info), "%s: want %s:\n%s", host, t->key_info, info);
+	ck_assert_msg(h_contains(info, t->key_info), "%s: want %s:\n%s", host, t->key_info, info);
 	run_finish(&r);
 	free(want);
 	free(got);
@@ -560,10 +385,10 @@ START_TEST(unknown_sni_alert)
 	struct run r;
 
 	gnutls_cli(&r, sni, NULL);
-	ck_assert_msg(r.status != 0 && !contains(r.out, "Handshake was completed"),
+	ck_assert_msg(r.status != 0 && !h_contains(r.out, "Handshake was completed"),
 		      "SNI %s: handshake completed:\n%s", sni ? sni : "(none)", r.out);
-	ck_assert_msg(contains(r.err, "Received alert [112]") ||
-			      contains(r.out, "Received alert [112]"),
+	ck_assert_msg(h_contains(r.err, "Received alert [112]") ||
+			      h_contains(r.out, "Received alert [112]"),
 		      "SNI %s: no unrecognized_name alert:\n%s%s", sni ? sni : "(none)", r.out,
 		      r.err);
 	run_finish(&r);
@@ -643,7 +468,7 @@ START_TEST(sni_and_host_spellings)
 	if (c->body_of != NULL)
 		ck_assert_str_eq(raw_body(x.response), tenant(c->body_of)->body);
 	else
-		ck_assert_msg(!contains(raw_body(x.response), "version: STSv1"),
+		ck_assert_msg(!h_contains(raw_body(x.response), "version: STSv1"),
 			      "a policy came with %d:\n%s", status, x.response);
 	tls_exchange_finish(&x);
 	free(req);
@@ -692,9 +517,9 @@ START_TEST(paths_exact_match)
 	ck_assert_msg(h.curl_rc == 0, "curl %s: %s", c->path, h.err);
 	ck_assert_msg(h.code == c->status, "GET %s: status %d, want %d", c->path, h.code,
 		      c->status);
-	ck_assert_msg(header(h.headers, "Location", NULL) == NULL, "GET %s: Location sent",
+	ck_assert_msg(h_header(h.headers, "Location", NULL) == NULL, "GET %s: Location sent",
 		      c->path);
-	ck_assert_msg(!contains(h.body, "version: STSv1"), "GET %s: the policy came with %d",
+	ck_assert_msg(!h_contains(h.body, "version: STSv1"), "GET %s: the policy came with %d",
 		      c->path, h.code);
 	http_finish(&h);
 }
@@ -714,10 +539,10 @@ START_TEST(head_same_headers_no_body)
 	curl(&h, "mta-sts.a.test", POLICY_PATH, head);
 	ck_assert_msg(h.curl_rc == 0 && h.code == 200, "HEAD: curl %d status %d: %s", h.curl_rc,
 		      h.code, h.err);
-	v = header(h.headers, "Content-Type", NULL);
+	v = h_header(h.headers, "Content-Type", NULL);
 	ck_assert_msg(v != NULL && strcmp(v, "text/plain; charset=utf-8") == 0, "HEAD CT %s", v);
 	free(v);
-	v = header(h.headers, "Content-Length", NULL);
+	v = h_header(h.headers, "Content-Length", NULL);
 	ck_assert_msg(v != NULL && strcmp(v, len) == 0, "HEAD Content-Length %s, want %s", v, len);
 	free(v);
 	http_finish(&h);
@@ -748,10 +573,10 @@ START_TEST(other_methods_405)
 	curl(&h, "mta-sts.a.test", POLICY_PATH, extra);
 	ck_assert_msg(h.curl_rc == 0, "%s: curl %d %s", m, h.curl_rc, h.err);
 	ck_assert_msg(h.code == 405, "%s: status %d", m, h.code);
-	allow = header(h.headers, "Allow", NULL);
+	allow = h_header(h.headers, "Allow", NULL);
 	ck_assert_msg(allow != NULL && strcmp(allow, "GET, HEAD") == 0, "%s: Allow: %s", m,
 		      allow ? allow : "(none)");
-	ck_assert_msg(!contains(h.body, "version: STSv1"), "%s: policy served", m);
+	ck_assert_msg(!h_contains(h.body, "version: STSv1"), "%s: policy served", m);
 	free(allow);
 	http_finish(&h);
 }
@@ -813,7 +638,7 @@ START_TEST(header_section_limit)
 	ck_assert_msg(h.code == c->status, "%d headers of %d bytes: status %d (curl %d %s)",
 		      c->n, c->len, h.code, h.curl_rc, h.err);
 	if (c->status != 200)
-		ck_assert_msg(!contains(h.body, "version: STSv1"), "policy served with %d", h.code);
+		ck_assert_msg(!h_contains(h.body, "version: STSv1"), "policy served with %d", h.code);
 	http_finish(&h);
 	for (int i = 0; i < c->n; i++)
 		free(lines[i]);
@@ -875,10 +700,10 @@ START_TEST(tls_versions)
 
 	gnutls_cli(&r, host, extra);
 	if (!c->ok) {
-		ck_assert_msg(r.status != 0 && !contains(r.out, "Handshake was completed"),
+		ck_assert_msg(r.status != 0 && !h_contains(r.out, "Handshake was completed"),
 			      "%s with %s: handshake completed:\n%s", host, c->priority, r.out);
 	} else {
-		ck_assert_msg(r.status == 0 && contains(r.out, "- Handshake was completed"),
+		ck_assert_msg(r.status == 0 && h_contains(r.out, "- Handshake was completed"),
 			      "%s with %s failed:\n%s%s", host, c->priority, r.out, r.err);
 		desc = strstr(r.out, "- Description: ");
 		ck_assert_ptr_nonnull(desc);
@@ -886,7 +711,7 @@ START_TEST(tls_versions)
 			const char *eol = strchr(desc, '\n');
 			char *line = h_strf("%.*s", eol ? (int)(eol - desc) : (int)strlen(desc), desc);
 
-			ck_assert_msg(contains(line, c->desc[i]), "%s: want %s in %s", host,
+			ck_assert_msg(h_contains(line, c->desc[i]), "%s: want %s in %s", host,
 				      c->desc[i], line);
 			free(line);
 		}
@@ -903,7 +728,7 @@ START_TEST(alpn_http11)
 
 	gnutls_cli(&r, "mta-sts.a.test", extra);
 	ck_assert_msg(r.status == 0, "handshake:\n%s%s", r.out, r.err);
-	ck_assert_msg(contains(r.out, "- Application protocol: http/1.1"),
+	ck_assert_msg(h_contains(r.out, "- Application protocol: http/1.1"),
 		      "ALPN h2,http/1.1 did not select http/1.1:\n%s", r.out);
 	run_finish(&r);
 }
@@ -919,7 +744,7 @@ START_TEST(keep_alive)
 				     "-w", "%{http_code} %{num_connects}\n", url, url, NULL };
 	struct run r;
 
-	ck_assert_int_eq(run_cmd(&r, NULL, 0, false, RUN_TIMEOUT_MS, argv), 0);
+	ck_assert_int_eq(run_cmd(&r, NULL, 0, false, H_RUN_TIMEOUT_MS, argv), 0);
 	ck_assert_msg(r.status == 0, "curl: %s", r.err);
 	ck_assert_msg(strcmp(r.out, "200 1\n200 0\n") == 0,
 		      "want the second request on the same connection, got:\n%s", r.out);
@@ -941,7 +766,7 @@ START_TEST(startup_and_access_log)
 	ck_assert_msg(server_wait_log(&srv, want, 0, 1000) >= 0, "no '%s'", want);
 	free(want);
 	for (size_t i = 0; i < N_TENANTS; i++) {
-		char *id = expected_id(tenants[i].body);
+		char *id = h_expected_id(tenants[i].body);
 
 		want = h_strf("mtastsd: %s: id %s", tenants[i].domain, id);
 		ck_assert_msg(server_wait_log(&srv, want, 0, 1000) >= 0, "no '%s'", want);
@@ -962,7 +787,7 @@ START_TEST(startup_and_access_log)
 			bol--;
 		if (eol != NULL)
 			*eol = '\0';
-		ck_assert_msg(contains(bol, "127.0.0.1"), "no client address: %s", bol);
+		ck_assert_msg(h_contains(bol, "127.0.0.1"), "no client address: %s", bol);
 		ck_assert_msg(strlen(bol) > strlen(len) &&
 				      strcmp(bol + strlen(bol) - strlen(len), len) == 0,
 			      "bytes: want '%s' at the end of: %s", len + 1, bol);
@@ -1001,7 +826,7 @@ START_TEST(records_match_served_bytes)
 		curl(&h, host, POLICY_PATH, extra);
 		ck_assert_int_eq(h.code, 200);
 		body = h_strf("%.*s", (int)h.body_len, h.body);
-		id = expected_id(body);
+		id = h_expected_id(body);
 		/* ... is the id of the canonical body we expect ... */
 		ck_assert_str_eq(body, t->body);
 		/* ... and the one published */
@@ -1011,11 +836,11 @@ START_TEST(records_match_served_bytes)
 		{
 			char *nz = h_strf("\n%s", z.out);
 
-			ck_assert_msg(contains(nz, sts), "records lacks%s in:\n%s", sts, z.out);
-			ck_assert_msg(contains(nz, rpt), "records lacks%s in:\n%s", rpt, z.out);
+			ck_assert_msg(h_contains(nz, sts), "records lacks%s in:\n%s", sts, z.out);
+			ck_assert_msg(h_contains(nz, rpt), "records lacks%s in:\n%s", rpt, z.out);
 			free(nz);
 		}
-		ck_assert_msg(contains(j.out, id) && contains(j.out, t->domain),
+		ck_assert_msg(h_contains(j.out, id) && h_contains(j.out, t->domain),
 			      "json lacks %s %s:\n%s", t->domain, id, j.out);
 		free(sts);
 		free(rpt);
@@ -1050,7 +875,7 @@ START_TEST(check_ok)
 	ck_assert_str_eq(r.out, "configuration OK\n");
 	/* anything on stderr must be a warning */
 	for (line = strtok_r(r.err, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save))
-		ck_assert_msg(contains(line, ": warning: "), "not a warning: %s", line);
+		ck_assert_msg(h_contains(line, ": warning: "), "not a warning: %s", line);
 	run_finish(&r);
 }
 END_TEST
@@ -1117,7 +942,7 @@ static bool blames(const char *text, const unsigned lines[2])
 {
 	for (int i = 0; i < 2; i++) {
 		char *want = h_strf("%s:%u: ", conf, lines[i]);
-		bool hit = contains(text, want);
+		bool hit = h_contains(text, want);
 
 		free(want);
 		if (hit)
@@ -1136,7 +961,7 @@ START_TEST(check_reports_file_line)
 	run_mtastsd(&r, NULL, 0, argv);
 	ck_assert_msg(r.status == 1, "%s: check exit %d, want 1:\n%s%s", breakage_name[_i],
 		      r.status, r.out, r.err);
-	ck_assert_msg(!contains(r.out, "configuration OK"), "%s: said OK", breakage_name[_i]);
+	ck_assert_msg(!h_contains(r.out, "configuration OK"), "%s: said OK", breakage_name[_i]);
 	ck_assert_msg(blames(r.err, lines), "%s: want %s:%u: (or :%u:) in:\n%s",
 		      breakage_name[_i], conf, lines[0], lines[1], r.err);
 	run_finish(&r);
@@ -1154,7 +979,7 @@ static void assert_check_blames(const unsigned *lines, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		char *want = h_strf("%s:%u: ", conf, lines[i]);
 
-		ck_assert_msg(contains(r.err, want), "want %s in:\n%s", want, r.err);
+		ck_assert_msg(h_contains(r.err, want), "want %s in:\n%s", want, r.err);
 		free(want);
 	}
 	run_finish(&r);
@@ -1193,7 +1018,7 @@ START_TEST(check_reports_every_certificate_error)
 		struct run r;
 
 		run_mtastsd(&r, NULL, 0, argv);
-		ck_assert_msg(contains(r.err, w0) || contains(r.err, w1),
+		ck_assert_msg(h_contains(r.err, w0) || h_contains(r.err, w1),
 			      "b.test key mismatch not reported with a.test's missing cert:\n%s",
 			      r.err);
 		run_finish(&r);
@@ -1218,8 +1043,8 @@ START_TEST(serve_refuses_broken_config)
 	ck_assert_msg(status > 0 && status < 128, "serve with a broken config: exit %d", status);
 	text = h_read_file(log, NULL);
 	ck_assert_msg(blames(text, lines), "no %s:%u: in:\n%s", conf, lines[0], text);
-	ck_assert_msg(!contains(text, "mtastsd: ready"), "became ready:\n%s", text);
-	ck_assert_msg(!sanitizer_report(text), "sanitizer report:\n%s", text);
+	ck_assert_msg(!h_contains(text, "mtastsd: ready"), "became ready:\n%s", text);
+	ck_assert_msg(!h_sanitizer_report(text), "sanitizer report:\n%s", text);
 	free(text);
 	free(log);
 }
@@ -1234,7 +1059,7 @@ START_TEST(id_command)
 	char *good_file = h_strf("%s/good.txt", work);
 	char *bad_file = h_strf("%s/bad.txt", work);
 	char *missing = h_strf("%s/missing.txt", work);
-	char *id = expected_id(body), *want = h_strf("%s\n", id), *blame;
+	char *id = h_expected_id(body), *want = h_strf("%s\n", id), *blame;
 	const char *const from_stdin[] = { MTASTSD_BIN, "id", NULL };
 	const char *const from_good[] = { MTASTSD_BIN, "id", good_file, NULL };
 	const char *const from_bad[] = { MTASTSD_BIN, "id", bad_file, NULL };
@@ -1263,7 +1088,7 @@ START_TEST(id_command)
 	ck_assert_msg(r.status == 1 && r.out_len == 0, "id invalid FILE: exit %d out '%s'",
 		      r.status, r.out);
 	blame = h_strf("%s:2: ", bad_file);	/* "mode: Enforce" is line 2 */
-	ck_assert_msg(contains(r.err, blame), "want %s in: %s", blame, r.err);
+	ck_assert_msg(h_contains(r.err, blame), "want %s in: %s", blame, r.err);
 	free(blame);
 	run_finish(&r);
 
@@ -1293,7 +1118,7 @@ static const char *const a_changed_body =
 START_TEST(reload_publishes_new_id)
 {
 	struct variant changed = { .a_mode = "testing", .a_extra_mx = "mail2.a.test" };
-	char *new_id = expected_id(a_changed_body), *old_id = expected_id(tenant("a.test")->body);
+	char *new_id = h_expected_id(a_changed_body), *old_id = h_expected_id(tenant("a.test")->body);
 	char *txt, *text;
 	size_t from;
 	long off;
@@ -1317,15 +1142,15 @@ START_TEST(reload_publishes_new_id)
 			bol--;
 		if (eol != NULL)
 			*eol = '\0';
-		ck_assert_msg(contains(bol, "a.test") && contains(bol, new_id),
+		ck_assert_msg(h_contains(bol, "a.test") && h_contains(bol, new_id),
 			      "line without the domain or the new id: %s", bol);
 		if (eol != NULL)
 			*eol = '\n';
 	}
 	/* unchanged domains are not reported as changed */
-	ck_assert_msg(!contains(text + from, "_mta-sts.b.test."), "b.test reported:\n%s",
+	ck_assert_msg(!h_contains(text + from, "_mta-sts.b.test."), "b.test reported:\n%s",
 		      text + from);
-	ck_assert_msg(!contains(text + from, old_id) || contains(text + from, new_id),
+	ck_assert_msg(!h_contains(text + from, old_id) || h_contains(text + from, new_id),
 		      "old id logged only");
 	free(text);
 
@@ -1360,7 +1185,7 @@ START_TEST(reload_failure_keeps_old_config)
 	text = h_read_file(srv.log, NULL);
 	ck_assert_msg(blames(text + from, lines), "%s: want %s:%u: in:\n%s", breakage_name[b],
 		      conf, lines[0], text + from);
-	ck_assert_msg(!contains(text + from, "mtastsd: reloaded"), "%s: reloaded anyway",
+	ck_assert_msg(!h_contains(text + from, "mtastsd: reloaded"), "%s: reloaded anyway",
 		      breakage_name[b]);
 	free(text);
 	for (size_t i = 0; i < N_TENANTS; i++) {
@@ -1451,37 +1276,19 @@ static int make_certs(void)
 	const char *const ecdsa[] = { "sh", CERTS_SCRIPT, "-o", certs, "-w", "w.test",
 				      "a.test", "b.test", NULL };
 	const char *const rsa[] = { "sh", CERTS_SCRIPT, "-o", certs, "-t", "rsa", "c.test", NULL };
-	const char *const *cmds[] = { ecdsa, rsa };
-	struct run r;
 
-	for (size_t i = 0; i < 2; i++) {
-		if (run_cmd(&r, NULL, 0, false, 120000, cmds[i]) != 0 || r.status != 0) {
-			fprintf(stderr, "make-certs.sh failed (%d):\n%s%s\n", r.status,
-				r.out ? r.out : "", r.err ? r.err : "");
-			run_finish(&r);
-			return -1;
-		}
-		run_finish(&r);
-	}
-	return 0;
+	return h_make_certs(ecdsa) != 0 || h_make_certs(rsa) != 0 ? -1 : 0;
 }
 
 int main(void)
 {
 	const char *const tools[] = { "curl", "gnutls-cli", "certtool", "sha256sum" };
-	SRunner *sr;
-	int failed;
+	int rc;
 
-	for (size_t i = 0; i < sizeof(tools) / sizeof(tools[0]); i++) {
-		if (!h_have_tool(tools[i])) {
-			fprintf(stderr, "SKIP: %s not found\n", tools[i]);
-			return 77;
-		}
-	}
-	if (access(MTASTSD_BIN, X_OK) != 0) {
-		fprintf(stderr, "%s: not executable\n", MTASTSD_BIN);
+	if (!h_have_tools(tools, sizeof(tools) / sizeof(tools[0])))
+		return 77;
+	if (!h_executable(MTASTSD_BIN))
 		return 1;
-	}
 	suite_dir = h_mkdtemp("it");
 	certs = h_strf("%s/certs", suite_dir);
 	ca = h_strf("%s/ca.crt", certs);
@@ -1490,13 +1297,10 @@ int main(void)
 		return 1;
 	}
 
-	sr = srunner_create(integration_suite());
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
+	rc = h_run_suite(integration_suite());
 	h_rm_rf(suite_dir);
 	free(suite_dir);
 	free(certs);
 	free(ca);
-	return failed == 0 ? 0 : 1;
+	return rc;
 }
