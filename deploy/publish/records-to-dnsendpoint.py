@@ -25,46 +25,19 @@ JSON string, which YAML reads as a double-quoted scalar).
 import argparse
 import hashlib
 import json
+import os
 import re
 import sys
+
+# The reader shared with the other publisher lives next to this script, wherever it is
+# run from; no __pycache__ is left there.
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+from mtastsd_records import InputError, add_input_argument, read_records  # noqa: E402
 
 API_VERSION = "externaldns.k8s.io/v1alpha1"
 KIND = "DNSEndpoint"
 MANAGED_BY = "mtastsd-records"
-TYPES = ("TXT", "CNAME")
-
-
-class InputError(Exception):
-    pass
-
-
-def load_records(text, source):
-    """Parses and checks the JSON array that `mtastsd records --format json` prints."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise InputError(f"{source}: not JSON: {e}") from None
-    if not isinstance(data, list):
-        raise InputError(f"{source}: expected a JSON array of domains")
-    for i, dom in enumerate(data):
-        where = f"{source}: domain #{i + 1}"
-        if not isinstance(dom, dict) or not isinstance(dom.get("domain"), str):
-            raise InputError(f"{where}: expected an object with a \"domain\" string")
-        where = f"{source}: {dom['domain']}"
-        recs = dom.get("records")
-        if not isinstance(recs, list):
-            raise InputError(f"{where}: \"records\" must be an array")
-        for r in recs:
-            if not isinstance(r, dict):
-                raise InputError(f"{where}: a record is not an object")
-            for key, typ in (("name", str), ("type", str), ("ttl", int), ("value", str)):
-                if not isinstance(r.get(key), typ) or isinstance(r.get(key), bool):
-                    raise InputError(f"{where}: record field \"{key}\" missing or of the wrong type")
-            if r["type"] not in TYPES:
-                raise InputError(f"{where}: unsupported record type {r['type']!r}")
-            if r["ttl"] < 0:
-                raise InputError(f"{where}: negative ttl")
-    return data
 
 
 def q(s):
@@ -121,20 +94,14 @@ def main(argv=None):
         "objects (YAML on stdout), one per domain.",
         epilog="Example: mtastsd records --format json | %(prog)s -n mtastsd | kubectl apply -f -",
     )
-    p.add_argument("file", nargs="?", default="-",
-                   help="the JSON from `mtastsd records --format json` (default: stdin)")
+    add_input_argument(p)
     p.add_argument("-n", "--namespace", help="metadata.namespace of every object (default: none)")
     p.add_argument("--name-prefix", default="mtastsd-",
                    help="prefix of every object name, followed by the domain (default: %(default)s)")
     args = p.parse_args(argv)
 
     try:
-        if args.file == "-":
-            text, source = sys.stdin.read(), "stdin"
-        else:
-            with open(args.file, encoding="utf-8") as f:
-                text, source = f.read(), args.file
-        data = load_records(text, source)
+        data = read_records(args.file)
     except (OSError, InputError) as e:
         print(f"records-to-dnsendpoint: {e}", file=sys.stderr)
         return 1

@@ -15,49 +15,26 @@ does not delete its _smtp._tls record). Python 3 standard library only.
 """
 
 import argparse
-import json
+import os
 import re
 import sys
 
-TYPES = ("TXT", "CNAME")
+# The reader shared with the other publisher lives next to this script, wherever it is
+# run from; no __pycache__ is left there.
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.realpath(__file__)))
+from mtastsd_records import InputError, add_input_argument, read_records  # noqa: E402
+
+# nsupdate reads one command per line: a name, and a CNAME target, is one token
+TOKEN = re.compile(r"[A-Za-z0-9_.-]+")
 
 
-class InputError(Exception):
-    pass
-
-
-def load_records(text, source):
-    """Parses and checks the JSON array that `mtastsd records --format json` prints."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise InputError(f"{source}: not JSON: {e}") from None
-    if not isinstance(data, list):
-        raise InputError(f"{source}: expected a JSON array of domains")
-    for i, dom in enumerate(data):
-        where = f"{source}: domain #{i + 1}"
-        if not isinstance(dom, dict) or not isinstance(dom.get("domain"), str):
-            raise InputError(f"{where}: expected an object with a \"domain\" string")
-        where = f"{source}: {dom['domain']}"
-        recs = dom.get("records")
-        if not isinstance(recs, list):
-            raise InputError(f"{where}: \"records\" must be an array")
-        for r in recs:
-            if not isinstance(r, dict):
-                raise InputError(f"{where}: a record is not an object")
-            for key, typ in (("name", str), ("type", str), ("ttl", int), ("value", str)):
-                if not isinstance(r.get(key), typ) or isinstance(r.get(key), bool):
-                    raise InputError(f"{where}: record field \"{key}\" missing or of the wrong type")
-            if r["type"] not in TYPES:
-                raise InputError(f"{where}: unsupported record type {r['type']!r}")
-            if r["ttl"] < 0:
-                raise InputError(f"{where}: negative ttl")
-            # nsupdate reads one command per line; a name is one token
-            if not re.fullmatch(r"[A-Za-z0-9_.-]+", r["name"]):
-                raise InputError(f"{where}: bad record name {r['name']!r}")
-            if r["type"] == "CNAME" and not re.fullmatch(r"[A-Za-z0-9_.-]+", r["value"]):
-                raise InputError(f"{where}: bad CNAME target {r['value']!r}")
-    return data
+def check_record(where, r):
+    """What nsupdate cannot take, beyond the common checks of mtastsd_records."""
+    if not TOKEN.fullmatch(r["name"]):
+        raise InputError(f"{where}: bad record name {r['name']!r}")
+    if r["type"] == "CNAME" and not TOKEN.fullmatch(r["value"]):
+        raise InputError(f"{where}: bad CNAME target {r['value']!r}")
 
 
 def absolute(name):
@@ -126,8 +103,7 @@ def main(argv=None):
         epilog="Example: mtastsd records --format json | %(prog)s --server 192.0.2.53 "
         "| nsupdate -k ddns.key",
     )
-    p.add_argument("file", nargs="?", default="-",
-                   help="the JSON from `mtastsd records --format json` (default: stdin)")
+    add_input_argument(p)
     p.add_argument("-s", "--server", help="primary server: HOST, HOST:PORT or [IPv6]:PORT "
                    "(default: nsupdate finds it from the zone's SOA)")
     p.add_argument("-z", "--zone", help="zone of every record (default: nsupdate finds each "
@@ -135,12 +111,7 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     try:
-        if args.file == "-":
-            text, source = sys.stdin.read(), "stdin"
-        else:
-            with open(args.file, encoding="utf-8") as f:
-                text, source = f.read(), args.file
-        data = load_records(text, source)
+        data = read_records(args.file, check_record)
         script = render(data, args.server, args.zone)
     except (OSError, InputError) as e:
         print(f"records-to-nsupdate: {e}", file=sys.stderr)
