@@ -3,92 +3,32 @@
 # every domain with its mode and id, the fetcher of a real policy fetch, no console errors.
 # usage: test-status-chromium.sh MTASTSD_BIN MAKE_CERTS_SH   (exit 77 without chromium)
 set -euo pipefail
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 bin=$1
 make_certs=$2
-
-fail() {
-	echo "FAIL: $*" >&2
-	exit 1
-}
 
 if ! command -v chromium >/dev/null 2>&1; then
 	echo "SKIP: chromium not installed (Debian package chromium)"
 	exit 77
 fi
-for tool in curl python3 sha256sum; do
-	command -v "$tool" >/dev/null 2>&1 || fail "$tool not found"
-done
+need_tools curl python3 sha256sum
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/mtastsd-chromium.XXXXXX")
-server_pid=
-cleanup() {
-	if [ -n "$server_pid" ]; then
-		kill "$server_pid" 2>/dev/null || true
-		wait "$server_pid" 2>/dev/null || true
-	fi
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# wait_log NEEDLE SECONDS: polls the server log until NEEDLE appears or the server exits.
-wait_log() {
-	local deadline=$((SECONDS + $2))
-	while ! grep -qF -- "$1" "$tmp/server.log"; do
-		kill -0 "$server_pid" 2>/dev/null || fail "mtastsd exited: $(cat "$tmp/server.log")"
-		[ "$SECONDS" -lt "$deadline" ] || fail "no '$1' in the log: $(cat "$tmp/server.log")"
-		sleep 0.05
-	done
-}
-
-# id FILE: the policy id computed independently (first 32 hex digits of its SHA-256).
-id() {
-	sha256sum <"$1" | cut -c1-32
-}
-
+make_tmp chromium
 sh "$make_certs" -o "$tmp/certs" a.test b.test >/dev/null
-port=$(free_port)
-admin=$(free_port)
-while [ "$admin" = "$port" ]; do
-	admin=$(free_port)
-done
-cat >"$tmp/mtastsd.ini" <<EOF
-[server]
-listen = 127.0.0.1:$port
-admin_listen = 127.0.0.1:$admin
-threads = 2
-
-[domain a.test]
-mode = enforce
-mx = mail.a.test
-max_age = 604800
-cert = certs/mta-sts.a.test.crt
-key = certs/mta-sts.a.test.key
-
-[domain b.test]
-mode = testing
-mx = mx.b.test
-max_age = 86400
-cert = certs/mta-sts.b.test.crt
-key = certs/mta-sts.b.test.key
-EOF
-printf 'version: STSv1\r\nmode: enforce\r\nmx: mail.a.test\r\nmax_age: 604800\r\n' >"$tmp/a.body"
-printf 'version: STSv1\r\nmode: testing\r\nmx: mx.b.test\r\nmax_age: 86400\r\n' >"$tmp/b.body"
-id_a=$(id "$tmp/a.body")
-id_b=$(id "$tmp/b.body")
+pick_ports
+write_config 86400
+policy_body enforce 604800 mail.a.test >"$tmp/a.body"
+id_a=$(policy_id enforce 604800 mail.a.test)
+id_b=$(policy_id testing 86400 mx.b.test)
 
 "$bin" serve -c "$tmp/mtastsd.ini" >"$tmp/server.log" 2>&1 &
 server_pid=$!
 wait_log "mtastsd: ready" 15
 
 # a real fetch first, so that the page has a fetcher row
-curl -sS --noproxy '*' --max-time 10 --cacert "$tmp/certs/ca.crt" -o "$tmp/a.got" \
-	--resolve "mta-sts.a.test:$port:127.0.0.1" "https://mta-sts.a.test:$port/.well-known/mta-sts.txt"
-cmp -s "$tmp/a.body" "$tmp/a.got" || fail "policy of a.test: $(cat -A "$tmp/a.got")"
+fetch a.test "$tmp/a.body"
 
 # chromium_run LOG ARGS...: headless Chromium with a throwaway profile; stdout is the DOM.
 chromium_run() {

@@ -4,14 +4,11 @@
 # usage: test-valgrind-serve.sh MTASTSD_BIN MAKE_CERTS_SH
 # Exit 77 without valgrind, or for a sanitizer build (valgrind cannot run those).
 set -euo pipefail
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 bin=$1
 make_certs=$2
-
-fail() {
-	echo "FAIL: $*" >&2
-	exit 1
-}
 
 if ! command -v valgrind >/dev/null 2>&1; then
 	echo "SKIP: valgrind not installed"
@@ -21,79 +18,13 @@ if ldd "$bin" | grep -qE 'lib(a|ub|t|l)san'; then
 	echo "SKIP: $bin is a sanitizer build; valgrind cannot run it"
 	exit 77
 fi
-for tool in curl python3 sha256sum; do
-	command -v "$tool" >/dev/null 2>&1 || fail "$tool not found"
-done
+need_tools curl python3 sha256sum
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/mtastsd-valgrind.XXXXXX")
-server_pid=
-cleanup() {
-	if [ -n "$server_pid" ]; then
-		kill -KILL "$server_pid" 2>/dev/null || true
-		wait "$server_pid" 2>/dev/null || true
-	fi
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# wait_log NEEDLE SECONDS [FROM]: polls the log (from byte FROM) until NEEDLE appears.
-wait_log() {
-	local deadline=$((SECONDS + $2)) from=${3:-0}
-	while ! tail -c +"$((from + 1))" "$tmp/server.log" | grep -qF -- "$1"; do
-		kill -0 "$server_pid" 2>/dev/null || fail "mtastsd exited: $(cat "$tmp/server.log")"
-		[ "$SECONDS" -lt "$deadline" ] || fail "no '$1' in the log: $(cat "$tmp/server.log")"
-		sleep 0.1
-	done
-}
-
-log_size() {
-	stat -c %s "$tmp/server.log"
-}
-
+# on a failure valgrind is killed outright: no leak report is wanted then
+make_tmp valgrind KILL
 sh "$make_certs" -o "$tmp/certs" a.test b.test >/dev/null
-port=$(free_port)
-admin=$(free_port)
-while [ "$admin" = "$port" ]; do
-	admin=$(free_port)
-done
-
-# write_config B_MAX_AGE [B_MODE]
-write_config() {
-	cat >"$tmp/mtastsd.ini.new" <<EOF
-[server]
-listen = 127.0.0.1:$port
-admin_listen = 127.0.0.1:$admin
-threads = 2
-
-[domain a.test]
-mode = enforce
-mx = mail.a.test
-max_age = 604800
-cert = certs/mta-sts.a.test.crt
-key = certs/mta-sts.a.test.key
-
-[domain b.test]
-mode = ${2:-testing}
-mx = mx.b.test
-max_age = $1
-cert = certs/mta-sts.b.test.crt
-key = certs/mta-sts.b.test.key
-tlsrpt = mailto:tlsrpt@b.test
-EOF
-	mv "$tmp/mtastsd.ini.new" "$tmp/mtastsd.ini"
-}
-
-# fetch DOMAIN EXPECTED_BODY_FILE
-fetch() {
-	curl -sS --noproxy '*' --max-time 30 --cacert "$tmp/certs/ca.crt" -o "$tmp/got" \
-		--resolve "mta-sts.$1:$port:127.0.0.1" "https://mta-sts.$1:$port/.well-known/mta-sts.txt" ||
-		fail "fetch of $1"
-	cmp -s "$2" "$tmp/got" || fail "policy of $1: $(cat -A "$tmp/got")"
-}
+pick_ports
+b_tlsrpt=mailto:tlsrpt@b.test
 
 # admin_get PATH NEEDLE: the admin page answers 200 and contains NEEDLE.
 admin_get() {
@@ -104,9 +35,9 @@ admin_get() {
 	grep -qF -- "$2" "$tmp/page" || fail "GET $1: no '$2' in $(cat "$tmp/page")"
 }
 
-printf 'version: STSv1\r\nmode: enforce\r\nmx: mail.a.test\r\nmax_age: 604800\r\n' >"$tmp/a.body"
-printf 'version: STSv1\r\nmode: testing\r\nmx: mx.b.test\r\nmax_age: 86400\r\n' >"$tmp/b.body"
-printf 'version: STSv1\r\nmode: testing\r\nmx: mx.b.test\r\nmax_age: 172800\r\n' >"$tmp/b2.body"
+policy_body enforce 604800 mail.a.test >"$tmp/a.body"
+policy_body testing 86400 mx.b.test >"$tmp/b.body"
+policy_body testing 172800 mx.b.test >"$tmp/b2.body"
 write_config 86400
 
 valgrind --leak-check=full --errors-for-leak-kinds=definite --error-exitcode=99 \
