@@ -1194,7 +1194,8 @@ int main(int argc, char **argv)
 	}
 	sample(&s1);
 	g_counting = 0;
-	qsort(g_lat, g_nlat, sizeof(*g_lat), cmp_u32);
+	if (g_nlat > 0)
+		qsort(g_lat, g_nlat, sizeof(*g_lat), cmp_u32);
 	print_json(&s0, &s1, hups);
 	for (i = 0; i < o_conns; i++)
 		conn_close(&g_conns[i]);
