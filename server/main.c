@@ -160,7 +160,8 @@ static int cmd_check(const char *path)
 	struct upstreams *ups = NULL;
 
 	diag_init(&d);
-	s = load(path, SNAPSHOT_TLS | SNAPSHOT_EXPIRY_LINT | SNAPSHOT_EAGER, &ups, &d);
+	s = load(path, SNAPSHOT_TLS | SNAPSHOT_EXPIRY_LINT | SNAPSHOT_EAGER | SNAPSHOT_VALIDATE,
+		 &ups, &d);
 	print_diag(&d);
 	diag_finish(&d);
 	snapshot_unref(s);

@@ -312,34 +312,42 @@ static int load_cert(struct snapshot *s, struct tenant *t, unsigned flags, time_
 	const struct config_domain *cd = t->domain;
 	const char *file = s->config->file;
 	unsigned line = cd->cert != NULL ? cd->cert_line : cd->line;
+	struct tls_cert *c;
+	int ret = -1;
 
 	if (cd->cert != NULL && s->lazy)
 		return check_present(l, cd, d, file);
-	if (cd->cert != NULL) {
-		t->cert = tls_store_load(s->tls, cd->cert, cd->key, d, file, cd->cert_line,
-					 cd->key_line);
-		if (t->cert == NULL)
-			return -1;
-		if (!tls_cert_covers(t->cert, cd->host)) {
-			diag_error(d, file, cd->cert_line,
-				   "%s: certificate does not cover %s", cd->cert, cd->host);
-			return -1;
-		}
-	} else {
-		t->cert = tls_store_find(s->tls, cd->host, strlen(cd->host));
-		if (t->cert == NULL) {
+	if (cd->cert != NULL && (flags & SNAPSHOT_VALIDATE))
+		/* check: every pair is parsed and let go, so that a million of them do not
+		 * have to fit in memory at once. */
+		c = tls_cert_parse(cd->cert, cd->key, d, file, cd->cert_line, cd->key_line);
+	else if (cd->cert != NULL)
+		c = t->cert = tls_store_load(s->tls, cd->cert, cd->key, d, file, cd->cert_line,
+					     cd->key_line);
+	else
+		c = t->cert = tls_store_find(s->tls, cd->host, strlen(cd->host));
+	if (c == NULL) {
+		if (cd->cert == NULL)
 			diag_error(d, file, cd->line,
 				   "no certificate for %s in the certs directory %s", cd->host,
 				   s->config->certs_dir ? s->config->certs_dir : "(none)");
-			return -1;
-		}
+		return -1;
+	}
+	if (cd->cert != NULL && !tls_cert_covers(c, cd->host)) {
+		diag_error(d, file, cd->cert_line, "%s: certificate does not cover %s", cd->cert,
+			   cd->host);
+		goto out;
 	}
 	if (flags & SNAPSHOT_EXPIRY_LINT)
-		lint_expiry(t->cert, cd, now, d, file, line);
-	else if (t->cert->not_after <= now)
-		diag_error(d, file, line, "%s: certificate for %s expired", t->cert->cert_file,
+		lint_expiry(c, cd, now, d, file, line);
+	else if (c->not_after <= now)
+		diag_error(d, file, line, "%s: certificate for %s expired", c->cert_file,
 			   cd->host);
-	return 0;
+	ret = 0;
+out:
+	if (c != t->cert)
+		tls_cert_unref(c);
+	return ret;
 }
 
 /* Lazy mode on reload: a certificate the previous snapshot had loaded from the same,

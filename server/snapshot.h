@@ -63,6 +63,7 @@ enum snapshot_flags {
 	SNAPSHOT_TLS = 1 << 0,		/* load certificates and keys */
 	SNAPSHOT_EXPIRY_LINT = 1 << 1,	/* warn on certificates expiring within 14 days */
 	SNAPSHOT_EAGER = 1 << 2,	/* load every certificate now, whatever cert_cache says */
+	SNAPSHOT_VALIDATE = 1 << 3,	/* check them, then let go (no serving: 'check') */
 };
 
 /* Renders every policy and (with SNAPSHOT_TLS) loads every certificate, checking that

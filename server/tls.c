@@ -374,6 +374,12 @@ static struct tls_cert *load(struct tls_store *s, const char *cert_file, const c
 	return c;
 }
 
+struct tls_cert *tls_cert_parse(const char *cert_file, const char *key_file, struct diag *d,
+				const char *file, unsigned cert_line, unsigned key_line)
+{
+	return cert_parse(cert_file, key_file, false, d, file, cert_line, key_line);
+}
+
 struct tls_cert *tls_cert_load(const char *cert_file, const char *key_file, const char *host,
 			       char *err, size_t err_size)
 {

@@ -76,6 +76,11 @@ int tls_store_load_dir(struct tls_store *s, const char *dir, struct diag *d,
  * Case-insensitive; never allocates. NULL when none. */
 struct tls_cert *tls_store_find(const struct tls_store *s, const char *host, size_t len);
 
+/* Loads one pair outside any store, errors to d at file:cert_line / file:key_line.
+ * refs starts at 1. */
+struct tls_cert *tls_cert_parse(const char *cert_file, const char *key_file, struct diag *d,
+				const char *file, unsigned cert_line, unsigned key_line);
+
 /* Loads one pair outside any store (lazy loading on first handshake): the same checks
  * as tls_store_load plus that it covers host. refs starts at 1. NULL with the first
  * error in err. */
