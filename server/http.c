@@ -259,6 +259,20 @@ static void client_address(const struct sockaddr *sa, char *out, size_t size)
 			  out, (socklen_t)size);
 }
 
+/* A resumed session skips the certificate callback: its tenant comes from the SNI of
+ * the resuming ClientHello (which the client must have sent, RFC 8461 §7.1). */
+static struct tenant *resumed_tenant(struct MHD_Connection *c, struct snapshot *s)
+{
+	const union MHD_ConnectionInfo *info =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	char sni[256];
+	size_t len;
+
+	if (info == NULL || session_sni(info->tls_session, sni, sizeof(sni), &len) < 0)
+		return NULL;
+	return snapshot_find(s, sni, len);
+}
+
 /* The tenant's counters, looked up once per snapshot and cached in the tenant. */
 static struct domain_stats *tenant_stats(struct tenant *t)
 {
@@ -298,6 +312,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	}
 	cn = connection_conn(c);
 	t = cn != NULL ? cn->tenant : NULL;
+	if (t == NULL && cn != NULL && cn->snap != NULL)
+		t = cn->tenant = resumed_tenant(c, cn->snap);
 	host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
 
 	if (t == NULL)
