@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <grp.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -33,6 +34,8 @@
 #define DEFAULT_CONFIG "/etc/mtastsd/mtastsd.ini"
 /* Above this many domains the start and reload logs summarize instead of listing. */
 #define LOG_DOMAINS_MAX 1000
+/* Seconds after a reload before freed memory is returned to the system. */
+#define TRIM_DELAY 3
 
 static const char usage_text[] =
 	"usage: mtastsd COMMAND [OPTIONS]\n"
@@ -320,6 +323,7 @@ static void *preload_main(void *arg)
 	setpriority(PRIO_PROCESS, (id_t)gettid(), 10);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	n = snapshot_preload(s);
+	malloc_trim(0);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (n > 0)
 		log_msg("preloaded %zu certificates in %.1f s%s", n,
@@ -448,7 +452,7 @@ static int cmd_serve(const char *path)
 	sigset_t set;
 	int sig, ret = 1;
 	uint64_t files;
-	time_t next_watch;
+	time_t next_watch, trim_at = 0;
 	struct preload preload = {0};
 
 	/* Signals are taken synchronously by this thread only; the server's threads
@@ -496,6 +500,7 @@ static int cmd_serve(const char *path)
 	log_snapshot(s);
 	log_msg("ready");
 	preload_start(&preload);
+	trim_at = time(NULL) + TRIM_DELAY;	/* what parsing the config left behind */
 	/* After "ready": with a million certificates this stats two million files. */
 	files = watch_fingerprint(s->config);
 	next_watch = time(NULL) + s->config->cert_watch;
@@ -510,12 +515,20 @@ static int cmd_serve(const char *path)
 			if (reload(h, &ups, path)) {
 				files = running_fingerprint();
 				preload_start(&preload);
+				trim_at = time(NULL) + TRIM_DELAY;
 			}
 			continue;
 		}
 		if (sig == SIGTERM || sig == SIGINT) {
 			log_msg("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
 			break;
+		}
+		/* The replaced snapshot is freed when its last connection closes; then give
+		 * its memory back (glibc keeps freed heap otherwise: a reload of a million
+		 * domains would leave the process twice its size). */
+		if (trim_at != 0 && time(NULL) >= trim_at) {
+			malloc_trim(0);
+			trim_at = 0;
 		}
 		/* Renewed certificates are picked up without a signal, through the same
 		 * all-or-nothing reload. A failed attempt is retried only when the files
@@ -533,6 +546,7 @@ static int cmd_serve(const char *path)
 				if (reload(h, &ups, path)) {
 					files = running_fingerprint();
 					preload_start(&preload);
+					trim_at = time(NULL) + TRIM_DELAY;
 				}
 			}
 		}

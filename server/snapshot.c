@@ -22,12 +22,11 @@ void doc_set_response_free(void (*fn)(void *response))
 
 struct doc *doc_create(const char *body, size_t len, const char *mode)
 {
-	struct doc *d = calloc(1, sizeof(*d));
+	/* One allocation: a million domains mean a million docs. */
+	struct doc *d = calloc(1, sizeof(*d) + len + 1);
 
-	if (d == NULL || (d->body = malloc(len + 1)) == NULL) {
-		free(d);
+	if (d == NULL)
 		return NULL;
-	}
 	memcpy(d->body, body, len);
 	d->body[len] = 0;
 	d->len = len;
@@ -53,7 +52,6 @@ void doc_unref(struct doc *d)
 	response = atomic_load(&d->response);
 	if (response != NULL && response_free != NULL)
 		response_free(response);
-	free(d->body);
 	free(d);
 }
 
@@ -173,7 +171,9 @@ size_t snapshot_preload(struct snapshot *s)
 {
 	size_t loaded = 0;
 
-	if (!s->lazy)
+	/* Warming up only makes sense when every certificate fits: with more domains than
+	 * cache, which ones will be asked for is anybody's guess. */
+	if (!s->lazy || s->cache_cap < s->n_with_files)
 		return 0;
 	for (size_t i = 0; i < s->n_tenants && !atomic_load(&s->superseded); i++) {
 		struct tenant *t = &s->tenants[i];
@@ -385,6 +385,7 @@ static int start_lazy(struct snapshot *s, unsigned flags)
 	if (cap == 0 || with_files == 0)
 		return 0;
 	s->lazy = true;
+	s->n_with_files = with_files;
 	s->cache_cap = cap < with_files ? cap : with_files;
 	s->cache = calloc(s->cache_cap, sizeof(*s->cache));
 	return s->cache != NULL ? 0 : -1;

@@ -18,11 +18,11 @@
 /* A body as served: rendered once, refcounted, shared by every request. */
 struct doc {
 	atomic_uint refs;
-	char *body;		/* canonical policy, NUL-terminated */
 	size_t len;
 	char id[POLICY_ID_MAX + 1];
 	const char *mode;	/* static string */
 	void *_Atomic response;	/* built by the HTTP layer on first use */
+	char body[];		/* canonical policy, NUL-terminated */
 };
 
 struct domain_stats;
@@ -52,6 +52,7 @@ struct snapshot {
 	/* Lazy certificate loading: the tenants whose certificate is loaded, oldest
 	 * first out when there are cache_cap of them. */
 	bool lazy;
+	size_t n_with_files;		/* domains with their own cert/key files */
 	pthread_mutex_t cache_lock;
 	struct tenant **cache;
 	size_t cache_cap;
@@ -78,9 +79,9 @@ struct snapshot *snapshot_create(struct config *config, unsigned flags, struct u
  * now in lazy mode (a failure is logged, and retried at most once a minute). NULL when
  * there is none. */
 struct tls_cert *tenant_cert(struct snapshot *s, struct tenant *t);
-/* Lazy mode: loads certificates in config order until the cache is full, so that the
- * server answers at once after start and is warm soon after. Stops early when s is
- * superseded (reload, shutdown). Returns how many were loaded. */
+/* Lazy mode, when every certificate fits in the cache: loads them all in config order,
+ * so that the server answers at once after start and is warm soon after. Stops early
+ * when s is superseded (reload, shutdown). Returns how many were loaded. */
 size_t snapshot_preload(struct snapshot *s);
 
 /* Same without loading: NULL when a lazy certificate is not in memory. */

@@ -25,15 +25,19 @@ struct raw_fetcher {
 	unsigned char tls;
 };
 
-struct domain_stats {
-	char *domain;
-	atomic_ulong by_status[STATS_NSTATUS];
-	pthread_mutex_t lock;			/* recent and ids */
+struct stats_detail {
 	struct raw_fetcher recent[STATS_RECENT];	/* ring */
 	size_t next;
 	size_t n_recent;
 	struct stats_id_count ids[STATS_IDS];	/* ids[0] most recent */
 	size_t n_ids;
+};
+
+struct domain_stats {
+	char *domain;
+	atomic_ulong by_status[STATS_NSTATUS];
+	pthread_mutex_t lock;		/* detail */
+	struct stats_detail *detail;	/* on the first 200, while details are left */
 };
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -42,6 +46,7 @@ static struct domain_stats **all;
 static size_t n_all, cap_all;
 static atomic_ulong handshakes[STATS_HS_N];
 static atomic_ulong reloads[2];
+static atomic_size_t n_details;
 
 int stats_init(void)
 {
@@ -52,6 +57,7 @@ void stats_finish(void)
 {
 	for (size_t i = 0; i < n_all; i++) {
 		pthread_mutex_destroy(&all[i]->lock);
+		free(all[i]->detail);
 		free(all[i]->domain);
 		free(all[i]);
 	}
@@ -116,6 +122,7 @@ void stats_request(struct domain_stats *s, unsigned status, const struct sockadd
 		   const char *id, unsigned tls)
 {
 	int i = status_index(status);
+	struct stats_detail *dt;
 	struct raw_fetcher *f;
 	size_t k, id_len;
 
@@ -125,10 +132,17 @@ void stats_request(struct domain_stats *s, unsigned status, const struct sockadd
 	if (status != 200 || id == NULL)
 		return;
 	pthread_mutex_lock(&s->lock);
-	f = &s->recent[s->next];
-	s->next = (s->next + 1) % STATS_RECENT;
-	if (s->n_recent < STATS_RECENT)
-		s->n_recent++;
+	if (s->detail == NULL && atomic_load(&n_details) < STATS_DETAIL_MAX &&
+	    atomic_fetch_add(&n_details, 1) < STATS_DETAIL_MAX)
+		s->detail = calloc(1, sizeof(*s->detail));
+	if ((dt = s->detail) == NULL) {
+		pthread_mutex_unlock(&s->lock);
+		return;
+	}
+	f = &dt->recent[dt->next];
+	dt->next = (dt->next + 1) % STATS_RECENT;
+	if (dt->n_recent < STATS_RECENT)
+		dt->n_recent++;
 	f->at = time(NULL);
 	memset(&f->addr, 0, sizeof(f->addr));
 	if (client != NULL && client->sa_family == AF_INET)
@@ -139,20 +153,20 @@ void stats_request(struct domain_stats *s, unsigned status, const struct sockadd
 	memcpy(f->id, id, id_len);
 	f->id[id_len] = 0;
 	f->tls = (unsigned char)tls;
-	/* Move-to-front list of ids: the oldest id falls off when a ninth appears. */
-	for (k = 0; k < s->n_ids && strcmp(s->ids[k].id, id) != 0; k++)
+	/* Move-to-front list of ids: the oldest id falls off when one more appears. */
+	for (k = 0; k < dt->n_ids && strcmp(dt->ids[k].id, id) != 0; k++)
 		;
-	if (k == s->n_ids) {
-		if (s->n_ids < STATS_IDS)
-			s->n_ids++;
-		k = s->n_ids - 1;
-		snprintf(s->ids[k].id, sizeof(s->ids[k].id), "%s", id);
-		s->ids[k].count = 0;
+	if (k == dt->n_ids) {
+		if (dt->n_ids < STATS_IDS)
+			dt->n_ids++;
+		k = dt->n_ids - 1;
+		memcpy(dt->ids[k].id, f->id, sizeof(f->id));
+		dt->ids[k].count = 0;
 	}
-	struct stats_id_count hit = s->ids[k];
+	struct stats_id_count hit = dt->ids[k];
 	hit.count++;
-	memmove(&s->ids[1], &s->ids[0], k * sizeof(s->ids[0]));
-	s->ids[0] = hit;
+	memmove(&dt->ids[1], &dt->ids[0], k * sizeof(dt->ids[0]));
+	dt->ids[0] = hit;
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -178,15 +192,18 @@ unsigned long stats_reloads(bool ok)
 
 void stats_read(struct domain_stats *s, struct stats_view *ret)
 {
+	const struct stats_detail *dt;
+
 	memset(ret, 0, sizeof(*ret));
 	if (s == NULL)
 		return;
 	for (int i = 0; i < STATS_NSTATUS; i++)
 		ret->by_status[i] = atomic_load(&s->by_status[i]);
 	pthread_mutex_lock(&s->lock);
-	for (size_t k = 0; k < s->n_recent; k++) {
-		const struct raw_fetcher *f = &s->recent[(s->next + STATS_RECENT - 1 - k) %
-							 STATS_RECENT];
+	dt = s->detail;
+	for (size_t k = 0; dt != NULL && k < dt->n_recent; k++) {
+		const struct raw_fetcher *f = &dt->recent[(dt->next + STATS_RECENT - 1 - k) %
+							  STATS_RECENT];
 		struct stats_fetcher *out = &ret->recent[k];
 
 		out->at = f->at;
@@ -199,8 +216,10 @@ void stats_read(struct domain_stats *s, struct stats_view *ret)
 			inet_ntop(AF_INET6, &f->addr.in6.sin6_addr, out->client,
 				  sizeof(out->client));
 	}
-	ret->n_recent = s->n_recent;
-	memcpy(ret->ids, s->ids, s->n_ids * sizeof(s->ids[0]));
-	ret->n_ids = s->n_ids;
+	if (dt != NULL) {
+		ret->n_recent = dt->n_recent;
+		memcpy(ret->ids, dt->ids, dt->n_ids * sizeof(dt->ids[0]));
+		ret->n_ids = dt->n_ids;
+	}
 	pthread_mutex_unlock(&s->lock);
 }

@@ -11,8 +11,11 @@
 #include "buf.h"
 #include "policy.h"
 
-#define STATS_RECENT 16		/* recent fetchers kept per domain */
-#define STATS_IDS 8		/* ids counted per domain (the most recent ones) */
+#define STATS_RECENT 8		/* recent fetchers kept per domain */
+#define STATS_IDS 4		/* ids counted per domain (the most recent ones) */
+/* Domains that keep fetchers and ids (the first ones to serve a policy); the others
+ * keep their counters only, so that a million tenants stay in bounded memory. */
+#define STATS_DETAIL_MAX 50000
 
 /* Statuses counted per domain, in this order. */
 enum stats_status {
