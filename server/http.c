@@ -177,13 +177,21 @@ static int cert_callback(gnutls_session_t session, const gnutls_datum_t *req_ca_
 	return 0;
 }
 
-/* Counts a completed handshake when the client's Finished arrives. */
+/* Counts a completed handshake when the client's Finished arrives. A resumed session
+ * skipped the certificate callback: its tenant comes from the SNI of the resuming
+ * ClientHello (which the client must send, RFC 8461 §7.1), so that every completed
+ * handshake has one. */
 static int handshake_hook(gnutls_session_t session, unsigned int htype, unsigned when,
 			  unsigned int incoming, const gnutls_datum_t *msg)
 {
 	struct conn *cn = session_conn(session);
+	char sni[256];
+	size_t len;
 
 	if (incoming && cn != NULL && !cn->handshake_done) {
+		if (cn->tenant == NULL && cn->snap != NULL &&
+		    session_sni(session, sni, sizeof(sni), &len) == 0)
+			cn->tenant = snapshot_find(cn->snap, sni, len);
 		cn->handshake_done = cn->handshake_counted = true;
 		cn->tls = gnutls_protocol_get_version(session) == GNUTLS_TLS1_3 ? 13 : 12;
 		stats_handshake(gnutls_session_is_resumed(session) ? STATS_HS_RESUMED
@@ -259,20 +267,6 @@ static void client_address(const struct sockaddr *sa, char *out, size_t size)
 			  out, (socklen_t)size);
 }
 
-/* A resumed session skips the certificate callback: its tenant comes from the SNI of
- * the resuming ClientHello (which the client must have sent, RFC 8461 §7.1). */
-static struct tenant *resumed_tenant(struct MHD_Connection *c, struct snapshot *s)
-{
-	const union MHD_ConnectionInfo *info =
-		MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
-	char sni[256];
-	size_t len;
-
-	if (info == NULL || session_sni(info->tls_session, sni, sizeof(sni), &len) < 0)
-		return NULL;
-	return snapshot_find(s, sni, len);
-}
-
 /* The tenant's counters, looked up once per snapshot and cached in the tenant. */
 static struct domain_stats *tenant_stats(struct tenant *t)
 {
@@ -312,8 +306,6 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	}
 	cn = connection_conn(c);
 	t = cn != NULL ? cn->tenant : NULL;
-	if (t == NULL && cn != NULL && cn->snap != NULL)
-		t = cn->tenant = resumed_tenant(c, cn->snap);
 	host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
 
 	if (t == NULL)
