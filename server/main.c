@@ -584,7 +584,7 @@ int main(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	const char *command, *path = DEFAULT_CONFIG, *format = "zone";
-	int opt;
+	int opt, ret;
 
 	if (argc < 2) {
 		fputs(usage_text, stderr);
@@ -628,24 +628,25 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mtastsd: --format must be zone or json\n");
 		return 2;
 	}
+	if (strcmp(command, "id") == 0 ? argc - optind > 1 : optind != argc) {
+		fprintf(stderr, "mtastsd: unexpected argument '%s'\n\n%s", argv[argc - 1],
+			find_help(command));
+		return 2;
+	}
 	if (tls_global_init() < 0 || fetch_global_init() < 0 || stats_init() < 0) {
 		fputs("mtastsd: cannot initialize GnuTLS or libcurl\n", stderr);
 		return 1;
 	}
-	if (strcmp(command, "id") == 0) {
-		if (argc - optind > 1) {
-			fputs(find_help(command), stderr);
-			return 2;
-		}
-		return cmd_id(optind < argc ? argv[optind] : NULL);
-	}
-	if (optind != argc) {
-		fprintf(stderr, "mtastsd: unexpected argument '%s'\n", argv[optind]);
-		return 2;
-	}
-	if (strcmp(command, "check") == 0)
-		return cmd_check(path);
-	if (strcmp(command, "records") == 0)
-		return cmd_records(path, format);
-	return cmd_serve(path);
+	if (strcmp(command, "id") == 0)
+		ret = cmd_id(optind < argc ? argv[optind] : NULL);
+	else if (strcmp(command, "check") == 0)
+		ret = cmd_check(path);
+	else if (strcmp(command, "records") == 0)
+		ret = cmd_records(path, format);
+	else
+		ret = cmd_serve(path);
+	stats_finish();
+	fetch_global_cleanup();
+	gnutls_global_deinit();
+	return ret;
 }
