@@ -5,10 +5,12 @@
 # same /records from their admin listeners.
 # usage: test-replicas.sh MTASTSD MAKE_CERTS
 set -euo pipefail
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 mtastsd=$1
 make_certs=$2
-for tool in curl certtool; do
+for tool in curl certtool python3; do
 	command -v "$tool" >/dev/null || { echo "SKIP: $tool missing"; exit 77; }
 done
 
@@ -22,15 +24,6 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
-
-fail() {
-	echo "FAIL: $*" >&2
-	exit 1
-}
-
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 "$make_certs" -o "$work/certs" a.test b.test c.test >/dev/null
 
