@@ -145,32 +145,30 @@ static void add_ext(X509 *issuer, X509 *subj, int nid, const char *value)
 
 /* issuer == NULL: self-signed */
 static X509 *make_cert(EVP_PKEY *key, const char *cn, long serial, X509 *issuer,
-		       EVP_PKEY *issuer_key, int ca, const char *san)
+                       EVP_PKEY *issuer_key, int ca, const char *san)
 {
 	X509 *x = X509_new();
 	X509_NAME *name;
 
 	if (!x)
 		die("X509_new");
-	if (!X509_set_version(x, 2) ||
-	    !ASN1_INTEGER_set(X509_get_serialNumber(x), serial) ||
+	if (!X509_set_version(x, 2) || !ASN1_INTEGER_set(X509_get_serialNumber(x), serial) ||
 	    !X509_gmtime_adj(X509_getm_notBefore(x), -86400L) ||
 	    !X509_gmtime_adj(X509_getm_notAfter(x), 86400L * VALID_DAYS) ||
 	    !X509_set_pubkey(x, key))
 		die("cert fields");
 	name = X509_get_subject_name(x);
 	if (!X509_NAME_add_entry_by_txt(name, "O", MBSTRING_ASC,
-					(const unsigned char *)"mtastsd bench", -1, -1, 0) ||
-	    !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-					(const unsigned char *)cn, -1, -1, 0))
+	                                (const unsigned char *)"mtastsd bench", -1, -1, 0) ||
+	    !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1,
+	                                0))
 		die("subject");
 	if (!X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : name))
 		die("issuer");
 	if (ca) {
 		add_ext(issuer ? issuer : x, x, NID_basic_constraints,
-			issuer ? "critical,CA:TRUE,pathlen:0" : "critical,CA:TRUE");
-		add_ext(issuer ? issuer : x, x, NID_key_usage,
-			"critical,keyCertSign,cRLSign");
+		        issuer ? "critical,CA:TRUE,pathlen:0" : "critical,CA:TRUE");
+		add_ext(issuer ? issuer : x, x, NID_key_usage, "critical,keyCertSign,cRLSign");
 		add_ext(issuer ? issuer : x, x, NID_subject_key_identifier, "hash");
 	} else {
 		add_ext(issuer, x, NID_basic_constraints, "critical,CA:FALSE");
@@ -282,8 +280,7 @@ static void setup_ca(X509 **int_crt, EVP_PKEY **int_key, char **int_pem)
 	if (!exists(ic) || !exists(ik) || !exists(rc) || !exists(rk)) {
 		EVP_PKEY *rkey = gen_key(), *ikey = gen_key();
 		X509 *root = make_cert(rkey, "mtastsd bench root", 1, NULL, NULL, 1, NULL);
-		X509 *in = make_cert(ikey, "mtastsd bench intermediate", 2, root, rkey,
-				     1, NULL);
+		X509 *in = make_cert(ikey, "mtastsd bench intermediate", 2, root, rkey, 1, NULL);
 
 		save_key(rk, rkey, 0600);
 		save_cert(rc, root, NULL);
@@ -312,8 +309,7 @@ static void setup_ca(X509 **int_crt, EVP_PKEY **int_key, char **int_pem)
 /* domains per subdirectory: a run for N domains only sees ~N files */
 #define SHARD 10000
 
-static void paths(unsigned long i, char *host, size_t hsz, char *crt, char *key,
-		  size_t psz)
+static void paths(unsigned long i, char *host, size_t hsz, char *crt, char *key, size_t psz)
 {
 	fmt(host, hsz, "mta-sts.d%07lu." DOMAIN_SUFFIX, i);
 	fmt(crt, psz, "%s/certs/%03lu/%s.crt", g_dir, (i - 1) / SHARD, host);
@@ -342,8 +338,8 @@ static void key_private(const char *key)
 		die("chmod %s: %s", key, strerror(errno));
 }
 
-static unsigned long worker(unsigned long n, unsigned long jobs, unsigned long w,
-			    X509 *int_crt, EVP_PKEY *int_key, const char *int_pem)
+static unsigned long worker(unsigned long n, unsigned long jobs, unsigned long w, X509 *int_crt,
+                            EVP_PKEY *int_key, const char *int_pem)
 {
 	char host[128], crt[PATH_MAX], key[PATH_MAX], san[160];
 	unsigned long i, made = 0;
@@ -384,11 +380,11 @@ static void write_manifest(unsigned long n)
 	for (i = 1; i <= n; i++) {
 		paths(i, host, sizeof(host), crt, key, sizeof(crt));
 		if (fprintf(f,
-			    "d%07lu." DOMAIN_SUFFIX "\t%s\t%s\t%s\t"
-			    "version: STSv1\\r\\nmode: enforce\\r\\n"
-			    "mx: mx1.d%07lu." DOMAIN_SUFFIX "\\r\\n"
-			    "max_age: %d\\r\\n\n",
-			    i, host, crt, key, i, MAX_AGE) < 0)
+		            "d%07lu." DOMAIN_SUFFIX "\t%s\t%s\t%s\t"
+		            "version: STSv1\\r\\nmode: enforce\\r\\n"
+		            "mx: mx1.d%07lu." DOMAIN_SUFFIX "\\r\\n"
+		            "max_age: %d\\r\\n\n",
+		            i, host, crt, key, i, MAX_AGE) < 0)
 			die("write %s", tmp);
 	}
 	if (fclose(f) != 0)
@@ -491,8 +487,7 @@ int main(int argc, char **argv)
 			if (read(pfd[w], &m, sizeof(m)) == (ssize_t)sizeof(m))
 				made += m;
 			close(pfd[w]);
-			if (waitpid(pids[w], &st, 0) < 0 || !WIFEXITED(st) ||
-			    WEXITSTATUS(st) != 0)
+			if (waitpid(pids[w], &st, 0) < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
 				failed = 1;
 		}
 	}
@@ -501,8 +496,7 @@ int main(int argc, char **argv)
 	write_manifest(n);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	fprintf(stderr, "gencerts: %lu domains, %lu new, %.1f s, %lu jobs\n", n, made,
-		(double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
-		jobs);
+	        (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9, jobs);
 	X509_free(int_crt);
 	EVP_PKEY_free(int_key);
 	free(int_pem);

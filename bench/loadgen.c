@@ -67,27 +67,26 @@
 #include <openssl/x509v3.h>
 
 enum mode { M_FULL, M_FULL12, M_RESUME, M_RESUME12, M_KEEPALIVE };
-static const char *const mode_names[] = { "full", "full12", "resume", "resume12",
-					  "keepalive" };
+static const char *const mode_names[] = {"full", "full12", "resume", "resume12", "keepalive"};
 
 enum state { S_IDLE, S_CONNECTING, S_HANDSHAKE, S_WRITING, S_READING };
 
 enum err {
-	E_CONNECT,  /* connect() failed */
-	E_TLS,      /* handshake failed (not a verification error) */
-	E_VERIFY,   /* certificate chain or host name rejected */
-	E_IO,       /* TLS/socket error after the handshake */
-	E_EOF,      /* connection closed before the response was complete */
-	E_STATUS,   /* status not 200 */
-	E_HEADER,   /* unparsable response, missing/wrong Content-Type */
-	E_BODY,     /* body differs from the expected policy */
-	E_TIMEOUT,  /* no progress for --timeout seconds */
-	E_VERSION,  /* negotiated TLS version is not the one the mode asks for */
+	E_CONNECT, /* connect() failed */
+	E_TLS,     /* handshake failed (not a verification error) */
+	E_VERIFY,  /* certificate chain or host name rejected */
+	E_IO,      /* TLS/socket error after the handshake */
+	E_EOF,     /* connection closed before the response was complete */
+	E_STATUS,  /* status not 200 */
+	E_HEADER,  /* unparsable response, missing/wrong Content-Type */
+	E_BODY,    /* body differs from the expected policy */
+	E_TIMEOUT, /* no progress for --timeout seconds */
+	E_VERSION, /* negotiated TLS version is not the one the mode asks for */
 	E_COUNT
 };
 static const char *const err_names[E_COUNT] = {
-	"err_connect", "err_tls", "err_verify", "err_io", "err_eof",
-	"err_status", "err_header", "err_body", "err_timeout", "err_version",
+    "err_connect", "err_tls",    "err_verify", "err_io",      "err_eof",
+    "err_status",  "err_header", "err_body",   "err_timeout", "err_version",
 };
 
 #define TICKETS_PER_DOMAIN 4
@@ -108,11 +107,11 @@ struct conn {
 	enum state state;
 	uint32_t events;
 	struct domain *dom;
-	int offered;	     /* a session was offered on this connection */
-	int nreq;	     /* requests completed on this connection */
-	uint64_t t_start;    /* connect start (handshake modes) / request start */
-	uint64_t t_act;	     /* last progress, for the timeout */
-	uint64_t retry_at;   /* S_IDLE: when to reconnect */
+	int offered;       /* a session was offered on this connection */
+	int nreq;          /* requests completed on this connection */
+	uint64_t t_start;  /* connect start (handshake modes) / request start */
+	uint64_t t_act;    /* last progress, for the timeout */
+	uint64_t retry_at; /* S_IDLE: when to reconnect */
 	size_t req_len, req_off;
 	char req[384];
 	size_t buf_len;
@@ -122,7 +121,7 @@ struct conn {
 struct stats {
 	uint64_t requests;
 	uint64_t err[E_COUNT];
-	uint64_t ka_closed;    /* idle keep-alive connection closed by server: retried */
+	uint64_t ka_closed; /* idle keep-alive connection closed by server: retried */
 	uint64_t connections;
 	uint64_t hs_full, hs_resumed, hs_rejected, hs_none;
 	uint64_t tls12, tls13;
@@ -212,10 +211,18 @@ static size_t unescape(char *s)
 	while (*r) {
 		if (r[0] == '\\' && r[1]) {
 			switch (r[1]) {
-			case 'r': *w++ = '\r'; break;
-			case 'n': *w++ = '\n'; break;
-			case 't': *w++ = '\t'; break;
-			default: *w++ = r[1]; break;
+			case 'r':
+				*w++ = '\r';
+				break;
+			case 'n':
+				*w++ = '\n';
+				break;
+			case 't':
+				*w++ = '\t';
+				break;
+			default:
+				*w++ = r[1];
+				break;
 			}
 			r += 2;
 		} else {
@@ -245,8 +252,7 @@ static void load_manifest(const char *path)
 		     t = strtok_r(NULL, "\t", &save))
 			fld[n++] = t;
 		if (n < 5)
-			die("%s: bad line %zu (want domain host cert key body)", path,
-			    g_ndom + 1);
+			die("%s: bad line %zu (want domain host cert key body)", path, g_ndom + 1);
 		if (g_ndom == alloc) {
 			alloc = alloc ? alloc * 2 : 1024;
 			g_dom = realloc(g_dom, alloc * sizeof(*g_dom));
@@ -270,11 +276,11 @@ static void load_manifest(const char *path)
 /* ---- /proc sampling ---- */
 
 struct cpu_sample {
-	double server_s;  /* server process tree, seconds */
+	double server_s; /* server process tree, seconds */
 	int server_procs;
-	double client_s;  /* this process */
-	double busy_s;    /* whole machine: user + nice + system seconds */
-	double irq_s;     /* whole machine: irq + softirq seconds */
+	double client_s; /* this process */
+	double busy_s;   /* whole machine: user + nice + system seconds */
+	double irq_s;    /* whole machine: irq + softirq seconds */
 	uint64_t t;
 };
 
@@ -310,8 +316,8 @@ static int read_stat(long pid, struct pinfo *pi)
 		return -1;
 	/* after ")": state ppid pgrp session tty tpgid flags minflt cminflt
 	 * majflt cmajflt utime stime cutime cstime */
-	if (sscanf(p + 1, " %*c %ld %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu",
-		   &ppid, &ut, &st, &cut, &cst) != 5)
+	if (sscanf(p + 1, " %*c %ld %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %llu %llu", &ppid,
+	           &ut, &st, &cut, &cst) != 5)
 		return -1;
 	pi->pid = pid;
 	pi->ppid = ppid;
@@ -390,15 +396,15 @@ static double tree_cpu(long root, int *nprocs)
 static void machine_busy(double *task, double *irq)
 {
 	FILE *f = fopen("/proc/stat", "r");
-	unsigned long long v[8] = { 0 };
+	unsigned long long v[8] = {0};
 	double hz = (double)sysconf(_SC_CLK_TCK);
 	int n;
 
 	*task = *irq = 0;
 	if (!f)
 		return;
-	n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
-		   &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
+	n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+	           &v[4], &v[5], &v[6], &v[7]);
 	fclose(f);
 	if (n != 8)
 		return;
@@ -416,7 +422,7 @@ static void sample(struct cpu_sample *s)
 	s->server_s = tree_cpu(o_pid, &s->server_procs);
 	getrusage(RUSAGE_SELF, &ru);
 	s->client_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-		      (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+	              (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 	machine_busy(&s->busy_s, &s->irq_s);
 }
 
@@ -463,10 +469,10 @@ static void setup_tls(void)
 	g_ctx = SSL_CTX_new(TLS_client_method());
 	if (!g_ctx)
 		die("SSL_CTX_new");
-	if (!SSL_CTX_set_min_proto_version(g_ctx, is_tls12_mode() ? TLS1_2_VERSION
-								: TLS1_3_VERSION) ||
-	    !SSL_CTX_set_max_proto_version(g_ctx, is_tls12_mode() ? TLS1_2_VERSION
-								: TLS1_3_VERSION))
+	if (!SSL_CTX_set_min_proto_version(g_ctx,
+	                                   is_tls12_mode() ? TLS1_2_VERSION : TLS1_3_VERSION) ||
+	    !SSL_CTX_set_max_proto_version(g_ctx,
+	                                   is_tls12_mode() ? TLS1_2_VERSION : TLS1_3_VERSION))
 		die("protocol version");
 	if (o_mode == M_KEEPALIVE) {
 		/* keep-alive: whatever the server picks (1.2 or 1.3) */
@@ -475,8 +481,8 @@ static void setup_tls(void)
 			die("protocol version");
 	}
 	if (!SSL_CTX_set_cipher_list(g_ctx, "ECDHE-ECDSA-AES128-GCM-SHA256:"
-					    "ECDHE-ECDSA-AES256-GCM-SHA384:"
-					    "ECDHE-ECDSA-CHACHA20-POLY1305"))
+	                                    "ECDHE-ECDSA-AES256-GCM-SHA384:"
+	                                    "ECDHE-ECDSA-CHACHA20-POLY1305"))
 		die("cipher list");
 	if (!SSL_CTX_set1_groups_list(g_ctx, "X25519:P-256"))
 		die("groups");
@@ -485,7 +491,7 @@ static void setup_tls(void)
 	SSL_CTX_set_verify(g_ctx, SSL_VERIFY_PEER, NULL);
 	if (is_resume_mode()) {
 		SSL_CTX_set_session_cache_mode(g_ctx, SSL_SESS_CACHE_CLIENT |
-							      SSL_SESS_CACHE_NO_INTERNAL_STORE);
+		                                          SSL_SESS_CACHE_NO_INTERNAL_STORE);
 		SSL_CTX_sess_set_new_cb(g_ctx, new_session_cb);
 	} else {
 		SSL_CTX_set_session_cache_mode(g_ctx, SSL_SESS_CACHE_OFF);
@@ -499,7 +505,7 @@ static void setup_tls(void)
 
 static void set_events(struct conn *c, uint32_t ev)
 {
-	struct epoll_event e = { .events = ev, .data.ptr = c };
+	struct epoll_event e = {.events = ev, .data.ptr = c};
 
 	if (c->events == ev)
 		return;
@@ -560,12 +566,11 @@ static struct domain *pick_domain(void)
 static void build_request(struct conn *c)
 {
 	int n = snprintf(c->req, sizeof(c->req),
-			 "GET /.well-known/mta-sts.txt HTTP/1.1\r\n"
-			 "Host: %s\r\n"
-			 "User-Agent: mtastsd-bench-loadgen\r\n"
-			 "%s\r\n",
-			 c->dom->host,
-			 o_mode == M_KEEPALIVE ? "" : "Connection: close\r\n");
+	                 "GET /.well-known/mta-sts.txt HTTP/1.1\r\n"
+	                 "Host: %s\r\n"
+	                 "User-Agent: mtastsd-bench-loadgen\r\n"
+	                 "%s\r\n",
+	                 c->dom->host, o_mode == M_KEEPALIVE ? "" : "Connection: close\r\n");
 
 	if (n < 0 || (size_t)n >= sizeof(c->req))
 		die("host name too long");
@@ -589,10 +594,8 @@ static void conn_start(struct conn *c)
 		die("TCP_NODELAY: %s", strerror(errno));
 	c->fd = fd;
 	c->ssl = SSL_new(g_ctx);
-	if (!c->ssl || !SSL_set_fd(c->ssl, fd) ||
-	    !SSL_set_tlsext_host_name(c->ssl, c->dom->host) ||
-	    !SSL_set1_host(c->ssl, c->dom->host) ||
-	    !SSL_set_ex_data(c->ssl, g_ex_idx, c))
+	if (!c->ssl || !SSL_set_fd(c->ssl, fd) || !SSL_set_tlsext_host_name(c->ssl, c->dom->host) ||
+	    !SSL_set1_host(c->ssl, c->dom->host) || !SSL_set_ex_data(c->ssl, g_ex_idx, c))
 		die("SSL setup");
 	if (is_resume_mode() && c->dom->nsess > 0) {
 		struct domain *d = c->dom;
@@ -608,8 +611,7 @@ static void conn_start(struct conn *c)
 	build_request(c);
 	if (g_counting)
 		g_st.connections++;
-	if (connect(fd, (struct sockaddr *)&g_addr, sizeof(g_addr)) != 0 &&
-	    errno != EINPROGRESS) {
+	if (connect(fd, (struct sockaddr *)&g_addr, sizeof(g_addr)) != 0 && errno != EINPROGRESS) {
 		fail(c, E_CONNECT);
 		return;
 	}
@@ -655,8 +657,7 @@ static void handshake_done(struct conn *c)
 }
 
 /* find a header value (case-insensitive name) in the header block */
-static const char *find_header(const char *hdr, size_t hlen, const char *name,
-			       size_t *vlen)
+static const char *find_header(const char *hdr, size_t hlen, const char *name, size_t *vlen)
 {
 	size_t nlen = strlen(name);
 	const char *p = hdr, *end = hdr + hlen;
@@ -668,8 +669,7 @@ static const char *find_header(const char *hdr, size_t hlen, const char *name,
 
 		if (!eol)
 			eol = end;
-		if ((size_t)(eol - p) > nlen && p[nlen] == ':' &&
-		    strncasecmp(p, name, nlen) == 0) {
+		if ((size_t)(eol - p) > nlen && p[nlen] == ':' && strncasecmp(p, name, nlen) == 0) {
 			const char *v = p + nlen + 1;
 
 			while (v < eol && (*v == ' ' || *v == '\t'))
@@ -855,7 +855,8 @@ static void conn_drive(struct conn *c)
 				return;
 			}
 			ERR_clear_error();
-			r = SSL_read(c->ssl, c->buf + c->buf_len, (int)(sizeof(c->buf) - c->buf_len));
+			r = SSL_read(c->ssl, c->buf + c->buf_len,
+			             (int)(sizeof(c->buf) - c->buf_len));
 			if (r > 0) {
 				c->buf_len += (size_t)r;
 				c->t_act = now_us();
@@ -978,32 +979,40 @@ static long parse_long(const char *s, long min, long max)
 static void parse_args(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{ "manifest", required_argument, NULL, 'm' },
-		{ "ca", required_argument, NULL, 'C' },
-		{ "host", required_argument, NULL, 'H' },
-		{ "port", required_argument, NULL, 'p' },
-		{ "mode", required_argument, NULL, 'M' },
-		{ "conns", required_argument, NULL, 'c' },
-		{ "duration", required_argument, NULL, 'd' },
-		{ "warmup", required_argument, NULL, 'w' },
-		{ "pid", required_argument, NULL, 'P' },
-		{ "pool", required_argument, NULL, 'r' },
-		{ "ka-requests", required_argument, NULL, 'k' },
-		{ "timeout", required_argument, NULL, 't' },
-		{ "hup", required_argument, NULL, 'U' },
-		{ "seed", required_argument, NULL, 's' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	    {"manifest", required_argument, NULL, 'm'},
+	    {"ca", required_argument, NULL, 'C'},
+	    {"host", required_argument, NULL, 'H'},
+	    {"port", required_argument, NULL, 'p'},
+	    {"mode", required_argument, NULL, 'M'},
+	    {"conns", required_argument, NULL, 'c'},
+	    {"duration", required_argument, NULL, 'd'},
+	    {"warmup", required_argument, NULL, 'w'},
+	    {"pid", required_argument, NULL, 'P'},
+	    {"pool", required_argument, NULL, 'r'},
+	    {"ka-requests", required_argument, NULL, 'k'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"hup", required_argument, NULL, 'U'},
+	    {"seed", required_argument, NULL, 's'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	int opt;
 	size_t i;
 
 	while ((opt = getopt_long(argc, argv, "m:H:p:M:c:d:w:P:r:k:t:s:h", lo, NULL)) != -1) {
 		switch (opt) {
-		case 'm': o_manifest = optarg; break;
-		case 'C': o_cafile = optarg; break;
-		case 'H': o_host = optarg; break;
-		case 'p': o_port = (int)parse_long(optarg, 1, 65535); break;
+		case 'm':
+			o_manifest = optarg;
+			break;
+		case 'C':
+			o_cafile = optarg;
+			break;
+		case 'H':
+			o_host = optarg;
+			break;
+		case 'p':
+			o_port = (int)parse_long(optarg, 1, 65535);
+			break;
 		case 'M':
 			for (i = 0; i < sizeof(mode_names) / sizeof(mode_names[0]); i++)
 				if (strcmp(optarg, mode_names[i]) == 0)
@@ -1014,17 +1023,39 @@ static void parse_args(int argc, char **argv)
 			}
 			o_mode = (enum mode)i;
 			break;
-		case 'c': o_conns = (int)parse_long(optarg, 1, 10000); break;
-		case 'd': o_duration = parse_double(optarg, 0.1, 86400); break;
-		case 'w': o_warmup = parse_double(optarg, 0, 86400); break;
-		case 'P': o_pid = parse_long(optarg, 0, LONG_MAX); break;
-		case 'r': o_pool = parse_long(optarg, 1, LONG_MAX); break;
-		case 'k': o_ka_reqs = parse_long(optarg, 0, LONG_MAX); break;
-		case 't': o_timeout = parse_double(optarg, 0.01, 86400); break;
-		case 'U': o_hup = parse_double(optarg, 0.01, 86400); break;
-		case 's': o_seed = (unsigned long long)parse_long(optarg, 0, LONG_MAX); break;
-		case 'h': usage(stdout); exit(0);
-		default: usage(stderr); exit(2);
+		case 'c':
+			o_conns = (int)parse_long(optarg, 1, 10000);
+			break;
+		case 'd':
+			o_duration = parse_double(optarg, 0.1, 86400);
+			break;
+		case 'w':
+			o_warmup = parse_double(optarg, 0, 86400);
+			break;
+		case 'P':
+			o_pid = parse_long(optarg, 0, LONG_MAX);
+			break;
+		case 'r':
+			o_pool = parse_long(optarg, 1, LONG_MAX);
+			break;
+		case 'k':
+			o_ka_reqs = parse_long(optarg, 0, LONG_MAX);
+			break;
+		case 't':
+			o_timeout = parse_double(optarg, 0.01, 86400);
+			break;
+		case 'U':
+			o_hup = parse_double(optarg, 0.01, 86400);
+			break;
+		case 's':
+			o_seed = (unsigned long long)parse_long(optarg, 0, LONG_MAX);
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			exit(2);
 		}
 	}
 	if (!o_manifest || optind != argc) {
@@ -1046,8 +1077,8 @@ static void default_cafile(void)
 	if (o_cafile)
 		return;
 	if (slash)
-		n = snprintf(path, sizeof(path), "%.*s/ca/root.crt",
-			     (int)(slash - o_manifest), o_manifest);
+		n = snprintf(path, sizeof(path), "%.*s/ca/root.crt", (int)(slash - o_manifest),
+		             o_manifest);
 	else
 		n = snprintf(path, sizeof(path), "ca/root.crt");
 	if (n < 0 || (size_t)n >= sizeof(path))
@@ -1068,8 +1099,8 @@ static void print_json(const struct cpu_sample *a, const struct cpu_sample *b, i
 		errors += g_st.err[i];
 	printf("{\"mode\": \"%s\", \"port\": %d, \"domains\": %zu, \"pool\": %zu, "
 	       "\"conns\": %d, \"window_s\": %.3f, \"warmup_s\": %.3f, ",
-	       mode_names[o_mode], o_port, g_ndom, is_resume_mode() ? g_npool : g_ndom,
-	       o_conns, secs, o_warmup);
+	       mode_names[o_mode], o_port, g_ndom, is_resume_mode() ? g_npool : g_ndom, o_conns,
+	       secs, o_warmup);
 	printf("\"requests\": %llu, \"rps\": %.1f, \"errors\": %llu, ",
 	       (unsigned long long)g_st.requests, secs > 0 ? req / secs : 0,
 	       (unsigned long long)errors);
@@ -1082,20 +1113,20 @@ static void print_json(const struct cpu_sample *a, const struct cpu_sample *b, i
 	       (unsigned long long)g_st.hs_full, (unsigned long long)g_st.hs_resumed,
 	       (unsigned long long)g_st.hs_rejected, (unsigned long long)g_st.hs_none,
 	       (unsigned long long)g_st.tls12, (unsigned long long)g_st.tls13);
-	printf("\"lat_p50_ms\": %.3f, \"lat_p99_ms\": %.3f, \"lat_max_ms\": %.3f, ",
-	       pct(0.5), pct(0.99), pct(1.0));
+	printf("\"lat_p50_ms\": %.3f, \"lat_p99_ms\": %.3f, \"lat_max_ms\": %.3f, ", pct(0.5),
+	       pct(0.99), pct(1.0));
 	printf("\"server_pid\": %ld, \"server_procs\": %d, \"server_cpu_s\": %.3f, "
 	       "\"server_cpu_us_per_req\": %.1f, \"client_cpu_us_per_req\": %.1f, "
 	       "\"other_load_cores\": %.3f, \"softirq_cores\": %.3f, \"hups\": %d}\n",
 	       o_pid, b->server_procs, srv, req > 0 ? srv * 1e6 / req : 0,
-	       req > 0 ? cli * 1e6 / req : 0,
-	       secs > 0 ? (busy - srv - cli) / secs : 0, secs > 0 ? irq / secs : 0, hups);
+	       req > 0 ? cli * 1e6 / req : 0, secs > 0 ? (busy - srv - cli) / secs : 0,
+	       secs > 0 ? irq / secs : 0, hups);
 }
 
 int main(int argc, char **argv)
 {
 	struct epoll_event *evs;
-	struct cpu_sample s0 = { 0 }, s1 = { 0 };
+	struct cpu_sample s0 = {0}, s1 = {0};
 	uint64_t t_begin, t_win, t_end, next_scan, next_hup = 0;
 	int i, hups = 0;
 

@@ -28,13 +28,14 @@ static void fmt_time(time_t t, char *out, size_t size)
 {
 	struct tm tm;
 
-	if (t <= 0 || gmtime_r(&t, &tm) == NULL || strftime(out, size, "%Y-%m-%d %H:%M:%SZ", &tm) == 0)
+	if (t <= 0 || gmtime_r(&t, &tm) == NULL ||
+	    strftime(out, size, "%Y-%m-%d %H:%M:%SZ", &tm) == 0)
 		snprintf(out, size, "-");
 }
 
 /* Calls fn once per distinct provider of s. */
 static void each_upstream(const struct snapshot *s, void (*fn)(struct upstream *, void *),
-			  void *arg)
+                          void *arg)
 {
 	struct hash seen;
 
@@ -60,12 +61,12 @@ static bool domain_listed(const struct snapshot *s, const struct tenant *t)
 enum upstream_family { UPSTREAM_FETCHES, UPSTREAM_VALID, UPSTREAM_EXPIRY, UPSTREAM_FAMILIES };
 
 static const char *const upstream_family_head[UPSTREAM_FAMILIES] = {
-	"# HELP mtastsd_upstream_fetches_total Provider policy fetches by result.\n"
-	"# TYPE mtastsd_upstream_fetches_total counter\n",
-	"# HELP mtastsd_upstream_policy_valid Whether a valid copy of the provider's policy is "
-	"held.\n# TYPE mtastsd_upstream_policy_valid gauge\n",
-	"# HELP mtastsd_upstream_policy_expiry_timestamp_seconds When the held copy runs out "
-	"(0: none).\n# TYPE mtastsd_upstream_policy_expiry_timestamp_seconds gauge\n",
+    "# HELP mtastsd_upstream_fetches_total Provider policy fetches by result.\n"
+    "# TYPE mtastsd_upstream_fetches_total counter\n",
+    "# HELP mtastsd_upstream_policy_valid Whether a valid copy of the provider's policy is "
+    "held.\n# TYPE mtastsd_upstream_policy_valid gauge\n",
+    "# HELP mtastsd_upstream_policy_expiry_timestamp_seconds When the held copy runs out "
+    "(0: none).\n# TYPE mtastsd_upstream_policy_expiry_timestamp_seconds gauge\n",
 };
 
 struct upstream_metric {
@@ -82,18 +83,19 @@ static void metric_upstream(struct upstream *up, void *arg)
 	switch (m->family) {
 	case UPSTREAM_FETCHES:
 		buf_printf(m->b,
-			   "mtastsd_upstream_fetches_total{provider=\"%s\",result=\"ok\"} %lu\n"
-			   "mtastsd_upstream_fetches_total{provider=\"%s\",result=\"error\"} %lu\n",
-			   in.provider, in.fetches_ok, in.provider, in.fetches_failed);
+		           "mtastsd_upstream_fetches_total{provider=\"%s\",result=\"ok\"} %lu\n"
+		           "mtastsd_upstream_fetches_total{provider=\"%s\",result=\"error\"} %lu\n",
+		           in.provider, in.fetches_ok, in.provider, in.fetches_failed);
 		break;
 	case UPSTREAM_VALID:
-		buf_printf(m->b, "mtastsd_upstream_policy_valid{provider=\"%s\"} %d\n",
-			   in.provider, in.has_policy ? 1 : 0);
+		buf_printf(m->b, "mtastsd_upstream_policy_valid{provider=\"%s\"} %d\n", in.provider,
+		           in.has_policy ? 1 : 0);
 		break;
 	default:
-		buf_printf(m->b, "mtastsd_upstream_policy_expiry_timestamp_seconds"
-				 "{provider=\"%s\"} %lld\n",
-			   in.provider, (long long)in.expires_at);
+		buf_printf(m->b,
+		           "mtastsd_upstream_policy_expiry_timestamp_seconds"
+		           "{provider=\"%s\"} %lld\n",
+		           in.provider, (long long)in.expires_at);
 		break;
 	}
 }
@@ -103,46 +105,51 @@ static void render_metrics(struct snapshot *s, struct buf *b)
 	time_t now = time(NULL);
 
 	buf_puts(b, "# HELP mtastsd_requests_total Policy host requests by domain and status.\n"
-		    "# TYPE mtastsd_requests_total counter\n");
+	            "# TYPE mtastsd_requests_total counter\n");
 	for (size_t i = 0; i < s->n_tenants; i++) {
 		struct stats_view v;
 
 		stats_read(stats_find(s->tenants[i].domain->name), &v);
 		for (int k = 0; k < STATS_NSTATUS; k++)
-			if (v.by_status[k] != 0 || (k == STATS_200 && domain_listed(s, &s->tenants[i])))
-				buf_printf(b, "mtastsd_requests_total{domain=\"%s\",status=\"%u\"} %lu\n",
-					   s->tenants[i].domain->name, stats_status_codes[k],
-					   v.by_status[k]);
+			if (v.by_status[k] != 0 ||
+			    (k == STATS_200 && domain_listed(s, &s->tenants[i])))
+				buf_printf(
+				    b, "mtastsd_requests_total{domain=\"%s\",status=\"%u\"} %lu\n",
+				    s->tenants[i].domain->name, stats_status_codes[k],
+				    v.by_status[k]);
 	}
 	buf_puts(b, "# HELP mtastsd_policy_fetches_total Policies served (200) by domain and id.\n"
-		    "# TYPE mtastsd_policy_fetches_total counter\n");
+	            "# TYPE mtastsd_policy_fetches_total counter\n");
 	for (size_t i = 0; i < s->n_tenants; i++) {
 		struct stats_view v;
 
 		stats_read(stats_find(s->tenants[i].domain->name), &v);
 		for (size_t k = 0; k < v.n_ids; k++)
 			buf_printf(b, "mtastsd_policy_fetches_total{domain=\"%s\",id=\"%s\"} %lu\n",
-				   s->tenants[i].domain->name, v.ids[k].id, v.ids[k].count);
+			           s->tenants[i].domain->name, v.ids[k].id, v.ids[k].count);
 	}
 	buf_puts(b, "# HELP mtastsd_handshakes_total TLS handshakes by result.\n"
-		    "# TYPE mtastsd_handshakes_total counter\n");
+	            "# TYPE mtastsd_handshakes_total counter\n");
 	for (int k = 0; k < STATS_HS_N; k++)
 		buf_printf(b, "mtastsd_handshakes_total{result=\"%s\"} %lu\n",
-			   stats_handshake_names[k], stats_handshakes(k));
+		           stats_handshake_names[k], stats_handshakes(k));
 	buf_puts(b, "# HELP mtastsd_handshake_failures_total Failed TLS handshakes by reason.\n"
-		    "# TYPE mtastsd_handshake_failures_total counter\n");
+	            "# TYPE mtastsd_handshake_failures_total counter\n");
 	for (int k = STATS_HS_UNKNOWN_SNI; k < STATS_HS_N; k++)
 		buf_printf(b, "mtastsd_handshake_failures_total{reason=\"%s\"} %lu\n",
-			   stats_handshake_names[k], stats_handshakes(k));
-	buf_printf(b, "# HELP mtastsd_reloads_total Configuration reloads by result.\n"
-		      "# TYPE mtastsd_reloads_total counter\n"
-		      "mtastsd_reloads_total{result=\"ok\"} %lu\n"
-		      "mtastsd_reloads_total{result=\"error\"} %lu\n",
-		   stats_reloads(true), stats_reloads(false));
-	buf_printf(b, "# HELP mtastsd_domains Domains in the running configuration.\n"
-		      "# TYPE mtastsd_domains gauge\nmtastsd_domains %zu\n", s->n_tenants);
+		           stats_handshake_names[k], stats_handshakes(k));
+	buf_printf(b,
+	           "# HELP mtastsd_reloads_total Configuration reloads by result.\n"
+	           "# TYPE mtastsd_reloads_total counter\n"
+	           "mtastsd_reloads_total{result=\"ok\"} %lu\n"
+	           "mtastsd_reloads_total{result=\"error\"} %lu\n",
+	           stats_reloads(true), stats_reloads(false));
+	buf_printf(b,
+	           "# HELP mtastsd_domains Domains in the running configuration.\n"
+	           "# TYPE mtastsd_domains gauge\nmtastsd_domains %zu\n",
+	           s->n_tenants);
 	buf_puts(b, "# HELP mtastsd_policy_info The policy served per domain (value 1).\n"
-		    "# TYPE mtastsd_policy_info gauge\n");
+	            "# TYPE mtastsd_policy_info gauge\n");
 	for (size_t i = 0; i < s->n_tenants; i++) {
 		const struct tenant *t = &s->tenants[i];
 		struct doc *d;
@@ -150,11 +157,11 @@ static void render_metrics(struct snapshot *s, struct buf *b)
 		if (!domain_listed(s, t) || (d = tenant_doc(t, now)) == NULL)
 			continue;
 		buf_printf(b, "mtastsd_policy_info{domain=\"%s\",id=\"%s\",mode=\"%s\"} 1\n",
-			   t->domain->name, d->id, d->mode);
+		           t->domain->name, d->id, d->mode);
 		doc_unref(d);
 	}
 	buf_puts(b, "# HELP mtastsd_certificate_expiry_timestamp_seconds Leaf notAfter by domain.\n"
-		    "# TYPE mtastsd_certificate_expiry_timestamp_seconds gauge\n");
+	            "# TYPE mtastsd_certificate_expiry_timestamp_seconds gauge\n");
 	for (size_t i = 0; i < s->n_tenants; i++) {
 		struct tenant *t = &s->tenants[i];
 		struct tls_cert *c;
@@ -162,7 +169,7 @@ static void render_metrics(struct snapshot *s, struct buf *b)
 		if (!domain_listed(s, t) || (c = tenant_cert_loaded(s, t)) == NULL)
 			continue;
 		buf_printf(b, "mtastsd_certificate_expiry_timestamp_seconds{domain=\"%s\"} %lld\n",
-			   t->domain->name, (long long)c->not_after);
+		           t->domain->name, (long long)c->not_after);
 		tls_cert_unref(c);
 	}
 	for (int k = 0; k < UPSTREAM_FAMILIES; k++) {
@@ -196,16 +203,16 @@ static void html_escape(struct buf *b, const char *s)
 }
 
 static const char status_head[] =
-	"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
-	"<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-	"<title>mtastsd status</title>\n<style>\n"
-	"body{font:15px/1.4 system-ui,sans-serif;margin:0 auto;max-width:60em;padding:.5em}\n"
-	"section{border:1px solid #ccc;border-radius:6px;margin:.6em 0;padding:.4em .7em}\n"
-	"h1{font-size:1.3em}h2{font-size:1.1em;margin:.2em 0;overflow-wrap:anywhere}\n"
-	"dl{display:grid;grid-template-columns:max-content 1fr;gap:.1em .8em;margin:.3em 0}\n"
-	"dt{color:#555}dd{margin:0;overflow-wrap:anywhere}code{font-size:.9em}\n"
-	"ul{margin:.2em 0;padding-left:1.2em}.bad{color:#b00}.ok{color:#070}\n"
-	"</style></head><body>\n";
+    "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
+    "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+    "<title>mtastsd status</title>\n<style>\n"
+    "body{font:15px/1.4 system-ui,sans-serif;margin:0 auto;max-width:60em;padding:.5em}\n"
+    "section{border:1px solid #ccc;border-radius:6px;margin:.6em 0;padding:.4em .7em}\n"
+    "h1{font-size:1.3em}h2{font-size:1.1em;margin:.2em 0;overflow-wrap:anywhere}\n"
+    "dl{display:grid;grid-template-columns:max-content 1fr;gap:.1em .8em;margin:.3em 0}\n"
+    "dt{color:#555}dd{margin:0;overflow-wrap:anywhere}code{font-size:.9em}\n"
+    "ul{margin:.2em 0;padding-left:1.2em}.bad{color:#b00}.ok{color:#070}\n"
+    "</style></head><body>\n";
 
 static void status_domain(struct buf *b, struct snapshot *s, struct tenant *t, time_t now)
 {
@@ -225,7 +232,7 @@ static void status_domain(struct buf *b, struct snapshot *s, struct tenant *t, t
 	if (cert != NULL) {
 		fmt_time(cert->not_after, when, sizeof(when));
 		buf_printf(b, "<dt>certificate</dt><dd class=\"%s\">expires %s</dd>",
-			   cert->not_after - now < 14 * 86400 ? "bad" : "ok", when);
+		           cert->not_after - now < 14 * 86400 ? "bad" : "ok", when);
 		tls_cert_unref(cert);
 	} else if (s->lazy) {
 		buf_puts(b, "<dt>certificate</dt><dd>loaded on the first handshake</dd>");
@@ -281,10 +288,11 @@ static void render_status(struct snapshot *s, const char *only, struct buf *b)
 	buf_puts(b, status_head);
 	buf_printf(b, "<h1>mtastsd: %zu domains</h1><p>", s->n_tenants);
 	html_escape(b, s->config->file);
-	buf_printf(b, " at %s. Handshakes: %lu full, %lu resumed, %lu unknown SNI, %lu failed.</p>\n",
-		   when, stats_handshakes(STATS_HS_OK), stats_handshakes(STATS_HS_RESUMED),
-		   stats_handshakes(STATS_HS_UNKNOWN_SNI) + stats_handshakes(STATS_HS_NO_SNI),
-		   stats_handshakes(STATS_HS_FAILED));
+	buf_printf(b,
+	           " at %s. Handshakes: %lu full, %lu resumed, %lu unknown SNI, %lu failed.</p>\n",
+	           when, stats_handshakes(STATS_HS_OK), stats_handshakes(STATS_HS_RESUMED),
+	           stats_handshakes(STATS_HS_UNKNOWN_SNI) + stats_handshakes(STATS_HS_NO_SNI),
+	           stats_handshakes(STATS_HS_FAILED));
 	for (size_t i = 0; i < s->n_tenants && shown < STATUS_ROWS_MAX; i++) {
 		struct tenant *t = &s->tenants[i];
 
@@ -294,13 +302,15 @@ static void render_status(struct snapshot *s, const char *only, struct buf *b)
 		shown++;
 	}
 	if (shown < s->n_tenants)
-		buf_printf(b, "<p>%zu of %zu domains shown; add <code>?domain=NAME</code> for one."
-			      "</p>\n", shown, s->n_tenants);
+		buf_printf(b,
+		           "<p>%zu of %zu domains shown; add <code>?domain=NAME</code> for one."
+		           "</p>\n",
+		           shown, s->n_tenants);
 	buf_puts(b, "</body></html>\n");
 }
 
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const char *type,
-			     struct buf *b)
+                             struct buf *b)
 {
 	size_t len;
 	char *data = buf_steal(b, &len);
@@ -324,8 +334,8 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const ch
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
-			      const char *method, const char *version, const char *upload_data,
-			      size_t *upload_data_size, void **req_cls)
+                              const char *method, const char *version, const char *upload_data,
+                              size_t *upload_data_size, void **req_cls)
 {
 	static int seen;
 	struct snapshot *s;
@@ -370,7 +380,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	} else if (strcmp(url, "/status") == 0 || strcmp(url, "/") == 0) {
 		type = "text/html; charset=utf-8";
 		render_status(s, MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "domain"),
-			      &b);
+		              &b);
 	} else {
 		status = 404;
 		buf_puts(&b, "Not Found: /metrics /healthz /records /status\n");
@@ -398,10 +408,10 @@ struct admin *admin_start(int fd)
 	}
 	a->fd = fd;
 	a->daemon = MHD_start_daemon(
-		MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG | MHD_USE_ITC, 0,
-		NULL, NULL, handle, NULL, MHD_OPTION_EXTERNAL_LOGGER, admin_log, NULL,
-		MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
-		MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_END);
+	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG | MHD_USE_ITC, 0,
+	    NULL, NULL, handle, NULL, MHD_OPTION_EXTERNAL_LOGGER, admin_log, NULL,
+	    MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
+	    MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_END);
 	if (a->daemon == NULL) {
 		log_msg("cannot start the admin listener");
 		close(fd);

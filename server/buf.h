@@ -6,10 +6,10 @@
 #include <stdbool.h>
 
 struct buf {
-	char *data;	/* always NUL-terminated once anything was appended */
+	char *data; /* always NUL-terminated once anything was appended */
 	size_t len;
 	size_t cap;
-	bool failed;	/* an allocation failed: later appends are no-ops */
+	bool failed; /* an allocation failed: later appends are no-ops */
 };
 
 void buf_init(struct buf *b);

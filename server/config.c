@@ -234,7 +234,8 @@ static void server_key(struct parser *p, const char *name, const char *value)
 		break;
 	}
 	case KEY_ADMIN: {
-		const char *why = config_parse_addr(value, 0, &p->c->admin_addr, &p->c->admin_addr_len);
+		const char *why =
+		    config_parse_addr(value, 0, &p->c->admin_addr, &p->c->admin_addr_len);
 		if (why != NULL) {
 			diag_error(p->d, p->file, p->lineno, "invalid %s \"%s\": %s", name, value,
 			           why);

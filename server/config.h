@@ -10,8 +10,8 @@
 #include "policy.h"
 
 struct config_listen {
-	char *text;			/* as written, e.g. "[::1]:8443" */
-	struct sockaddr_storage addr;	/* numeric address, parsed */
+	char *text;                   /* as written, e.g. "[::1]:8443" */
+	struct sockaddr_storage addr; /* numeric address, parsed */
 	socklen_t addr_len;
 	unsigned line;
 };
@@ -23,14 +23,14 @@ struct config_listen {
 #define CONFIG_CERT_CACHE_DEFAULT 100000
 
 struct config_domain {
-	char *name;		/* lowercase, no trailing dot, e.g. "example.com" */
-	char *host;		/* "mta-sts.<name>" */
-	unsigned line;		/* line of the [domain ...] header */
+	char *name;    /* lowercase, no trailing dot, e.g. "example.com" */
+	char *host;    /* "mta-sts.<name>" */
+	unsigned line; /* line of the [domain ...] header */
 
 	/* static policy (proxy == NULL) */
 	struct policy policy;
 	unsigned mode_line;
-	char *id;		/* fixed id override (validated) or NULL: derived from bytes */
+	char *id; /* fixed id override (validated) or NULL: derived from bytes */
 	unsigned id_line;
 
 	/* proxied policy (RFC 8461 §8.2): the provider domain, or NULL */
@@ -38,61 +38,61 @@ struct config_domain {
 	unsigned proxy_line;
 
 	/* certificate: both set, or both NULL to use [server] certs */
-	char *cert;		/* absolute or relative to the config file's directory, resolved */
+	char *cert; /* absolute or relative to the config file's directory, resolved */
 	char *key;
 	unsigned cert_line;
 	unsigned key_line;
 
-	char **tlsrpt;		/* rua URIs in order */
+	char **tlsrpt; /* rua URIs in order */
 	size_t n_tlsrpt;
 	unsigned tlsrpt_line;
 };
 
 struct config {
-	char *file;			/* path as given */
+	char *file; /* path as given */
 
-	struct config_listen *listen;	/* never empty after config_load */
+	struct config_listen *listen; /* never empty after config_load */
 	size_t n_listen;
 
-	char *certs_dir;		/* resolved, or NULL */
+	char *certs_dir; /* resolved, or NULL */
 	unsigned certs_dir_line;
 
-	char *user;			/* drop privileges to this user after binding, or NULL */
+	char *user; /* drop privileges to this user after binding, or NULL */
 	unsigned user_line;
 
-	unsigned threads;		/* 0 = number of CPUs */
-	unsigned idle_timeout;		/* seconds, default 10 */
-	unsigned max_connections;	/* default 4096 */
-	bool access_log;		/* default true */
-	unsigned sts_ttl;		/* default 3600 */
-	unsigned tlsrpt_ttl;		/* default 86400 */
+	unsigned threads;         /* 0 = number of CPUs */
+	unsigned idle_timeout;    /* seconds, default 10 */
+	unsigned max_connections; /* default 4096 */
+	bool access_log;          /* default true */
+	unsigned sts_ttl;         /* default 3600 */
+	unsigned tlsrpt_ttl;      /* default 86400 */
 
 	/* upstream (provider) fetching */
-	char *state_dir;		/* resolved, or NULL (no persistence) */
+	char *state_dir; /* resolved, or NULL (no persistence) */
 	unsigned state_dir_line;
-	char *upstream_ca;		/* resolved CA bundle, or NULL for the system store */
+	char *upstream_ca; /* resolved CA bundle, or NULL for the system store */
 	unsigned upstream_ca_line;
-	unsigned upstream_refresh;	/* periodic refetch, seconds, default 3600 */
-	unsigned upstream_dns_poll;	/* _mta-sts TXT poll, seconds, default 60 */
-	unsigned upstream_timeout;	/* total fetch timeout, seconds, default 10 */
+	unsigned upstream_refresh;         /* periodic refetch, seconds, default 3600 */
+	unsigned upstream_dns_poll;        /* _mta-sts TXT poll, seconds, default 60 */
+	unsigned upstream_timeout;         /* total fetch timeout, seconds, default 10 */
 	unsigned upstream_connect_timeout; /* seconds, default 5 */
-	unsigned upstream_retry;	/* minimum seconds between failed fetch retries, default 60 */
-	unsigned upstream_port;		/* providers' policy host port, default 443 (tests) */
+	unsigned upstream_retry; /* minimum seconds between failed fetch retries, default 60 */
+	unsigned upstream_port;  /* providers' policy host port, default 443 (tests) */
 
-	char *admin_listen;		/* plain-HTTP admin listener "ip:port", or NULL (off) */
+	char *admin_listen; /* plain-HTTP admin listener "ip:port", or NULL (off) */
 	unsigned admin_listen_line;
 	struct sockaddr_storage admin_addr;
 	socklen_t admin_addr_len;
-	unsigned cert_watch;		/* seconds between certificate file checks, 0 = off;
-					 * default 60 */
-	unsigned cert_cache;		/* 0: load every certificate at start; N: load on first
-					 * handshake, keep at most N; default AUTO */
-	char *dns_server;		/* "ip[:port]" for TXT polls, or NULL for resolv.conf */
+	unsigned cert_watch; /* seconds between certificate file checks, 0 = off;
+	                      * default 60 */
+	unsigned cert_cache; /* 0: load every certificate at start; N: load on first
+	                      * handshake, keep at most N; default AUTO */
+	char *dns_server;    /* "ip[:port]" for TXT polls, or NULL for resolv.conf */
 	unsigned dns_server_line;
-	char *on_change;		/* command run as: on_change DOMAIN ID, or NULL */
+	char *on_change; /* command run as: on_change DOMAIN ID, or NULL */
 	unsigned on_change_line;
 
-	struct config_domain *domains;	/* in file order */
+	struct config_domain *domains; /* in file order */
 	size_t n_domains;
 };
 

@@ -12,9 +12,9 @@ enum diag_level {
 
 struct diag_entry {
 	enum diag_level level;
-	char *file;	/* owned; may be NULL */
-	unsigned line;	/* 0: no line */
-	char *msg;	/* owned */
+	char *file;    /* owned; may be NULL */
+	unsigned line; /* 0: no line */
+	char *msg;     /* owned */
 };
 
 struct diag {
@@ -30,7 +30,7 @@ void diag_finish(struct diag *d);
 
 /* Adds one entry; an allocation failure is counted as an error and never loses the count. */
 void diag_add(struct diag *d, enum diag_level level, const char *file, unsigned line,
-	      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+              const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 #define diag_error(d, file, line, ...) diag_add((d), DIAG_ERROR, (file), (line), __VA_ARGS__)
 #define diag_warn(d, file, line, ...) diag_add((d), DIAG_WARNING, (file), (line), __VA_ARGS__)
 

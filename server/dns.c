@@ -36,15 +36,16 @@ struct dns *dns_create(const char *server, unsigned timeout, char *err, size_t e
 	}
 	o.timeout = (int)(timeout * 1000 / 2);
 	o.tries = 2;
-	o.lookups = (char *)(uintptr_t)"b";	/* DNS only, never /etc/hosts */
-	r = ares_init_options(&d->channel, &o, ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES |
-					       ARES_OPT_LOOKUPS);
+	o.lookups = (char *)(uintptr_t) "b"; /* DNS only, never /etc/hosts */
+	r = ares_init_options(&d->channel, &o,
+	                      ARES_OPT_TIMEOUTMS | ARES_OPT_TRIES | ARES_OPT_LOOKUPS);
 	if (r != ARES_SUCCESS) {
 		snprintf(err, err_size, "DNS resolver: %s", ares_strerror(r));
 		free(d);
 		return NULL;
 	}
-	if (server != NULL && (r = ares_set_servers_ports_csv(d->channel, server)) != ARES_SUCCESS) {
+	if (server != NULL &&
+	    (r = ares_set_servers_ports_csv(d->channel, server)) != ARES_SUCCESS) {
 		snprintf(err, err_size, "DNS server %s: %s", server, ares_strerror(r));
 		ares_destroy(d->channel);
 		free(d);
@@ -91,8 +92,8 @@ static int record_field(const char *rec, const char *name, char *out, size_t siz
 	return -1;
 }
 
-int dns_sts_id(const char *const *records, size_t n, char ret_id[POLICY_ID_MAX + 1],
-	       char *err, size_t err_size)
+int dns_sts_id(const char *const *records, size_t n, char ret_id[POLICY_ID_MAX + 1], char *err,
+               size_t err_size)
 {
 	const char *found = NULL;
 	char id[64];
@@ -170,23 +171,24 @@ static void addr_done(void *arg, int status, int timeouts, struct ares_addrinfo 
 
 	(void)timeouts;
 	if (status != ARES_SUCCESS) {
-		set_error(q, status == ARES_ENOTFOUND || status == ARES_ENODATA ? DNS_NONE
-										: DNS_FAIL,
-			  "address of", status);
+		set_error(q,
+		          status == ARES_ENOTFOUND || status == ARES_ENODATA ? DNS_NONE : DNS_FAIL,
+		          "address of", status);
 		return;
 	}
 	q->addrs[0] = 0;
 	for (struct ares_addrinfo_node *n = res->nodes; n != NULL; n = n->ai_next) {
 		char a[INET6_ADDRSTRLEN];
-		const void *src = n->ai_family == AF_INET
-					  ? (const void *)&((struct sockaddr_in *)(void *)n->ai_addr)->sin_addr
-					  : (const void *)&((struct sockaddr_in6 *)(void *)n->ai_addr)->sin6_addr;
+		const void *src =
+		    n->ai_family == AF_INET
+		        ? (const void *)&((struct sockaddr_in *)(void *)n->ai_addr)->sin_addr
+		        : (const void *)&((struct sockaddr_in6 *)(void *)n->ai_addr)->sin6_addr;
 		int w;
 
 		if (inet_ntop(n->ai_family, src, a, sizeof(a)) == NULL)
 			continue;
 		w = snprintf(q->addrs + len, sizeof(q->addrs) - len,
-			     n->ai_family == AF_INET6 ? "%s[%s]" : "%s%s", len ? "," : "", a);
+		             n->ai_family == AF_INET6 ? "%s[%s]" : "%s%s", len ? "," : "", a);
 		if (w < 0 || (size_t)w >= sizeof(q->addrs) - len)
 			break;
 		len += (size_t)w;
@@ -207,7 +209,8 @@ void dns_run(struct dns *d, struct dns_query *q, size_t n)
 		q[i].id[0] = q[i].addrs[0] = 0;
 		snprintf(q[i].error, sizeof(q[i].error), "no answer for %s", q[i].name);
 		if (q[i].kind == DNS_STS_ID) {
-			ares_query(d->channel, q[i].name, 1 /* IN */, 16 /* TXT */, txt_done, &q[i]);
+			ares_query(d->channel, q[i].name, 1 /* IN */, 16 /* TXT */, txt_done,
+			           &q[i]);
 		} else {
 			struct ares_addrinfo_hints h = {.ai_family = AF_UNSPEC};
 
@@ -243,9 +246,10 @@ void dns_run(struct dns *d, struct dns_query *q, size_t n)
 		poll(pfd, nfds, tvp ? (int)(tvp->tv_sec * 1000 + tvp->tv_usec / 1000) : 1000);
 		for (nfds_t i = 0; i < nfds; i++)
 			ares_process_fd(d->channel,
-					pfd[i].revents & (POLLIN | POLLERR | POLLHUP) ? pfd[i].fd
-										   : ARES_SOCKET_BAD,
-					pfd[i].revents & POLLOUT ? pfd[i].fd : ARES_SOCKET_BAD);
+			                pfd[i].revents & (POLLIN | POLLERR | POLLHUP)
+			                    ? pfd[i].fd
+			                    : ARES_SOCKET_BAD,
+			                pfd[i].revents & POLLOUT ? pfd[i].fd : ARES_SOCKET_BAD);
 		if (nfds > 0)
 			ares_process_fd(d->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
 	}

@@ -10,23 +10,23 @@
 #define DNS_ERROR_MAX 160
 
 enum dns_kind {
-	DNS_STS_ID,	/* TXT at the name: the one v=STSv1 record's id */
-	DNS_ADDRS,	/* A and AAAA of the name */
+	DNS_STS_ID, /* TXT at the name: the one v=STSv1 record's id */
+	DNS_ADDRS,  /* A and AAAA of the name */
 };
 
 enum dns_result {
 	DNS_OK,
-	DNS_NONE,	/* no such name or no usable record */
-	DNS_FAIL,	/* timeout, server failure, malformed answer */
+	DNS_NONE, /* no such name or no usable record */
+	DNS_FAIL, /* timeout, server failure, malformed answer */
 };
 
 struct dns_query {
 	enum dns_kind kind;
-	const char *name;			/* borrowed */
+	const char *name; /* borrowed */
 	/* results */
 	enum dns_result result;
-	char id[POLICY_ID_MAX + 1];		/* DNS_STS_ID */
-	char addrs[DNS_ADDRS_MAX];		/* DNS_ADDRS: "a,b,[v6]" for CURLOPT_RESOLVE */
+	char id[POLICY_ID_MAX + 1]; /* DNS_STS_ID */
+	char addrs[DNS_ADDRS_MAX];  /* DNS_ADDRS: "a,b,[v6]" for CURLOPT_RESOLVE */
 	char error[DNS_ERROR_MAX];
 };
 
@@ -43,7 +43,7 @@ void dns_run(struct dns *d, struct dns_query *q, size_t n);
 /* RFC 8461 §3.1 on the TXT records at _mta-sts: records not starting with "v=STSv1"
  * are dropped; exactly one must remain, with a valid id (first one wins). Returns 0 with
  * the id in ret_id, or -1 with a reason in err. Pure: exposed for the tests. */
-int dns_sts_id(const char *const *records, size_t n, char ret_id[POLICY_ID_MAX + 1],
-	       char *err, size_t err_size);
+int dns_sts_id(const char *const *records, size_t n, char ret_id[POLICY_ID_MAX + 1], char *err,
+               size_t err_size);
 
 #endif

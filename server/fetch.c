@@ -59,7 +59,7 @@ bool fetch_content_type_ok(const char *ct)
 		if (len == 0)
 			continue;
 		if (len < 8 || strncasecmp(v, "charset=", 8) != 0)
-			continue;	/* other parameters do not change the bytes */
+			continue; /* other parameters do not change the bytes */
 		v += 8;
 		len -= 8;
 		if (len >= 2 && v[0] == '"' && v[len - 1] == '"') {
@@ -104,10 +104,10 @@ static int setup(struct transfer *t, const struct fetch_opts *o)
 	if (t->job->resolve != NULL &&
 	    (t->resolve = curl_slist_append(NULL, t->job->resolve)) == NULL)
 		return -1;
-#define SET(opt, val)                                           \
-	do {                                                    \
-		if (curl_easy_setopt(e, opt, val) != CURLE_OK)  \
-			return -1;                              \
+#define SET(opt, val)                                                                              \
+	do {                                                                                       \
+		if (curl_easy_setopt(e, opt, val) != CURLE_OK)                                     \
+			return -1;                                                                 \
 	} while (0)
 	SET(CURLOPT_URL, t->job->url);
 	SET(CURLOPT_PROTOCOLS_STR, "https");
@@ -118,7 +118,7 @@ static int setup(struct transfer *t, const struct fetch_opts *o)
 	SET(CURLOPT_SSL_VERIFYHOST, 2L);
 	if (o->ca_file != NULL)
 		SET(CURLOPT_CAINFO, o->ca_file);
-	SET(CURLOPT_PROXY, "");		/* ignore *_proxy environment variables */
+	SET(CURLOPT_PROXY, ""); /* ignore *_proxy environment variables */
 	SET(CURLOPT_NOPROXY, "*");
 	SET(CURLOPT_NOSIGNAL, 1L);
 	SET(CURLOPT_CONNECTTIMEOUT, (long)o->connect_timeout);
@@ -146,7 +146,7 @@ static void finish(struct transfer *t, CURLcode code)
 	if (code != CURLE_OK) {
 		if (t->too_big || code == CURLE_FILESIZE_EXCEEDED)
 			snprintf(j->error, sizeof(j->error), "body larger than %d bytes",
-				 POLICY_BODY_MAX);
+			         POLICY_BODY_MAX);
 		else
 			snprintf(j->error, sizeof(j->error), "%s", curl_easy_strerror(code));
 		return;
@@ -155,13 +155,13 @@ static void finish(struct transfer *t, CURLcode code)
 	curl_easy_getinfo(t->easy, CURLINFO_CONTENT_TYPE, &ct);
 	if (status != 200) {
 		snprintf(j->error, sizeof(j->error), "HTTP status %ld (only 200 is accepted%s)",
-			 status, status >= 300 && status < 400 ? "; redirects are not followed"
-							       : "");
+		         status,
+		         status >= 300 && status < 400 ? "; redirects are not followed" : "");
 		return;
 	}
 	if (!fetch_content_type_ok(ct)) {
 		snprintf(j->error, sizeof(j->error), "Content-Type %s%s%s is not text/plain",
-			 ct ? "\"" : "", ct ? ct : "missing", ct ? "\"" : "");
+		         ct ? "\"" : "", ct ? ct : "missing", ct ? "\"" : "");
 		return;
 	}
 	j->ok = true;
@@ -191,7 +191,8 @@ void fetch_run(struct fetch_job *jobs, size_t n, const struct fetch_opts *o)
 	for (size_t i = 0; i < n; i++) {
 		t[i].job = &jobs[i];
 		if (setup(&t[i], o) < 0 || curl_multi_add_handle(multi, t[i].easy) != CURLM_OK) {
-			snprintf(jobs[i].error, sizeof(jobs[i].error), "cannot set up the transfer");
+			snprintf(jobs[i].error, sizeof(jobs[i].error),
+			         "cannot set up the transfer");
 			continue;
 		}
 		running++;

@@ -10,19 +10,19 @@
 #define FETCH_ERROR_MAX 200
 
 struct fetch_job {
-	const char *url;	/* borrowed; https:// only */
-	const char *resolve;	/* borrowed "host:port:addr[,addr]" pinning, or NULL */
+	const char *url;     /* borrowed; https:// only */
+	const char *resolve; /* borrowed "host:port:addr[,addr]" pinning, or NULL */
 	/* results */
 	bool ok;
-	char *body;		/* on success: the raw body (caller frees), NUL-terminated */
+	char *body; /* on success: the raw body (caller frees), NUL-terminated */
 	size_t len;
 	char error[FETCH_ERROR_MAX];
 };
 
 struct fetch_opts {
-	const char *ca_file;		/* NULL: the system trust store */
-	unsigned connect_timeout;	/* seconds */
-	unsigned timeout;		/* seconds, whole transfer */
+	const char *ca_file;      /* NULL: the system trust store */
+	unsigned connect_timeout; /* seconds */
+	unsigned timeout;         /* seconds, whole transfer */
 };
 
 /* Process-wide libcurl setup, before any thread starts. 0 / -1. */

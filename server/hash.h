@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 struct hash_slot {
-	const char *key;	/* borrowed: must outlive the table; NULL = empty */
+	const char *key; /* borrowed: must outlive the table; NULL = empty */
 	size_t key_len;
 	uint32_t h;
 	void *value;
@@ -14,7 +14,7 @@ struct hash_slot {
 
 struct hash {
 	struct hash_slot *slots;
-	size_t cap;	/* power of two */
+	size_t cap; /* power of two */
 	size_t n;
 };
 

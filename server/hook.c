@@ -14,12 +14,12 @@ extern char **environ;
 
 void hook_run(const char *cmd, const char *domain, const char *id)
 {
-	char *argv[] = {(char *)(uintptr_t)cmd, (char *)(uintptr_t)domain,
-			(char *)(uintptr_t)id, NULL};
+	char *argv[] = {(char *)(uintptr_t)cmd, (char *)(uintptr_t)domain, (char *)(uintptr_t)id,
+	                NULL};
 	pid_t pid;
 	int status;
 	int r = strchr(cmd, '/') != NULL ? posix_spawn(&pid, cmd, NULL, NULL, argv, environ)
-					 : posix_spawnp(&pid, cmd, NULL, NULL, argv, environ);
+	                                 : posix_spawnp(&pid, cmd, NULL, NULL, argv, environ);
 
 	if (r != 0) {
 		log_msg("on_change %s: %s", cmd, strerror(r));
@@ -31,7 +31,7 @@ void hook_run(const char *cmd, const char *domain, const char *id)
 		if (w == pid) {
 			if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
 				log_msg("on_change %s %s %s failed (wait status %d)", cmd, domain,
-					id, status);
+				        id, status);
 			return;
 		}
 		if (w < 0 && errno != EINTR)
@@ -39,7 +39,7 @@ void hook_run(const char *cmd, const char *domain, const char *id)
 		usleep(100000);
 	}
 	log_msg("on_change %s %s %s: still running after %d s, killed", cmd, domain, id,
-		HOOK_TIMEOUT);
+	        HOOK_TIMEOUT);
 	kill(pid, SIGKILL);
 	waitpid(pid, &status, 0);
 }

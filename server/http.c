@@ -28,11 +28,11 @@ static const struct {
 	enum http_status status;
 	const char *body;
 } fixed_bodies[] = {
-	{HTTP_BAD_REQUEST, "Bad Request\n"},
-	{HTTP_NOT_FOUND, "Not Found\n"},
-	{HTTP_METHOD_NOT_ALLOWED, "Method Not Allowed\n"},
-	{HTTP_MISDIRECTED, "Misdirected Request\n"},
-	{HTTP_UNAVAILABLE, "No policy available\n"},
+    {HTTP_BAD_REQUEST, "Bad Request\n"},
+    {HTTP_NOT_FOUND, "Not Found\n"},
+    {HTTP_METHOD_NOT_ALLOWED, "Method Not Allowed\n"},
+    {HTTP_MISDIRECTED, "Misdirected Request\n"},
+    {HTTP_UNAVAILABLE, "No policy available\n"},
 };
 #define N_FIXED (sizeof(fixed_bodies) / sizeof(fixed_bodies[0]))
 
@@ -47,7 +47,7 @@ struct http {
 	size_t n_daemons;
 	atomic_bool access_log;
 	gnutls_datum_t ticket_key;
-	struct fixed fixed[N_FIXED];	/* error answers, shared by every request */
+	struct fixed fixed[N_FIXED]; /* error answers, shared by every request */
 };
 
 static void response_destroy(void *response)
@@ -65,12 +65,11 @@ static const struct fixed *fixed_for(const struct http *h, enum http_status stat
 
 static struct MHD_Response *fixed_response(const char *text)
 {
-	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), (void *)(uintptr_t)text,
-								 MHD_RESPMEM_PERSISTENT);
+	struct MHD_Response *r = MHD_create_response_from_buffer(
+	    strlen(text), (void *)(uintptr_t)text, MHD_RESPMEM_PERSISTENT);
 
-	if (r != NULL &&
-	    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8") ==
-		    MHD_NO) {
+	if (r != NULL && MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+	                                         "text/plain; charset=utf-8") == MHD_NO) {
 		MHD_destroy_response(r);
 		return NULL;
 	}
@@ -88,8 +87,8 @@ static struct MHD_Response *doc_response(struct doc *d)
 	r = MHD_create_response_from_buffer(d->len, d->body, MHD_RESPMEM_MUST_COPY);
 	if (r == NULL)
 		return NULL;
-	if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-				    "text/plain; charset=utf-8") == MHD_NO ||
+	if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8") ==
+	        MHD_NO ||
 	    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache") == MHD_NO ||
 	    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff") == MHD_NO) {
 		MHD_destroy_response(r);
@@ -108,8 +107,8 @@ static int session_sni(gnutls_session_t session, char *buf, size_t size, size_t 
 	unsigned type;
 	size_t len = size;
 
-	if (gnutls_server_name_get(session, buf, &len, &type, 0) < 0 ||
-	    type != GNUTLS_NAME_DNS || len == 0 || len >= size)
+	if (gnutls_server_name_get(session, buf, &len, &type, 0) < 0 || type != GNUTLS_NAME_DNS ||
+	    len == 0 || len >= size)
 		return -1;
 	buf[len] = 0;
 	*ret_len = len;
@@ -121,9 +120,9 @@ static int session_sni(gnutls_session_t session, char *buf, size_t size, size_t 
  * handshake went. */
 struct conn {
 	struct snapshot *snap;
-	struct tenant *tenant;		/* chosen by SNI in the handshake */
-	struct tls_cert *cert;		/* presented, held until the connection closes */
-	unsigned tls;			/* 12 or 13 once the handshake is done */
+	struct tenant *tenant; /* chosen by SNI in the handshake */
+	struct tls_cert *cert; /* presented, held until the connection closes */
+	unsigned tls;          /* 12 or 13 once the handshake is done */
 	bool handshake_done;
 	bool handshake_counted;
 };
@@ -131,7 +130,7 @@ struct conn {
 static struct conn *connection_conn(struct MHD_Connection *c)
 {
 	const union MHD_ConnectionInfo *info =
-		MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
 
 	return info != NULL ? info->socket_context : NULL;
 }
@@ -146,9 +145,9 @@ static struct conn *session_conn(gnutls_session_t session)
 /* GnuTLS certificate callback: picks the tenant's chain by SNI, or aborts the handshake
  * with an unrecognized_name alert (RFC 8461 §7.1: never another tenant's certificate). */
 static int cert_callback(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, int nreqs,
-			 const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length,
-			 gnutls_pcert_st **ret_pcert, unsigned int *ret_pcert_length,
-			 gnutls_privkey_t *ret_key)
+                         const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length,
+                         gnutls_pcert_st **ret_pcert, unsigned int *ret_pcert_length,
+                         gnutls_privkey_t *ret_key)
 {
 	struct conn *cn = session_conn(session);
 	struct tenant *t = NULL;
@@ -182,7 +181,7 @@ static int cert_callback(gnutls_session_t session, const gnutls_datum_t *req_ca_
  * ClientHello (which the client must send, RFC 8461 §7.1), so that every completed
  * handshake has one. */
 static int handshake_hook(gnutls_session_t session, unsigned int htype, unsigned when,
-			  unsigned int incoming, const gnutls_datum_t *msg)
+                          unsigned int incoming, const gnutls_datum_t *msg)
 {
 	struct conn *cn = session_conn(session);
 	char sni[256];
@@ -195,20 +194,20 @@ static int handshake_hook(gnutls_session_t session, unsigned int htype, unsigned
 		cn->handshake_done = cn->handshake_counted = true;
 		cn->tls = gnutls_protocol_get_version(session) == GNUTLS_TLS1_3 ? 13 : 12;
 		stats_handshake(gnutls_session_is_resumed(session) ? STATS_HS_RESUMED
-								   : STATS_HS_OK);
+		                                                   : STATS_HS_OK);
 	}
 	return 0;
 }
 
 static void notify_connection(void *cls, struct MHD_Connection *c, void **socket_context,
-			      enum MHD_ConnectionNotificationCode toe)
+                              enum MHD_ConnectionNotificationCode toe)
 {
 	struct http *h = cls;
 	struct conn *cn = *socket_context;
 
 	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
 		const union MHD_ConnectionInfo *info =
-			MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+		    MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
 
 		cn = calloc(1, sizeof(*cn));
 		if (cn != NULL)
@@ -217,8 +216,8 @@ static void notify_connection(void *cls, struct MHD_Connection *c, void **socket
 		if (info != NULL && info->tls_session != NULL) {
 			gnutls_session_ticket_enable_server(info->tls_session, &h->ticket_key);
 			gnutls_handshake_set_hook_function(info->tls_session,
-							   GNUTLS_HANDSHAKE_FINISHED,
-							   GNUTLS_HOOK_POST, handshake_hook);
+			                                   GNUTLS_HANDSHAKE_FINISHED,
+			                                   GNUTLS_HOOK_POST, handshake_hook);
 		}
 	} else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && cn != NULL) {
 		if (!cn->handshake_counted)
@@ -250,7 +249,7 @@ static bool host_matches(const char *host, const char *expected)
 static const struct sockaddr *client_sockaddr(struct MHD_Connection *c)
 {
 	const union MHD_ConnectionInfo *info =
-		MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 
 	return info != NULL ? info->client_addr : NULL;
 }
@@ -261,10 +260,10 @@ static void client_address(const struct sockaddr *sa, char *out, size_t size)
 	snprintf(out, size, "-");
 	if (sa != NULL && sa->sa_family == AF_INET)
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, out,
-			  (socklen_t)size);
+		          (socklen_t)size);
 	else if (sa != NULL && sa->sa_family == AF_INET6)
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
-			  out, (socklen_t)size);
+		          out, (socklen_t)size);
 }
 
 /* The tenant's counters, looked up once per snapshot and cached in the tenant. */
@@ -280,8 +279,8 @@ static struct domain_stats *tenant_stats(struct tenant *t)
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
-			      const char *method, const char *version, const char *upload_data,
-			      size_t *upload_data_size, void **req_cls)
+                              const char *method, const char *version, const char *upload_data,
+                              size_t *upload_data_size, void **req_cls)
 {
 	static int seen;
 	struct http *h = cls;
@@ -301,7 +300,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		return MHD_YES;
 	}
 	if (*upload_data_size != 0) {
-		*upload_data_size = 0;	/* a body is read and dropped */
+		*upload_data_size = 0; /* a body is read and dropped */
 		return MHD_YES;
 	}
 	cn = connection_conn(c);
@@ -317,7 +316,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	else if (strcmp(url, POLICY_PATH) != 0)
 		status = HTTP_NOT_FOUND;
 	else if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
-		 strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+	         strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
 		status = HTTP_METHOD_NOT_ALLOWED;
 	else if ((doc = tenant_doc(t, time(NULL))) == NULL)
 		status = HTTP_UNAVAILABLE;
@@ -343,15 +342,15 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	client = client_sockaddr(c);
 	if (t != NULL)
 		stats_request(tenant_stats(t), (unsigned)status, client,
-			      doc != NULL ? doc->id : NULL, cn->tls);
+		              doc != NULL ? doc->id : NULL, cn->tls);
 	/* Queued: the response holds its own copy of the body, the doc may go. */
 	doc_unref(doc);
 	if (atomic_load_explicit(&h->access_log, memory_order_relaxed)) {
 		char addr[INET6_ADDRSTRLEN];
 
 		client_address(client, addr, sizeof(addr));
-		log_access(addr, t != NULL ? t->domain->host : "-", method, url,
-			   (unsigned)status, bytes);
+		log_access(addr, t != NULL ? t->domain->host : "-", method, url, (unsigned)status,
+		           bytes);
 	}
 	return ret;
 }
@@ -373,9 +372,9 @@ static int make_responses(struct http *h)
 			return -1;
 	}
 	if (MHD_add_response_header(fixed_for(h, HTTP_METHOD_NOT_ALLOWED)->response,
-				    MHD_HTTP_HEADER_ALLOW, "GET, HEAD") == MHD_NO ||
+	                            MHD_HTTP_HEADER_ALLOW, "GET, HEAD") == MHD_NO ||
 	    MHD_add_response_header(fixed_for(h, HTTP_UNAVAILABLE)->response,
-				    MHD_HTTP_HEADER_RETRY_AFTER, "60") == MHD_NO)
+	                            MHD_HTTP_HEADER_RETRY_AFTER, "60") == MHD_NO)
 		return -1;
 	return 0;
 }
@@ -411,21 +410,17 @@ struct http *http_start(const struct config *config, const int *fds, size_t n_fd
 	for (size_t i = 0; i < n_fds; i++) {
 		/* Poll mode with a pool: epoll mode spins during TLS handshakes in 0.9.75
 		 * (NOTES-mhd-gnutls.md). */
-		unsigned flags = MHD_USE_TLS | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
-				 MHD_USE_ITC;
+		unsigned flags =
+		    MHD_USE_TLS | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
 		h->daemons[i] = MHD_start_daemon(
-			flags, 0, NULL, NULL, handle, h,
-			MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-			MHD_OPTION_LISTEN_SOCKET, fds[i],
-			MHD_OPTION_HTTPS_CERT_CALLBACK, cert_callback,
-			MHD_OPTION_HTTPS_PRIORITIES, tls_priorities,
-			MHD_OPTION_NOTIFY_CONNECTION, notify_connection, h,
-			MHD_OPTION_CONNECTION_TIMEOUT, config->idle_timeout,
-			MHD_OPTION_CONNECTION_LIMIT, config->max_connections,
-			MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
-			MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1,
-			MHD_OPTION_THREAD_POOL_SIZE, threads,
-			MHD_OPTION_END);
+		    flags, 0, NULL, NULL, handle, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+		    MHD_OPTION_LISTEN_SOCKET, fds[i], MHD_OPTION_HTTPS_CERT_CALLBACK, cert_callback,
+		    MHD_OPTION_HTTPS_PRIORITIES, tls_priorities, MHD_OPTION_NOTIFY_CONNECTION,
+		    notify_connection, h, MHD_OPTION_CONNECTION_TIMEOUT, config->idle_timeout,
+		    MHD_OPTION_CONNECTION_LIMIT, config->max_connections,
+		    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
+		    MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, MHD_OPTION_THREAD_POOL_SIZE, threads,
+		    MHD_OPTION_END);
 		if (h->daemons[i] == NULL) {
 			log_msg("cannot start the HTTPS server on listen socket %zu", i + 1);
 			goto fail;

@@ -63,7 +63,7 @@ static size_t field(char *out, size_t room, const char *s)
 }
 
 void log_access(const char *client, const char *sni, const char *method, const char *path,
-		unsigned status, size_t bytes)
+                unsigned status, size_t bytes)
 {
 	char line[LINE_MAX_LEN + 1];
 	size_t len = 0;

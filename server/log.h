@@ -13,6 +13,6 @@ void log_vmsg(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)))
  * "access: <RFC 3339 UTC time> <client> <sni> <method> <path> <status> <bytes>".
  * Fields are sanitized: anything outside printable ASCII, and spaces, become '?'. */
 void log_access(const char *client, const char *sni, const char *method, const char *path,
-		unsigned status, size_t bytes);
+                unsigned status, size_t bytes);
 
 #endif

@@ -38,43 +38,42 @@
 #define TRIM_DELAY 3
 
 static const char usage_text[] =
-	"usage: mtastsd COMMAND [OPTIONS]\n"
-	"\n"
-	"Serves MTA-STS (RFC 8461) policies for many domains over HTTPS, choosing each\n"
-	"domain's certificate by SNI, and prints the DNS records to publish.\n"
-	"\n"
-	"commands:\n"
-	"  serve   -c FILE                  run the server in the foreground (log on stderr);\n"
-	"                                   SIGHUP reloads, SIGTERM/SIGINT stop\n"
-	"  check   -c FILE                  validate config, policies and certificates;\n"
-	"                                   prints 'configuration OK' or FILE:LINE errors\n"
-	"  records -c FILE [--format zone|json]\n"
-	"                                   print the DNS records to publish\n"
-	"  id      [FILE]                   validate a policy body (FILE or stdin) and print\n"
-	"                                   the id of its canonical form\n"
-	"\n"
-	"options:\n"
-	"  -c, --config FILE   configuration file (default " DEFAULT_CONFIG ")\n"
-	"  -f, --format FMT    records output: zone (default) or json\n"
-	"  -h, --help          show this help\n"
-	"  -V, --version       show the version\n"
-	"\n"
-	"Run 'mtastsd COMMAND --help' for one command. See README.md for the config format.\n";
+    "usage: mtastsd COMMAND [OPTIONS]\n"
+    "\n"
+    "Serves MTA-STS (RFC 8461) policies for many domains over HTTPS, choosing each\n"
+    "domain's certificate by SNI, and prints the DNS records to publish.\n"
+    "\n"
+    "commands:\n"
+    "  serve   -c FILE                  run the server in the foreground (log on stderr);\n"
+    "                                   SIGHUP reloads, SIGTERM/SIGINT stop\n"
+    "  check   -c FILE                  validate config, policies and certificates;\n"
+    "                                   prints 'configuration OK' or FILE:LINE errors\n"
+    "  records -c FILE [--format zone|json]\n"
+    "                                   print the DNS records to publish\n"
+    "  id      [FILE]                   validate a policy body (FILE or stdin) and print\n"
+    "                                   the id of its canonical form\n"
+    "\n"
+    "options:\n"
+    "  -c, --config FILE   configuration file (default " DEFAULT_CONFIG ")\n"
+    "  -f, --format FMT    records output: zone (default) or json\n"
+    "  -h, --help          show this help\n"
+    "  -V, --version       show the version\n"
+    "\n"
+    "Run 'mtastsd COMMAND --help' for one command. See README.md for the config format.\n";
 
 static const char *const command_help[][2] = {
-	{"serve", "usage: mtastsd serve [-c FILE]\n"
-		  "Runs the HTTPS policy server in the foreground, logging to stderr.\n"
-		  "SIGHUP reloads config and certificates (all or nothing); SIGTERM/SIGINT stop.\n"},
-	{"check", "usage: mtastsd check [-c FILE]\n"
-		  "Validates everything 'serve' would load. Prints 'configuration OK' (exit 0)\n"
-		  "or every error as FILE:LINE: message on stderr (exit 1). Warnings do not fail.\n"},
-	{"records", "usage: mtastsd records [-c FILE] [--format zone|json]\n"
-		    "Prints the _mta-sts and _smtp._tls records to publish for every domain.\n"},
-	{"id", "usage: mtastsd id [FILE]\n"
-	       "Reads a policy body from FILE or stdin, validates it strictly (RFC 8461 3.2)\n"
-	       "and prints the id of its canonical form. Errors: FILE:LINE: message, exit 1.\n"},
+    {"serve", "usage: mtastsd serve [-c FILE]\n"
+              "Runs the HTTPS policy server in the foreground, logging to stderr.\n"
+              "SIGHUP reloads config and certificates (all or nothing); SIGTERM/SIGINT stop.\n"},
+    {"check", "usage: mtastsd check [-c FILE]\n"
+              "Validates everything 'serve' would load. Prints 'configuration OK' (exit 0)\n"
+              "or every error as FILE:LINE: message on stderr (exit 1). Warnings do not fail.\n"},
+    {"records", "usage: mtastsd records [-c FILE] [--format zone|json]\n"
+                "Prints the _mta-sts and _smtp._tls records to publish for every domain.\n"},
+    {"id", "usage: mtastsd id [FILE]\n"
+           "Reads a policy body from FILE or stdin, validates it strictly (RFC 8461 3.2)\n"
+           "and prints the id of its canonical form. Errors: FILE:LINE: message, exit 1.\n"},
 };
-
 
 static void print_diag(const struct diag *d)
 {
@@ -86,12 +85,12 @@ static void log_tenant(const struct config *c, const struct tenant *t, const cha
 {
 	struct doc *doc = tenant_doc(t, time(NULL));
 	struct records_domain rd = {
-		.domain = t->domain->name,
-		.id = doc != NULL ? doc->id : NULL,
-		.body = doc != NULL ? doc->body : NULL,
-		.body_len = doc != NULL ? doc->len : 0,
-		.mode = doc != NULL ? doc->mode : NULL,
-		.proxy = t->domain->proxy,
+	    .domain = t->domain->name,
+	    .id = doc != NULL ? doc->id : NULL,
+	    .body = doc != NULL ? doc->body : NULL,
+	    .body_len = doc != NULL ? doc->len : 0,
+	    .mode = doc != NULL ? doc->mode : NULL,
+	    .proxy = t->domain->proxy,
 	};
 	struct records_opts o = {c->sts_ttl, c->tlsrpt_ttl};
 	struct buf b;
@@ -105,7 +104,7 @@ static void log_tenant(const struct config *c, const struct tenant *t, const cha
 		     line = strtok_r(NULL, "\n", &save))
 			if (line[0] != ';')
 				log_msg("%s: %s %s; publish: %s", t->domain->name, what,
-					doc != NULL ? doc->id : "(none yet)", line);
+				        doc != NULL ? doc->id : "(none yet)", line);
 	}
 	buf_finish(&b);
 	doc_unref(doc);
@@ -127,8 +126,8 @@ static void run_on_change(const struct config *c, const struct tenant *t, time_t
 static bool same_id(const struct tenant *a, const struct tenant *b, time_t now)
 {
 	struct doc *x = tenant_doc(a, now), *y = tenant_doc(b, now);
-	bool same = (x == NULL && y == NULL) ||
-		    (x != NULL && y != NULL && strcmp(x->id, y->id) == 0);
+	bool same =
+	    (x == NULL && y == NULL) || (x != NULL && y != NULL && strcmp(x->id, y->id) == 0);
 
 	doc_unref(x);
 	doc_unref(y);
@@ -138,7 +137,7 @@ static bool same_id(const struct tenant *a, const struct tenant *b, time_t now)
 /* Loads path into a snapshot. *ups is the provider registry: created from the config
  * when NULL (and left NULL on failure), reconfigured otherwise. */
 static struct snapshot *load(const char *path, unsigned flags, struct upstreams **ups,
-			     struct diag *d)
+                             struct diag *d)
 {
 	struct config *c = config_load(path, d);
 
@@ -164,7 +163,7 @@ static int cmd_check(const char *path)
 
 	diag_init(&d);
 	s = load(path, SNAPSHOT_TLS | SNAPSHOT_EXPIRY_LINT | SNAPSHOT_EAGER | SNAPSHOT_VALIDATE,
-		 &ups, &d);
+	         &ups, &d);
 	print_diag(&d);
 	diag_finish(&d);
 	snapshot_unref(s);
@@ -327,8 +326,8 @@ static void *preload_main(void *arg)
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	if (n > 0)
 		log_msg("preloaded %zu certificates in %.1f s%s", n,
-			(double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
-			atomic_load(&s->superseded) ? " (stopped: configuration replaced)" : "");
+		        (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
+		        atomic_load(&s->superseded) ? " (stopped: configuration replaced)" : "");
 	snapshot_unref(s);
 	return NULL;
 }
@@ -396,12 +395,12 @@ static void log_changes(const struct snapshot *old, const struct snapshot *s)
 		if (snapshot_find(s, host, strlen(host)) == NULL) {
 			removed++;
 			log_msg("%s: removed (keep its policy served until every max_age it "
-				"announced has passed; RFC 8461 8.3)",
-				old->tenants[i].domain->name);
+			        "announced has passed; RFC 8461 8.3)",
+			        old->tenants[i].domain->name);
 		}
 	}
 	log_msg("reloaded %s: %zu domains, %zu ids changed, %zu added, %zu removed",
-		s->config->file, s->n_tenants, changed, added, removed);
+	        s->config->file, s->n_tenants, changed, added, removed);
 }
 
 static bool reload(struct http *h, struct upstreams **ups, const char *path)
@@ -480,7 +479,7 @@ static int cmd_serve(const char *path)
 	}
 	if (s->config->admin_listen != NULL &&
 	    (admin_fd = bind_listen(&s->config->admin_addr, s->config->admin_addr_len,
-				    s->config->admin_listen)) < 0)
+	                            s->config->admin_listen)) < 0)
 		goto out;
 	if (s->config->user != NULL && drop_privileges(s->config->user) < 0)
 		goto out;
@@ -488,7 +487,7 @@ static int cmd_serve(const char *path)
 	h = http_start(s->config, fds, n_fds);
 	if (h == NULL)
 		goto out;
-	n_fds = 0;	/* owned by the server now */
+	n_fds = 0; /* owned by the server now */
 	if (upstreams_start(ups) < 0)
 		goto out;
 	if (admin_fd >= 0) {
@@ -500,7 +499,7 @@ static int cmd_serve(const char *path)
 	log_snapshot(s);
 	log_msg("ready");
 	preload_start(&preload);
-	trim_at = time(NULL) + TRIM_DELAY;	/* what parsing the config left behind */
+	trim_at = time(NULL) + TRIM_DELAY; /* what parsing the config left behind */
 	/* After "ready": with a million certificates this stats two million files. */
 	files = watch_fingerprint(s->config);
 	next_watch = time(NULL) + s->config->cert_watch;
@@ -553,7 +552,7 @@ static int cmd_serve(const char *path)
 	}
 	ret = 0;
 out:
-	snapshot_unref(snapshot_publish(NULL));	/* also stops the preload */
+	snapshot_unref(snapshot_publish(NULL)); /* also stops the preload */
 	preload_stop(&preload);
 	admin_stop(admin);
 	if (admin_fd >= 0)
@@ -577,11 +576,11 @@ static const char *find_help(const char *command)
 int main(int argc, char **argv)
 {
 	static const struct option options[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"format", required_argument, NULL, 'f'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"format", required_argument, NULL, 'f'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *command, *path = DEFAULT_CONFIG, *format = "zone";
 	int opt, ret;
@@ -630,7 +629,7 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(command, "id") == 0 ? argc - optind > 1 : optind != argc) {
 		fprintf(stderr, "mtastsd: unexpected argument '%s'\n\n%s", argv[argc - 1],
-			find_help(command));
+		        find_help(command));
 		return 2;
 	}
 	if (tls_global_init() < 0 || fetch_global_init() < 0 || stats_init() < 0) {

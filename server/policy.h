@@ -21,7 +21,7 @@ enum policy_mode {
 struct policy {
 	enum policy_mode mode;
 	uint32_t max_age;
-	char **mx;	/* owned, lowercase, in order */
+	char **mx; /* owned, lowercase, in order */
 	size_t n_mx;
 };
 
@@ -33,7 +33,7 @@ void policy_finish(struct policy *p);
  * fills *ret (caller policy_finish()es it) and returns 0; on failure returns -1 and leaves
  * *ret untouched. */
 int policy_parse(struct policy *ret, const char *body, size_t len, struct diag *d,
-		 const char *file);
+                 const char *file);
 
 /* True when s[0..len) is a valid mx pattern: an RFC 5321 Domain (A-labels only, LDH,
  * 63/253 limits, no trailing dot), optionally prefixed by "*.". */
@@ -50,7 +50,7 @@ int policy_mode_parse(const char *s, enum policy_mode *ret_mode);
  * day (0 included), enforce with max_age under a week, mode none without mx, wildcard mx
  * directly under a public suffix. Reported at file:line. */
 void policy_lint(const struct policy *p, const char *domain, struct diag *d, const char *file,
-		 unsigned line);
+                 unsigned line);
 
 /* Renders the canonical body: version, mode, every mx, max_age; CRLF line ends; lowercase.
  * Returns a NUL-terminated string the caller frees (length in *ret_len), NULL on ENOMEM. */

@@ -8,14 +8,14 @@
 #include "buf.h"
 
 struct records_domain {
-	const char *domain;		/* e.g. "example.com" */
-	const char *id;			/* our id for the served body; NULL if none yet */
-	const char *body;		/* served body, NULL if none yet */
+	const char *domain; /* e.g. "example.com" */
+	const char *id;     /* our id for the served body; NULL if none yet */
+	const char *body;   /* served body, NULL if none yet */
 	size_t body_len;
-	const char *mode;		/* "enforce"/"testing"/"none" or NULL */
-	const char *const *rua;		/* TLS-RPT URIs, may be empty */
+	const char *mode;       /* "enforce"/"testing"/"none" or NULL */
+	const char *const *rua; /* TLS-RPT URIs, may be empty */
 	size_t n_rua;
-	const char *proxy;		/* provider domain when delegated, else NULL */
+	const char *proxy; /* provider domain when delegated, else NULL */
 };
 
 struct records_opts {
@@ -29,16 +29,16 @@ struct records_opts {
  * A delegated domain gets the recommended CNAME to _mta-sts.<proxy>. and, commented out
  * with ";", the own-id TXT alternative. 0 / -1 (ENOMEM). */
 int records_zone(struct buf *out, const struct records_domain *v, size_t n,
-		 const struct records_opts *o);
+                 const struct records_opts *o);
 
 /* The zone lines of one domain (no header comment), as records_zone prints them for it.
  * Used by the server's start and reload logs so that they print the same records. */
 int records_zone_lines(struct buf *out, const struct records_domain *d,
-		       const struct records_opts *o);
+                       const struct records_opts *o);
 
 /* The same data as a JSON array of objects (domain, id, mode, policy, records[]). */
 int records_json(struct buf *out, const struct records_domain *v, size_t n,
-		 const struct records_opts *o);
+                 const struct records_opts *o);
 
 /* The _mta-sts TXT value: "v=STSv1; id=<id>". */
 int records_sts_value(struct buf *out, const char *id);

@@ -56,7 +56,7 @@ void doc_unref(struct doc *d)
 }
 
 static int render_static(struct tenant *t, const struct config_domain *cd, struct diag *d,
-			 const char *file)
+                         const char *file)
 {
 	size_t len;
 	char *body = policy_render(&cd->policy, &len);
@@ -82,7 +82,7 @@ static int render_static(struct tenant *t, const struct config_domain *cd, struc
 }
 
 static int link_upstream(struct tenant *t, struct upstreams *ups, time_t now, struct diag *d,
-			 const char *file)
+                         const char *file)
 {
 	const struct config_domain *cd = t->domain;
 	struct upstream_info info;
@@ -95,8 +95,9 @@ static int link_upstream(struct tenant *t, struct upstreams *ups, time_t now, st
 	upstream_info(t->up, now, &info);
 	if (!info.has_policy)
 		diag_warn(d, file, cd->proxy_line,
-			  "%s: no valid copy of the policy of %s yet: answers 503 until the "
-			  "first successful fetch", cd->name, cd->proxy);
+		          "%s: no valid copy of the policy of %s yet: answers 503 until the "
+		          "first successful fetch",
+		          cd->name, cd->proxy);
 	return 0;
 }
 
@@ -201,14 +202,13 @@ struct doc *tenant_doc(const struct tenant *t, time_t now)
 }
 
 static void lint_expiry(const struct tls_cert *c, const struct config_domain *cd, time_t now,
-			struct diag *d, const char *file, unsigned line)
+                        struct diag *d, const char *file, unsigned line)
 {
 	if (c->not_after <= now)
-		diag_error(d, file, line, "%s: certificate for %s expired", c->cert_file,
-			   cd->host);
+		diag_error(d, file, line, "%s: certificate for %s expired", c->cert_file, cd->host);
 	else if (c->not_after - now < EXPIRY_WARN_DAYS * 86400)
 		diag_warn(d, file, line, "%s: certificate for %s expires in %lld days",
-			  c->cert_file, cd->host, (long long)((c->not_after - now) / 86400));
+		          c->cert_file, cd->host, (long long)((c->not_after - now) / 86400));
 }
 
 /* Lazy mode at load time: the files must at least exist, so that the commonest mistake
@@ -222,7 +222,7 @@ struct dir_list {
 };
 
 struct listing {
-	struct hash dirs;	/* dir -> struct dir_list */
+	struct hash dirs; /* dir -> struct dir_list */
 	struct dir_list **v;
 	size_t n;
 };
@@ -293,7 +293,7 @@ static bool listed(struct listing *l, const char *path)
 }
 
 static int check_present(struct listing *l, const struct config_domain *cd, struct diag *d,
-			 const char *file)
+                         const char *file)
 {
 	if (!listed(l, cd->cert)) {
 		diag_error(d, file, cd->cert_line, "%s: no such file", cd->cert);
@@ -307,7 +307,7 @@ static int check_present(struct listing *l, const struct config_domain *cd, stru
 }
 
 static int load_cert(struct snapshot *s, struct tenant *t, unsigned flags, time_t now,
-		     struct listing *l, struct diag *d)
+                     struct listing *l, struct diag *d)
 {
 	const struct config_domain *cd = t->domain;
 	const char *file = s->config->file;
@@ -322,27 +322,26 @@ static int load_cert(struct snapshot *s, struct tenant *t, unsigned flags, time_
 		 * have to fit in memory at once. */
 		c = tls_cert_parse(cd->cert, cd->key, d, file, cd->cert_line, cd->key_line);
 	else if (cd->cert != NULL)
-		c = t->cert = tls_store_load(s->tls, cd->cert, cd->key, d, file, cd->cert_line,
-					     cd->key_line);
+		c = t->cert =
+		    tls_store_load(s->tls, cd->cert, cd->key, d, file, cd->cert_line, cd->key_line);
 	else
 		c = t->cert = tls_store_find(s->tls, cd->host, strlen(cd->host));
 	if (c == NULL) {
 		if (cd->cert == NULL)
 			diag_error(d, file, cd->line,
-				   "no certificate for %s in the certs directory %s", cd->host,
-				   s->config->certs_dir ? s->config->certs_dir : "(none)");
+			           "no certificate for %s in the certs directory %s", cd->host,
+			           s->config->certs_dir ? s->config->certs_dir : "(none)");
 		return -1;
 	}
 	if (cd->cert != NULL && !tls_cert_covers(c, cd->host)) {
 		diag_error(d, file, cd->cert_line, "%s: certificate does not cover %s", cd->cert,
-			   cd->host);
+		           cd->host);
 		goto out;
 	}
 	if (flags & SNAPSHOT_EXPIRY_LINT)
 		lint_expiry(c, cd, now, d, file, line);
 	else if (c->not_after <= now)
-		diag_error(d, file, line, "%s: certificate for %s expired", c->cert_file,
-			   cd->host);
+		diag_error(d, file, line, "%s: certificate for %s expired", c->cert_file, cd->host);
 	ret = 0;
 out:
 	if (c != t->cert)
@@ -392,7 +391,7 @@ static int start_lazy(struct snapshot *s, unsigned flags)
 }
 
 struct snapshot *snapshot_create(struct config *config, unsigned flags, struct upstreams *ups,
-				 struct diag *d)
+                                 struct diag *d)
 {
 	struct snapshot *s = calloc(1, sizeof(*s));
 	size_t errors = d->n_errors;
@@ -430,7 +429,7 @@ struct snapshot *snapshot_create(struct config *config, unsigned flags, struct u
 			s->tls->reuse = prev->tls;
 		if (config->certs_dir != NULL)
 			tls_store_load_dir(s->tls, config->certs_dir, d, config->file,
-					   config->certs_dir_line);
+			                   config->certs_dir_line);
 	}
 	for (size_t i = 0; i < config->n_domains; i++) {
 		const struct config_domain *cd = &config->domains[i];
@@ -523,8 +522,8 @@ int snapshot_records(const struct snapshot *s, bool json, struct buf *out)
 			v[i].mode = docs[i]->mode;
 		}
 	}
-	ret = json ? records_json(out, v, s->n_tenants, &o)
-		   : records_zone(out, v, s->n_tenants, &o);
+	ret =
+	    json ? records_json(out, v, s->n_tenants, &o) : records_zone(out, v, s->n_tenants, &o);
 	if (out->failed)
 		ret = -1;
 out:

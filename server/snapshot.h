@@ -20,9 +20,9 @@ struct doc {
 	atomic_uint refs;
 	size_t len;
 	char id[POLICY_ID_MAX + 1];
-	const char *mode;	/* static string */
-	void *_Atomic response;	/* built by the HTTP layer on first use */
-	char body[];		/* canonical policy, NUL-terminated */
+	const char *mode;       /* static string */
+	void *_Atomic response; /* built by the HTTP layer on first use */
+	char body[];            /* canonical policy, NUL-terminated */
 };
 
 struct domain_stats;
@@ -30,29 +30,29 @@ struct upstream;
 struct upstreams;
 
 struct tenant {
-	const struct config_domain *domain;	/* borrowed from the snapshot's config */
-	struct tls_cert *cert;			/* eager: loaded with the snapshot */
-	struct tls_cert *_Atomic lazy_cert;	/* lazy: loaded on first handshake */
-	_Atomic time_t lazy_failed;		/* lazy: last failed load */
-	struct doc *doc;			/* static policy, NULL when proxied */
-	struct upstream *up;			/* proxied: the provider, else NULL */
-	struct domain_stats *_Atomic stats;	/* counters, looked up on first request */
+	const struct config_domain *domain; /* borrowed from the snapshot's config */
+	struct tls_cert *cert;              /* eager: loaded with the snapshot */
+	struct tls_cert *_Atomic lazy_cert; /* lazy: loaded on first handshake */
+	_Atomic time_t lazy_failed;         /* lazy: last failed load */
+	struct doc *doc;                    /* static policy, NULL when proxied */
+	struct upstream *up;                /* proxied: the provider, else NULL */
+	struct domain_stats *_Atomic stats; /* counters, looked up on first request */
 };
 
 struct snapshot {
 	atomic_uint refs;
 	struct config *config;
-	struct tls_store *tls;		/* NULL when TLS was not loaded */
-	struct tenant *tenants;		/* config order */
+	struct tls_store *tls;  /* NULL when TLS was not loaded */
+	struct tenant *tenants; /* config order */
 	size_t n_tenants;
-	struct hash hosts;		/* "mta-sts.<domain>" -> tenant */
+	struct hash hosts; /* "mta-sts.<domain>" -> tenant */
 
-	atomic_bool superseded;		/* another snapshot was published after it */
+	atomic_bool superseded; /* another snapshot was published after it */
 
 	/* Lazy certificate loading: the tenants whose certificate is loaded, oldest
 	 * first out when there are cache_cap of them. */
 	bool lazy;
-	size_t n_with_files;		/* domains with their own cert/key files */
+	size_t n_with_files; /* domains with their own cert/key files */
 	pthread_mutex_t cache_lock;
 	struct tenant **cache;
 	size_t cache_cap;
@@ -61,10 +61,10 @@ struct snapshot {
 };
 
 enum snapshot_flags {
-	SNAPSHOT_TLS = 1 << 0,		/* load certificates and keys */
-	SNAPSHOT_EXPIRY_LINT = 1 << 1,	/* warn on certificates expiring within 14 days */
-	SNAPSHOT_EAGER = 1 << 2,	/* load every certificate now, whatever cert_cache says */
-	SNAPSHOT_VALIDATE = 1 << 3,	/* check them, then let go (no serving: 'check') */
+	SNAPSHOT_TLS = 1 << 0,         /* load certificates and keys */
+	SNAPSHOT_EXPIRY_LINT = 1 << 1, /* warn on certificates expiring within 14 days */
+	SNAPSHOT_EAGER = 1 << 2,       /* load every certificate now, whatever cert_cache says */
+	SNAPSHOT_VALIDATE = 1 << 3,    /* check them, then let go (no serving: 'check') */
 };
 
 /* Renders every policy and (with SNAPSHOT_TLS) loads every certificate, checking that
@@ -73,7 +73,7 @@ enum snapshot_flags {
  * yet is a warning. Takes ownership of config in every case. Errors and warnings go to
  * d; NULL when there was any error. refs starts at 1. */
 struct snapshot *snapshot_create(struct config *config, unsigned flags, struct upstreams *ups,
-				 struct diag *d);
+                                 struct diag *d);
 
 /* The certificate to present for t: a new reference (tls_cert_unref it), loading it
  * now in lazy mode (a failure is logged, and retried at most once a minute). NULL when

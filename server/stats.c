@@ -10,8 +10,8 @@
 #include "stats.h"
 
 const unsigned stats_status_codes[STATS_NSTATUS] = {200, 400, 404, 405, 421, 503};
-const char *const stats_handshake_names[STATS_HS_N] = {"full", "resumed", "unknown_sni",
-							"no_sni", "failed"};
+const char *const stats_handshake_names[STATS_HS_N] = {"full", "resumed", "unknown_sni", "no_sni",
+                                                       "failed"};
 
 /* A fetcher as recorded on the request path: nothing formatted yet. */
 struct raw_fetcher {
@@ -26,18 +26,18 @@ struct raw_fetcher {
 };
 
 struct stats_detail {
-	struct raw_fetcher recent[STATS_RECENT];	/* ring */
+	struct raw_fetcher recent[STATS_RECENT]; /* ring */
 	size_t next;
 	size_t n_recent;
-	struct stats_id_count ids[STATS_IDS];	/* ids[0] most recent */
+	struct stats_id_count ids[STATS_IDS]; /* ids[0] most recent */
 	size_t n_ids;
 };
 
 struct domain_stats {
 	char *domain;
 	atomic_ulong by_status[STATS_NSTATUS];
-	pthread_mutex_t lock;		/* detail */
-	struct stats_detail *detail;	/* on the first 200, while details are left */
+	pthread_mutex_t lock;        /* detail */
+	struct stats_detail *detail; /* on the first 200, while details are left */
 };
 
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -119,7 +119,7 @@ static int status_index(unsigned status)
 }
 
 void stats_request(struct domain_stats *s, unsigned status, const struct sockaddr *client,
-		   const char *id, unsigned tls)
+                   const char *id, unsigned tls)
 {
 	int i = status_index(status);
 	struct stats_detail *dt;
@@ -202,8 +202,8 @@ void stats_read(struct domain_stats *s, struct stats_view *ret)
 	pthread_mutex_lock(&s->lock);
 	dt = s->detail;
 	for (size_t k = 0; dt != NULL && k < dt->n_recent; k++) {
-		const struct raw_fetcher *f = &dt->recent[(dt->next + STATS_RECENT - 1 - k) %
-							  STATS_RECENT];
+		const struct raw_fetcher *f =
+		    &dt->recent[(dt->next + STATS_RECENT - 1 - k) % STATS_RECENT];
 		struct stats_fetcher *out = &ret->recent[k];
 
 		out->at = f->at;
@@ -214,7 +214,7 @@ void stats_read(struct domain_stats *s, struct stats_view *ret)
 			inet_ntop(AF_INET, &f->addr.in.sin_addr, out->client, sizeof(out->client));
 		else if (f->addr.sa.sa_family == AF_INET6)
 			inet_ntop(AF_INET6, &f->addr.in6.sin6_addr, out->client,
-				  sizeof(out->client));
+			          sizeof(out->client));
 	}
 	if (dt != NULL) {
 		ret->n_recent = dt->n_recent;

@@ -11,8 +11,8 @@
 #include "buf.h"
 #include "policy.h"
 
-#define STATS_RECENT 8		/* recent fetchers kept per domain */
-#define STATS_IDS 4		/* ids counted per domain (the most recent ones) */
+#define STATS_RECENT 8 /* recent fetchers kept per domain */
+#define STATS_IDS 4    /* ids counted per domain (the most recent ones) */
 /* Domains that keep fetchers and ids (the first ones to serve a policy); the others
  * keep their counters only, so that a million tenants stay in bounded memory. */
 #define STATS_DETAIL_MAX 50000
@@ -33,7 +33,7 @@ enum stats_handshake {
 	STATS_HS_RESUMED,
 	STATS_HS_UNKNOWN_SNI,
 	STATS_HS_NO_SNI,
-	STATS_HS_FAILED,	/* any other failure: protocol, version, cipher, timeout */
+	STATS_HS_FAILED, /* any other failure: protocol, version, cipher, timeout */
 	STATS_HS_N,
 };
 
@@ -41,7 +41,7 @@ struct stats_fetcher {
 	time_t at;
 	char client[46];
 	char id[POLICY_ID_MAX + 1];
-	char tls[8];		/* "1.3", "1.2" */
+	char tls[8]; /* "1.3", "1.2" */
 };
 
 struct stats_id_count {
@@ -62,7 +62,7 @@ struct domain_stats *stats_domain(const char *domain);
  * unknown; TLS version as 12 or 13, 0 if unknown) and the id served. Formats nothing:
  * addresses become text only when read. */
 void stats_request(struct domain_stats *s, unsigned status, const struct sockaddr *client,
-		   const char *id, unsigned tls);
+                   const char *id, unsigned tls);
 void stats_handshake(enum stats_handshake what);
 void stats_reload(bool ok);
 

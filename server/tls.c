@@ -12,12 +12,11 @@
 
 #include "tls.h"
 
-const char tls_priorities[] =
-	"NONE:+VERS-TLS1.3:+VERS-TLS1.2:"
-	"+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305:+AEAD:"
-	"+ECDHE-ECDSA:+ECDHE-RSA:"
-	"+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:"
-	"+SIGN-ALL:+COMP-NULL:+CTYPE-X509:%SERVER_PRECEDENCE";
+const char tls_priorities[] = "NONE:+VERS-TLS1.3:+VERS-TLS1.2:"
+                              "+AES-128-GCM:+AES-256-GCM:+CHACHA20-POLY1305:+AEAD:"
+                              "+ECDHE-ECDSA:+ECDHE-RSA:"
+                              "+GROUP-X25519:+GROUP-SECP256R1:+GROUP-SECP384R1:"
+                              "+SIGN-ALL:+COMP-NULL:+CTYPE-X509:%SERVER_PRECEDENCE";
 
 int tls_global_init(void)
 {
@@ -91,7 +90,7 @@ static void cert_destroy(struct tls_cert *c)
 			gnutls_pcert_deinit(&c->chain[i]);
 	}
 	if (c->key != NULL)
-		gnutls_privkey_deinit(c->key);	/* GnuTLS wipes key material it frees */
+		gnutls_privkey_deinit(c->key); /* GnuTLS wipes key material it frees */
 	for (size_t i = 0; i < c->n_names; i++)
 		free(c->names[i]);
 	free(c->names);
@@ -136,8 +135,8 @@ static void file_id(const struct stat *st, struct tls_file_id *ret)
 	ret->mtime_nsec = st->st_mtim.tv_nsec;
 }
 
-static int read_file(const char *path, gnutls_datum_t *ret, struct tls_file_id *ret_id,
-		     bool secret, struct diag *d, const char *file, unsigned line)
+static int read_file(const char *path, gnutls_datum_t *ret, struct tls_file_id *ret_id, bool secret,
+                     struct diag *d, const char *file, unsigned line)
 {
 	gnutls_datum_t data = {NULL, 0};
 	struct stat st;
@@ -159,7 +158,7 @@ static int read_file(const char *path, gnutls_datum_t *ret, struct tls_file_id *
 	/* Group access is the usual root:mtastsd 0640 layout; others never. */
 	if (secret && (st.st_mode & S_IRWXO) != 0)
 		diag_warn(d, file, line, "%s: private key is accessible by others (chmod o-rwx)",
-			  path);
+		          path);
 	data.data = gnutls_malloc((size_t)st.st_size + 1);
 	if (data.data == NULL) {
 		diag_error(d, file, line, "%s: out of memory", path);
@@ -206,7 +205,7 @@ static char *lower_dup(const char *s, size_t len)
 /* Reads SAN dNSNames and expiry of the leaf. A certificate without any DNS name (a CA
  * certificate next to the leaves, say) is an error, or with quiet set just -1. */
 static int read_leaf(struct tls_cert *c, bool quiet, struct diag *d, const char *file,
-		     unsigned line)
+                     unsigned line)
 {
 	gnutls_x509_crt_t crt;
 	int ret = -1;
@@ -229,7 +228,7 @@ static int read_leaf(struct tls_cert *c, bool quiet, struct diag *d, const char 
 			continue;
 		if (type < 0) {
 			diag_error(d, file, line, "%s: bad subjectAltName: %s", c->cert_file,
-				   gnutls_strerror(type));
+			           gnutls_strerror(type));
 			goto out;
 		}
 		if (type != GNUTLS_SAN_DNSNAME || len == 0 || memchr(name, 0, len) != NULL)
@@ -245,7 +244,7 @@ static int read_leaf(struct tls_cert *c, bool quiet, struct diag *d, const char 
 	if (c->n_names == 0) {
 		if (!quiet)
 			diag_error(d, file, line, "%s: certificate has no DNS subjectAltName",
-				   c->cert_file);
+			           c->cert_file);
 		goto out;
 	}
 	ret = 0;
@@ -266,8 +265,7 @@ static bool key_matches(const struct tls_cert *c)
 		return false;
 	if (gnutls_pubkey_import_privkey(pub, c->key, 0, 0) >= 0 &&
 	    gnutls_pubkey_get_key_id(pub, GNUTLS_KEYID_USE_SHA256, a, &alen) >= 0 &&
-	    gnutls_pubkey_get_key_id(c->chain[0].pubkey, GNUTLS_KEYID_USE_SHA256, b, &blen) >=
-		    0)
+	    gnutls_pubkey_get_key_id(c->chain[0].pubkey, GNUTLS_KEYID_USE_SHA256, b, &blen) >= 0)
 		ok = alen == blen && memcmp(a, b, alen) == 0;
 	gnutls_pubkey_deinit(pub);
 	return ok;
@@ -299,8 +297,8 @@ static int store_add(struct tls_store *s, struct tls_cert *c)
 
 /* Reads and checks one chain + key pair; refs starts at 1. */
 static struct tls_cert *cert_parse(const char *cert_file, const char *key_file, bool from_dir,
-				   struct diag *d, const char *file, unsigned line,
-				   unsigned key_line)
+                                   struct diag *d, const char *file, unsigned line,
+                                   unsigned key_line)
 {
 	gnutls_datum_t pem = {NULL, 0}, key = {NULL, 0};
 	struct tls_cert *c;
@@ -314,11 +312,11 @@ static struct tls_cert *cert_parse(const char *cert_file, const char *key_file, 
 		goto fail;
 	c->n_chain = TLS_CHAIN_MAX;
 	r = gnutls_pcert_list_import_x509_raw(c->chain, &c->n_chain, &pem, GNUTLS_X509_FMT_PEM,
-					      GNUTLS_X509_CRT_LIST_FAIL_IF_UNSORTED);
+	                                      GNUTLS_X509_CRT_LIST_FAIL_IF_UNSORTED);
 	if (r < 0) {
 		c->n_chain = 0;
 		diag_error(d, file, line, "%s: cannot load the certificate chain: %s", cert_file,
-			   gnutls_strerror(r));
+		           gnutls_strerror(r));
 		goto fail;
 	}
 	for (unsigned i = 1; i < c->n_chain; i++)
@@ -336,12 +334,12 @@ static struct tls_cert *cert_parse(const char *cert_file, const char *key_file, 
 	r = gnutls_privkey_import_x509_raw(c->key, &key, GNUTLS_X509_FMT_PEM, NULL, 0);
 	if (r < 0) {
 		diag_error(d, file, key_line, "%s: cannot load the private key: %s", key_file,
-			   gnutls_strerror(r));
+		           gnutls_strerror(r));
 		goto fail;
 	}
 	if (!key_matches(c)) {
 		diag_error(d, file, key_line, "%s: private key does not match certificate %s",
-			   key_file, cert_file);
+		           key_file, cert_file);
 		goto fail;
 	}
 	atomic_init(&c->refs, 1);
@@ -356,8 +354,8 @@ fail:
 }
 
 static struct tls_cert *load(struct tls_store *s, const char *cert_file, const char *key_file,
-			     bool from_dir, struct diag *d, const char *file, unsigned line,
-			     unsigned key_line)
+                             bool from_dir, struct diag *d, const char *file, unsigned line,
+                             unsigned key_line)
 {
 	struct tls_cert *c = hash_get(&s->files, cert_file, strlen(cert_file));
 
@@ -375,13 +373,13 @@ static struct tls_cert *load(struct tls_store *s, const char *cert_file, const c
 }
 
 struct tls_cert *tls_cert_parse(const char *cert_file, const char *key_file, struct diag *d,
-				const char *file, unsigned cert_line, unsigned key_line)
+                                const char *file, unsigned cert_line, unsigned key_line)
 {
 	return cert_parse(cert_file, key_file, false, d, file, cert_line, key_line);
 }
 
 struct tls_cert *tls_cert_load(const char *cert_file, const char *key_file, const char *host,
-			       char *err, size_t err_size)
+                               char *err, size_t err_size)
 {
 	struct diag d;
 	struct tls_cert *c;
@@ -416,9 +414,9 @@ void tls_cert_unref(struct tls_cert *c)
 		cert_destroy(c);
 }
 
-struct tls_cert *tls_store_load(struct tls_store *s, const char *cert_file,
-				const char *key_file, struct diag *d, const char *file,
-				unsigned cert_line, unsigned key_line)
+struct tls_cert *tls_store_load(struct tls_store *s, const char *cert_file, const char *key_file,
+                                struct diag *d, const char *file, unsigned cert_line,
+                                unsigned key_line)
 {
 	return load(s, cert_file, key_file, false, d, file, cert_line, key_line);
 }
@@ -443,7 +441,7 @@ static int cmp_str(const void *a, const void *b)
 }
 
 int tls_store_load_dir(struct tls_store *s, const char *dir, struct diag *d, const char *file,
-		       unsigned line)
+                       unsigned line)
 {
 	DIR *dh = opendir(dir);
 	char **entries = NULL;
@@ -493,7 +491,7 @@ int tls_store_load_dir(struct tls_store *s, const char *dir, struct diag *d, con
 			stem[len - 4] = 0;
 			if (path_join(key, sizeof(key), dir, stem, ".key") < 0 ||
 			    access(key, F_OK) < 0)
-				continue;	/* CA bundles and chains without a key */
+				continue; /* CA bundles and chains without a key */
 		} else {
 			continue;
 		}

@@ -20,7 +20,7 @@
 #include "upstream.h"
 
 #define CACHE_MAGIC "mtastsd-upstream-cache 1"
-#define MIN_FETCH_GAP 1		/* seconds between two fetches of one provider */
+#define MIN_FETCH_GAP 1 /* seconds between two fetches of one provider */
 
 struct settings {
 	char *state_dir;
@@ -39,16 +39,16 @@ struct settings {
 struct upstream {
 	struct upstreams *reg;
 	char *provider;
-	char host[300];			/* mta-sts.<provider> */
+	char host[300]; /* mta-sts.<provider> */
 	char url[400];
-	atomic_uint users;		/* snapshots that reference it */
+	atomic_uint users; /* snapshots that reference it */
 
-	pthread_mutex_t lock;		/* everything below */
-	struct doc *doc;		/* last good copy, canonical */
+	pthread_mutex_t lock; /* everything below */
+	struct doc *doc;      /* last good copy, canonical */
 	time_t fetched_at;
 	unsigned max_age;
-	char fetched_txt_id[POLICY_ID_MAX + 1];	/* provider id seen when fetched */
-	char txt_id[POLICY_ID_MAX + 1];		/* provider id last seen */
+	char fetched_txt_id[POLICY_ID_MAX + 1]; /* provider id seen when fetched */
+	char txt_id[POLICY_ID_MAX + 1];         /* provider id last seen */
 	time_t next_dns;
 	time_t next_fetch;
 	time_t last_attempt;
@@ -59,11 +59,11 @@ struct upstream {
 };
 
 struct upstreams {
-	pthread_mutex_t lock;		/* list, index, settings */
+	pthread_mutex_t lock; /* list, index, settings */
 	struct upstream **v;
 	size_t n;
 	size_t cap;
-	struct hash index;		/* provider -> upstream */
+	struct hash index; /* provider -> upstream */
 	struct settings set;
 
 	pthread_cond_t wake;
@@ -98,17 +98,17 @@ static void settings_copy(struct settings *dst, const struct settings *src)
 void upstreams_configure(struct upstreams *u, const struct config *c)
 {
 	struct settings s = {
-		.state_dir = dup_or_null(c->state_dir),
-		.ca_file = dup_or_null(c->upstream_ca),
-		.dns_server = dup_or_null(c->dns_server),
-		.on_change = dup_or_null(c->on_change),
-		.refresh = c->upstream_refresh,
-		.dns_poll = c->upstream_dns_poll,
-		.timeout = c->upstream_timeout,
-		.connect_timeout = c->upstream_connect_timeout,
-		.retry = c->upstream_retry,
-		.port = c->upstream_port ? c->upstream_port : 443,
-		.sts_ttl = c->sts_ttl,
+	    .state_dir = dup_or_null(c->state_dir),
+	    .ca_file = dup_or_null(c->upstream_ca),
+	    .dns_server = dup_or_null(c->dns_server),
+	    .on_change = dup_or_null(c->on_change),
+	    .refresh = c->upstream_refresh,
+	    .dns_poll = c->upstream_dns_poll,
+	    .timeout = c->upstream_timeout,
+	    .connect_timeout = c->upstream_connect_timeout,
+	    .retry = c->upstream_retry,
+	    .port = c->upstream_port ? c->upstream_port : 443,
+	    .sts_ttl = c->sts_ttl,
 	};
 
 	pthread_mutex_lock(&u->lock);
@@ -160,8 +160,8 @@ void upstreams_destroy(struct upstreams *u)
 
 static int cache_path(char *out, size_t n, const char *dir, const char *provider, bool tmp)
 {
-	int r = snprintf(out, n, "%s/%s%s.policy%s", dir, tmp ? "." : "", provider,
-			 tmp ? ".tmp" : "");
+	int r =
+	    snprintf(out, n, "%s/%s%s.policy%s", dir, tmp ? "." : "", provider, tmp ? ".tmp" : "");
 
 	return (r < 0 || (size_t)r >= n) ? -1 : 0;
 }
@@ -169,7 +169,7 @@ static int cache_path(char *out, size_t n, const char *dir, const char *provider
 /* Installs a validated body as the copy to serve. Returns true when the served bytes
  * changed. Called with up->lock held. */
 static bool install(struct upstream *up, const struct policy *p, time_t fetched_at,
-		    const char *txt_id)
+                    const char *txt_id)
 {
 	size_t len;
 	char *body = policy_render(p, &len);
@@ -250,7 +250,7 @@ bad:
 
 /* Writes the copy being served: temp file, fsync, rename, fsync of the directory. */
 static void persist(const struct upstream *up, const char *dir, const struct doc *d,
-		    time_t fetched_at, const char *txt_id)
+                    time_t fetched_at, const char *txt_id)
 {
 	char path[4096], tmp[4096];
 	struct buf b;
@@ -261,7 +261,7 @@ static void persist(const struct upstream *up, const char *dir, const struct doc
 		return;
 	buf_init(&b);
 	buf_printf(&b, CACHE_MAGIC "\nprovider %s\nurl %s\nfetched %lld\ntxt-id %s\n\n",
-		   up->provider, up->url, (long long)fetched_at, txt_id[0] ? txt_id : "-");
+	           up->provider, up->url, (long long)fetched_at, txt_id[0] ? txt_id : "-");
 	buf_append(&b, d->body, d->len);
 	if (b.failed)
 		goto fail;
@@ -313,11 +313,11 @@ struct upstream *upstreams_use(struct upstreams *u, const char *provider)
 	if (r < 0 || (size_t)r >= sizeof(up->host))
 		goto fail;
 	r = u->set.port == 443
-		    ? snprintf(up->url, sizeof(up->url), "https://%s/.well-known/mta-sts.txt",
-			       up->host)
-		    : snprintf(up->url, sizeof(up->url), "https://%s:%u/.well-known/mta-sts.txt",
-			       up->host, u->set.port);
-	if (r < 0 || (size_t)r >= sizeof(up->url) || hash_put(&u->index, up->provider, up, NULL) < 0)
+	        ? snprintf(up->url, sizeof(up->url), "https://%s/.well-known/mta-sts.txt", up->host)
+	        : snprintf(up->url, sizeof(up->url), "https://%s:%u/.well-known/mta-sts.txt",
+	                   up->host, u->set.port);
+	if (r < 0 || (size_t)r >= sizeof(up->url) ||
+	    hash_put(&u->index, up->provider, up, NULL) < 0)
 		goto fail;
 	up->reg = u;
 	pthread_mutex_init(&up->lock, NULL);
@@ -396,8 +396,8 @@ static void announce(struct upstream *up, const char *id, const struct settings 
 		if (t->up != up)
 			continue;
 		log_msg("%s: id changed to %s; publish: _mta-sts.%s. %u IN TXT \"%s\" "
-			"(or CNAME _mta-sts.%s.)",
-			t->domain->name, id, t->domain->name, s->sts_ttl, v.data, up->provider);
+		        "(or CNAME _mta-sts.%s.)",
+		        t->domain->name, id, t->domain->name, s->sts_ttl, v.data, up->provider);
 		if (s->on_change != NULL)
 			hook_run(s->on_change, t->domain->name, id);
 	}
@@ -415,15 +415,15 @@ static void fetch_failed(struct upstream *up, time_t now, const char *why, unsig
 	up->next_fetch = now + retry;
 	snprintf(up->last_error, sizeof(up->last_error), "%s", why);
 	/* Decided under the lock: the fetch thread is not the only one touching doc. */
-	outcome = fresh(up, now) ? "keeping the last good copy"
-		  : up->doc != NULL ? "the last good copy is past its max_age (503)"
-				    : "no policy to serve (503)";
+	outcome = fresh(up, now)    ? "keeping the last good copy"
+	          : up->doc != NULL ? "the last good copy is past its max_age (503)"
+	                            : "no policy to serve (503)";
 	pthread_mutex_unlock(&up->lock);
 	log_msg("provider %s: fetch of %s failed: %s; %s", up->provider, up->url, why, outcome);
 }
 
 static void fetch_done(struct upstream *up, struct fetch_job *job, time_t now,
-		       const struct settings *s)
+                       const struct settings *s)
 {
 	struct policy p;
 	struct diag d;
@@ -441,7 +441,7 @@ static void fetch_done(struct upstream *up, struct fetch_job *job, time_t now,
 		char why[FETCH_ERROR_MAX];
 
 		snprintf(why, sizeof(why), "invalid policy (%zu errors, first: line %u: %s)",
-			 d.n_errors, d.n ? d.v[0].line : 0, d.n ? d.v[0].msg : "?");
+		         d.n_errors, d.n ? d.v[0].line : 0, d.n ? d.v[0].msg : "?");
 		diag_finish(&d);
 		fetch_failed(up, now, why, s->retry);
 		return;
@@ -468,8 +468,8 @@ static void fetch_done(struct upstream *up, struct fetch_job *job, time_t now,
 
 /* Scratch space of one round, per provider. */
 struct round_item {
-	size_t who;		/* index of the provider queried */
-	size_t fwho;		/* index of the provider fetched */
+	size_t who;  /* index of the provider queried */
+	size_t fwho; /* index of the provider fetched */
 	char name[310];
 	char resolve[DNS_ADDRS_MAX + 320];
 };
@@ -524,7 +524,7 @@ static void run_round(struct upstreams *u)
 
 			if (up->txt_id[0] != 0)
 				log_msg("provider %s: _mta-sts id changed %s -> %s, refetching",
-					up->provider, up->txt_id, q[k].id);
+				        up->provider, up->txt_id, q[k].id);
 			snprintf(up->txt_id, sizeof(up->txt_id), "%s", q[k].id);
 			/* A new id is worth one fetch right away (after the minimum gap); if
 			 * that fails, upstream_retry paces the next ones, however many polls
@@ -561,7 +561,7 @@ static void run_round(struct upstreams *u)
 			continue;
 		}
 		snprintf(it[nf].resolve, sizeof(it[nf].resolve), "%s:%u:%s", up->host, s.port,
-			 q[k].addrs);
+		         q[k].addrs);
 		jobs[nf].url = up->url;
 		jobs[nf].resolve = it[nf].resolve;
 		it[nf++].fwho = it[k].who;

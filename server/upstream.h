@@ -16,13 +16,13 @@ struct upstream;
 /* What an operator sees of one provider (for logs, check and status). */
 struct upstream_info {
 	const char *provider;
-	bool has_policy;	/* a copy is being served (fetched and within its max_age) */
-	time_t fetched_at;	/* of the served copy, 0 if none */
-	time_t expires_at;	/* fetched_at + max_age, 0 if none */
-	char id[33];		/* our id of the served copy, "" if none */
-	char txt_id[33];	/* provider's _mta-sts id last seen, "" if unknown */
-	unsigned failures;	/* consecutive failed fetches */
-	unsigned long fetches_ok;	/* since start */
+	bool has_policy;          /* a copy is being served (fetched and within its max_age) */
+	time_t fetched_at;        /* of the served copy, 0 if none */
+	time_t expires_at;        /* fetched_at + max_age, 0 if none */
+	char id[33];              /* our id of the served copy, "" if none */
+	char txt_id[33];          /* provider's _mta-sts id last seen, "" if unknown */
+	unsigned failures;        /* consecutive failed fetches */
+	unsigned long fetches_ok; /* since start */
 	unsigned long fetches_failed;
 	char last_error[200];
 };
@@ -51,6 +51,5 @@ void upstream_info(struct upstream *up, time_t now, struct upstream_info *ret);
 /* Starts the thread that polls providers' _mta-sts TXT ids and (re)fetches policies.
  * 0 / -1 (logged). */
 int upstreams_start(struct upstreams *u);
-
 
 #endif

@@ -175,7 +175,7 @@ static char *bytes_steal(struct bytes *b, size_t *ret_len)
 
 char *h_read_file(const char *path, size_t *ret_len)
 {
-	struct bytes b = { 0 };
+	struct bytes b = {0};
 	char chunk[8192];
 	ssize_t n;
 	int fd;
@@ -262,7 +262,7 @@ bool h_have_tool(const char *name)
 
 unsigned h_free_port(void)
 {
-	struct sockaddr_in sa = { 0 };
+	struct sockaddr_in sa = {0};
 	socklen_t len = sizeof(sa);
 	int fd;
 
@@ -309,12 +309,12 @@ static int status_code(int wstatus)
 	return -1;
 }
 
-int run_cmd(struct run *r, const char *in, size_t in_len, bool keep_stdin_open,
-	    unsigned timeout_ms, const char *const argv[])
+int run_cmd(struct run *r, const char *in, size_t in_len, bool keep_stdin_open, unsigned timeout_ms,
+            const char *const argv[])
 {
 	posix_spawn_file_actions_t fa;
 	int pin[2], pout[2], perr[2];
-	struct bytes out = { 0 }, err = { 0 };
+	struct bytes out = {0}, err = {0};
 	long long deadline = h_now_ms() + timeout_ms;
 	size_t in_off = 0;
 	bool exited = false;
@@ -368,15 +368,15 @@ int run_cmd(struct run *r, const char *in, size_t in_len, bool keep_stdin_open,
 			break;
 		}
 		if (pin[1] >= 0 && in_off < in_len) {
-			pf[n] = (struct pollfd){ .fd = pin[1], .events = POLLOUT };
+			pf[n] = (struct pollfd){.fd = pin[1], .events = POLLOUT};
 			sin = (int)n++;
 		}
 		if (pout[0] >= 0) {
-			pf[n] = (struct pollfd){ .fd = pout[0], .events = POLLIN };
+			pf[n] = (struct pollfd){.fd = pout[0], .events = POLLIN};
 			sout = (int)n++;
 		}
 		if (perr[0] >= 0) {
-			pf[n] = (struct pollfd){ .fd = perr[0], .events = POLLIN };
+			pf[n] = (struct pollfd){.fd = perr[0], .events = POLLIN};
 			serr = (int)n++;
 		}
 		if (poll(pf, n, left < 50 ? (int)left : 50) < 0 && errno != EINTR)
@@ -437,14 +437,14 @@ void run_finish(struct run *r)
 
 void h_run(struct run *r, const char *in, size_t in_len, const char *const argv[])
 {
-	ck_assert_msg(run_cmd(r, in, in_len, false, H_RUN_TIMEOUT_MS, argv) == 0,
-		      "cannot run %s", argv[0]);
+	ck_assert_msg(run_cmd(r, in, in_len, false, H_RUN_TIMEOUT_MS, argv) == 0, "cannot run %s",
+	              argv[0]);
 	ck_assert_msg(!r->timed_out, "%s %s timed out", argv[0], argv[1] ? argv[1] : "");
 }
 
 char *h_expected_id(const char *body)
 {
-	const char *const argv[] = { "sha256sum", NULL };
+	const char *const argv[] = {"sha256sum", NULL};
 	struct run r;
 	char *id;
 
@@ -508,13 +508,13 @@ void http_curl(struct http *h, const char *dir, const char *url, const char *con
 	free(body);
 }
 
-void http_curl_tls(struct http *h, const char *dir, const char *ca, const char *host,
-		   unsigned port, const char *path, const char *const extra[])
+void http_curl_tls(struct http *h, const char *dir, const char *ca, const char *host, unsigned port,
+                   const char *path, const char *const extra[])
 {
 	char *resolve = h_strf("%s:%u:127.0.0.1", host, port);
 	char *url = h_strf("https://%s:%u%s", host, port, path);
-	const char *args[CURL_MAX_EXTRA + 1] = { "--path-as-is", "--cacert", ca, "--resolve",
-						 resolve };
+	const char *args[CURL_MAX_EXTRA + 1] = {"--path-as-is", "--cacert", ca, "--resolve",
+	                                        resolve};
 	size_t n = 5;
 
 	for (size_t i = 0; extra != NULL && extra[i] != NULL; i++) {
@@ -572,7 +572,7 @@ void server_kill_all(void)
 
 int server_start(struct server *s, const char *bin, const char *conf, const char *log)
 {
-	const char *const argv[] = { bin, "serve", "-c", conf, NULL };
+	const char *const argv[] = {bin, "serve", "-c", conf, NULL};
 	posix_spawn_file_actions_t fa;
 	char **v;
 	int rc;
@@ -628,8 +628,7 @@ bool server_running(struct server *s)
 	return server_alive(s);
 }
 
-long server_wait_log(struct server *s, const char *needle, size_t from,
-		     unsigned timeout_ms)
+long server_wait_log(struct server *s, const char *needle, size_t from, unsigned timeout_ms)
 {
 	long long deadline = h_now_ms() + timeout_ms;
 
@@ -692,20 +691,19 @@ long server_start_ready(struct server *s, const char *bin, const char *conf, con
 		char *text = h_read_file(log, NULL);
 
 		ck_abort_msg("mtastsd did not log ready (exit %d); log:\n%s", s->status,
-			     text ? text : "(none)");
+		             text ? text : "(none)");
 	}
 	free(log);
 	return off;
 }
 
-void server_assert_end(bool running, bool expect_exit, bool stopped, int status,
-		       const char *log)
+void server_assert_end(bool running, bool expect_exit, bool stopped, int status, const char *log)
 {
 	ck_assert_msg(running || expect_exit, "mtastsd died during the test (exit %d); log:\n%s",
-		      status, log ? log : "(none)");
+	              status, log ? log : "(none)");
 	if (stopped)
 		ck_assert_msg(!running || status == 0, "exit %d after SIGTERM; log:\n%s", status,
-			      log ? log : "(none)");
+		              log ? log : "(none)");
 	ck_assert_msg(!h_sanitizer_report(log), "sanitizer report in the log:\n%s", log);
 }
 
@@ -730,7 +728,7 @@ void h_test_cleanup(struct server *s, char **dir, char **conf)
 static bool wait_fd(int fd, short events, long long deadline)
 {
 	for (;;) {
-		struct pollfd pf = { .fd = fd, .events = events };
+		struct pollfd pf = {.fd = fd, .events = events};
 		long long left = deadline - h_now_ms();
 		int n;
 
@@ -745,12 +743,12 @@ static bool wait_fd(int fd, short events, long long deadline)
 }
 
 int tls_exchange(struct tls_exchange *x, unsigned port, const char *sni, const char *request,
-		 unsigned timeout_ms)
+                 unsigned timeout_ms)
 {
 	gnutls_certificate_credentials_t cred = NULL;
 	gnutls_session_t session = NULL;
-	struct sockaddr_in sa = { 0 };
-	struct bytes resp = { 0 };
+	struct sockaddr_in sa = {0};
+	struct bytes resp = {0};
 	long long deadline = h_now_ms() + timeout_ms;
 	long long sent_at;
 	int fd, rc;
@@ -823,7 +821,8 @@ int tls_exchange(struct tls_exchange *x, unsigned port, const char *sni, const c
 			} else if (got == GNUTLS_E_AGAIN || got == GNUTLS_E_INTERRUPTED) {
 				continue;
 			} else {
-				/* 0 is close_notify; an unclean TCP close is a close all the same */
+				/* 0 is close_notify; an unclean TCP close is a close all the same
+				 */
 				if (got == GNUTLS_E_FATAL_ALERT_RECEIVED)
 					x->alert = (int)gnutls_alert_get(session);
 				x->peer_closed = true;
@@ -871,7 +870,7 @@ int h_make_certs(const char *const argv[])
 
 	if (run_cmd(&r, NULL, 0, false, 120000, argv) != 0 || r.status != 0) {
 		fprintf(stderr, "make-certs.sh failed (%d):\n%s%s\n", r.status, r.out ? r.out : "",
-			r.err ? r.err : "");
+		        r.err ? r.err : "");
 		ret = -1;
 	}
 	run_finish(&r);

@@ -39,8 +39,8 @@ char *h_header(const char *block, const char *name, int *ret_count);
 
 /* A configuration text written a line at a time; tests point at the line numbers. */
 struct h_lines {
-	char *text;	/* owned; NULL while empty */
-	unsigned n;	/* lines so far */
+	char *text; /* owned; NULL while empty */
+	unsigned n; /* lines so far */
 };
 
 /* Appends one formatted line; returns its line number (from 1). */
@@ -48,11 +48,11 @@ unsigned h_add_line(struct h_lines *l, const char *fmt, ...) __attribute__((form
 
 /* One finished command. */
 struct run {
-	int status;		/* exit code; 128 + signal number when killed by a signal */
-	bool timed_out;		/* killed by run_cmd after timeout_ms */
-	char *out;		/* stdout, NUL-terminated, owned */
+	int status;     /* exit code; 128 + signal number when killed by a signal */
+	bool timed_out; /* killed by run_cmd after timeout_ms */
+	char *out;      /* stdout, NUL-terminated, owned */
 	size_t out_len;
-	char *err;		/* stderr, NUL-terminated, owned */
+	char *err; /* stderr, NUL-terminated, owned */
 	size_t err_len;
 };
 
@@ -60,8 +60,8 @@ struct run {
  * (in == NULL: empty stdin) and collects stdout and stderr. When keep_stdin_open is true,
  * stdin stays open after the input until the command exits by itself. The command is
  * killed after timeout_ms. Returns 0, or -1 when it could not be started. */
-int run_cmd(struct run *r, const char *in, size_t in_len, bool keep_stdin_open,
-	    unsigned timeout_ms, const char *const argv[]);
+int run_cmd(struct run *r, const char *in, size_t in_len, bool keep_stdin_open, unsigned timeout_ms,
+            const char *const argv[]);
 void run_finish(struct run *r);
 
 /* ---- Check assertions from here on: these fail the running test ---------------------- */
@@ -79,13 +79,13 @@ char *h_expected_id(const char *body);
 
 /* One curl request. */
 struct http {
-	int curl_rc;		/* curl's exit code */
-	int code;		/* HTTP status, 0 when none */
-	char *headers;		/* response header block */
+	int curl_rc;   /* curl's exit code */
+	int code;      /* HTTP status, 0 when none */
+	char *headers; /* response header block */
 	char *body;
 	size_t body_len;
-	double seconds;		/* time_total */
-	char *err;		/* curl's stderr */
+	double seconds; /* time_total */
+	char *err;      /* curl's stderr */
 };
 
 /* curl -sS --noproxy '*' --max-time 15 [extra...] url (at most 2 * 100 + 8 extra
@@ -94,15 +94,15 @@ struct http {
 void http_curl(struct http *h, const char *dir, const char *url, const char *const extra[]);
 /* https://host:port/path (path as is) with host resolved to 127.0.0.1 and verified against
  * the CA file ca; the rest as http_curl. */
-void http_curl_tls(struct http *h, const char *dir, const char *ca, const char *host,
-		   unsigned port, const char *path, const char *const extra[]);
+void http_curl_tls(struct http *h, const char *dir, const char *ca, const char *host, unsigned port,
+                   const char *path, const char *const extra[]);
 void http_finish(struct http *h);
 
 /* A running `mtastsd serve`. */
 struct server {
-	pid_t pid;	/* 0 once it exited and was reaped */
-	int status;	/* its exit code (128 + signal) once reaped, else -1 */
-	char *log;	/* path of the file that gets its stdout and stderr; owned */
+	pid_t pid;  /* 0 once it exited and was reaped */
+	int status; /* its exit code (128 + signal) once reaped, else -1 */
+	char *log;  /* path of the file that gets its stdout and stderr; owned */
 };
 
 /* Starts bin serve -c conf with stdout and stderr going to log (truncated). The process is
@@ -110,8 +110,7 @@ struct server {
 int server_start(struct server *s, const char *bin, const char *conf, const char *log);
 /* Polls the log until needle appears at or after byte offset from. Returns the offset just
  * after the match, or -1 on timeout or when the server exited first. */
-long server_wait_log(struct server *s, const char *needle, size_t from,
-		     unsigned timeout_ms);
+long server_wait_log(struct server *s, const char *needle, size_t from, unsigned timeout_ms);
 /* True while it runs (reaps it, setting status, once it exited). */
 bool server_running(struct server *s);
 /* Current size of the log in bytes. */
@@ -133,8 +132,7 @@ long server_start_ready(struct server *s, const char *bin, const char *conf, con
  * end of the test and its exit status: it ran to the end unless the test stopped it itself
  * (expect_exit); when the teardown stopped it with SIGTERM (stopped), it exited 0; its log
  * (may be NULL) has no sanitizer report. */
-void server_assert_end(bool running, bool expect_exit, bool stopped, int status,
-		       const char *log);
+void server_assert_end(bool running, bool expect_exit, bool stopped, int status, const char *log);
 
 /* One test's files: a new directory under suite_dir; caller frees. */
 char *h_test_dir(const char *suite_dir);
@@ -145,19 +143,19 @@ void h_test_cleanup(struct server *s, char **dir, char **conf);
 /* One TLS connection made with GnuTLS directly, for requests curl cannot send (raw bytes,
  * exact SNI bytes, an unfinished request). */
 struct tls_exchange {
-	int handshake;		/* 0 when the handshake completed, else the GnuTLS error code */
-	int alert;		/* the fatal alert received, or -1 */
-	char *response;		/* everything read until close or timeout, NUL-terminated */
+	int handshake;  /* 0 when the handshake completed, else the GnuTLS error code */
+	int alert;      /* the fatal alert received, or -1 */
+	char *response; /* everything read until close or timeout, NUL-terminated */
 	size_t response_len;
-	bool peer_closed;	/* the server closed the connection (EOF or close_notify) */
-	long long elapsed_ms;	/* from sending the request to the close (or the timeout) */
+	bool peer_closed;     /* the server closed the connection (EOF or close_notify) */
+	long long elapsed_ms; /* from sending the request to the close (or the timeout) */
 };
 
 /* Connects to 127.0.0.1:port, sends SNI sni (NULL: none), verifies nothing, sends request
  * (may be incomplete) and reads until the server closes or timeout_ms passes. Returns 0, or
  * -1 if the TCP connection could not be made. */
 int tls_exchange(struct tls_exchange *x, unsigned port, const char *sni, const char *request,
-		 unsigned timeout_ms);
+                 unsigned timeout_ms);
 void tls_exchange_finish(struct tls_exchange *x);
 
 /* ---- main() of an integration test program ------------------------------------------ */

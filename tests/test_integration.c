@@ -24,36 +24,36 @@
  * test with _exit() (no teardown, no atexit), so every test's files live under suite_dir,
  * which main() removes; Check's killpg() ends the processes a test started. */
 static char *suite_dir;
-static char *certs;	/* directory with the CA, the intermediate and the leaves */
-static char *ca;	/* certs/ca.crt */
+static char *certs; /* directory with the CA, the intermediate and the leaves */
+static char *ca;    /* certs/ca.crt */
 
 /* Per test, made by the fixtures in the test's own process. */
-static char *work;	/* private temp dir */
-static char *conf;	/* work/mtastsd.conf */
+static char *work; /* private temp dir */
+static char *conf; /* work/mtastsd.conf */
 static unsigned port;
 static struct server srv;
-static bool expect_exit;	/* the test stops the server itself */
+static bool expect_exit; /* the test stops the server itself */
 
 /* The tenants of the standard configuration, with the bodies that configuration must
  * produce (written by hand from SPEC.md's canonical form, not by the server). */
 struct tenant {
 	const char *domain;
-	const char *cert;	/* base name in certs/ of the .crt and .key */
-	const char *key_info;	/* how gnutls-cli describes the leaf's key */
+	const char *cert;     /* base name in certs/ of the .crt and .key */
+	const char *key_info; /* how gnutls-cli describes the leaf's key */
 	const char *body;
 };
 
 static const struct tenant tenants[] = {
-	{ "a.test", "mta-sts.a.test", "EC/ECDSA key 256 bits",
-	  "version: STSv1\r\nmode: enforce\r\nmx: mail.a.test\r\nmx: *.backup.a.test\r\n"
-	  "max_age: 604800\r\n" },
-	{ "b.test", "mta-sts.b.test", "EC/ECDSA key 256 bits",
-	  "version: STSv1\r\nmode: testing\r\nmx: mx.b.test\r\nmax_age: 86400\r\n" },
-	{ "c.test", "mta-sts.c.test", "RSA key 2048 bits",
-	  "version: STSv1\r\nmode: none\r\nmx: mx.c.test\r\nmax_age: 86400\r\n" },
-	{ "w.test", "wildcard.w.test", "EC/ECDSA key 256 bits",
-	  "version: STSv1\r\nmode: enforce\r\nmx: mx1.w.test\r\nmx: *.mx.w.test\r\n"
-	  "max_age: 1209600\r\n" },
+    {"a.test", "mta-sts.a.test", "EC/ECDSA key 256 bits",
+     "version: STSv1\r\nmode: enforce\r\nmx: mail.a.test\r\nmx: *.backup.a.test\r\n"
+     "max_age: 604800\r\n"},
+    {"b.test", "mta-sts.b.test", "EC/ECDSA key 256 bits",
+     "version: STSv1\r\nmode: testing\r\nmx: mx.b.test\r\nmax_age: 86400\r\n"},
+    {"c.test", "mta-sts.c.test", "RSA key 2048 bits",
+     "version: STSv1\r\nmode: none\r\nmx: mx.c.test\r\nmax_age: 86400\r\n"},
+    {"w.test", "wildcard.w.test", "EC/ECDSA key 256 bits",
+     "version: STSv1\r\nmode: enforce\r\nmx: mx1.w.test\r\nmx: *.mx.w.test\r\n"
+     "max_age: 1209600\r\n"},
 };
 #define N_TENANTS (sizeof(tenants) / sizeof(tenants[0]))
 
@@ -75,20 +75,20 @@ struct domain_lines {
 
 /* What a test may change in the standard configuration. */
 struct variant {
-	const char *a_mode;		/* default enforce */
-	const char *a_extra_mx;		/* an mx line added to a.test, or NULL */
-	const char *a_cert;		/* cert path for a.test, default certs/mta-sts.a.test.crt */
+	const char *a_mode;     /* default enforce */
+	const char *a_extra_mx; /* an mx line added to a.test, or NULL */
+	const char *a_cert;     /* cert path for a.test, default certs/mta-sts.a.test.crt */
 	const char *a_key;
-	const char *b_key;		/* key path for b.test */
-	const char *b_mode;		/* default testing */
-	const char *b_mx;		/* default mx.b.test */
-	const char *b_max_age;		/* default 86400 */
-	struct domain_lines a, b;	/* filled in by write_config */
+	const char *b_key;        /* key path for b.test */
+	const char *b_mode;       /* default testing */
+	const char *b_mx;         /* default mx.b.test */
+	const char *b_max_age;    /* default 86400 */
+	struct domain_lines a, b; /* filled in by write_config */
 };
 
 static void add_domain(struct h_lines *l, struct domain_lines *dl, const char *domain,
-		       const char *mode, const char *const *mx, const char *max_age,
-		       const char *cert, const char *key)
+                       const char *mode, const char *const *mx, const char *max_age,
+                       const char *cert, const char *key)
 {
 	struct domain_lines tmp;
 
@@ -113,8 +113,8 @@ static void add_domain(struct h_lines *l, struct domain_lines *dl, const char *d
 /* Writes conf for the four tenants (or the variant) and returns nothing; v may be NULL. */
 static void write_config(struct variant *v)
 {
-	struct variant none = { 0 };
-	struct h_lines l = { 0 };
+	struct variant none = {0};
+	struct h_lines l = {0};
 	char *a_crt = h_strf("%s/mta-sts.a.test.crt", certs);
 	char *a_key = h_strf("%s/mta-sts.a.test.key", certs);
 	char *b_crt = h_strf("%s/mta-sts.b.test.crt", certs);
@@ -123,11 +123,11 @@ static void write_config(struct variant *v)
 	char *c_key = h_strf("%s/mta-sts.c.test.key", certs);
 	char *w_crt = h_strf("%s/wildcard.w.test.crt", certs);
 	char *w_key = h_strf("%s/wildcard.w.test.key", certs);
-	const char *a_mx[] = { "mail.a.test", "*.backup.a.test", NULL, NULL };
-	const char *b_mx[] = { "mx.b.test", NULL };
-	const char *c_mx[] = { "mx.c.test", NULL };
+	const char *a_mx[] = {"mail.a.test", "*.backup.a.test", NULL, NULL};
+	const char *b_mx[] = {"mx.b.test", NULL};
+	const char *c_mx[] = {"mx.c.test", NULL};
 	/* upper case on purpose: served lowercase (SPEC.md case 12) */
-	const char *w_mx[] = { "MX1.W.Test", "*.mx.w.test", NULL };
+	const char *w_mx[] = {"MX1.W.Test", "*.mx.w.test", NULL};
 
 	if (v == NULL)
 		v = &none;
@@ -140,9 +140,9 @@ static void write_config(struct variant *v)
 	h_add_line(&l, "listen = 127.0.0.1:%u", port);
 	h_add_line(&l, "idle_timeout = %d", IDLE_TIMEOUT_S);
 	add_domain(&l, &v->a, "a.test", v->a_mode ? v->a_mode : "enforce", a_mx, "604800",
-		   v->a_cert ? v->a_cert : a_crt, v->a_key ? v->a_key : a_key);
+	           v->a_cert ? v->a_cert : a_crt, v->a_key ? v->a_key : a_key);
 	add_domain(&l, &v->b, "b.test", v->b_mode ? v->b_mode : "testing", b_mx,
-		   v->b_max_age ? v->b_max_age : "86400", b_crt, v->b_key ? v->b_key : b_key);
+	           v->b_max_age ? v->b_max_age : "86400", b_crt, v->b_key ? v->b_key : b_key);
 	add_domain(&l, NULL, "c.test", "none", c_mx, "86400", c_crt, c_key);
 	add_domain(&l, NULL, "w.test", "enforce", w_mx, "1209600", w_crt, w_key);
 	h_write_file(conf, l.text);
@@ -170,7 +170,7 @@ static void run_mtastsd(struct run *r, const char *in, size_t in_len, const char
 {
 	h_run(r, in, in_len, argv);
 	ck_assert_msg(!h_sanitizer_report(r->err), "%s %s:\n%s", argv[0], argv[1] ? argv[1] : "",
-		      r->err);
+	              r->err);
 }
 
 /* ---- curl ----------------------------------------------------------------------------- */
@@ -184,7 +184,7 @@ static void curl(struct http *h, const char *host, const char *path, const char 
 /* A GET that must succeed with exactly body; checks every SPEC.md case 21 header. */
 static void assert_policy(const char *host, const char *path, const char *body)
 {
-	const char *const extra[] = { "-H", "Accept-Encoding: gzip, deflate, br", NULL };
+	const char *const extra[] = {"-H", "Accept-Encoding: gzip, deflate, br", NULL};
 	struct http h;
 	char *v;
 	int count;
@@ -194,20 +194,20 @@ static void assert_policy(const char *host, const char *path, const char *body)
 	ck_assert_msg(h.code == 200, "GET %s%s: status %d", host, path, h.code);
 	v = h_header(h.headers, "Content-Type", &count);
 	ck_assert_msg(v != NULL && strcmp(v, "text/plain; charset=utf-8") == 0 && count == 1,
-		      "Content-Type: %s (x%d)", v ? v : "(none)", count);
+	              "Content-Type: %s (x%d)", v ? v : "(none)", count);
 	free(v);
 	v = h_header(h.headers, "Content-Length", &count);
 	ck_assert_msg(v != NULL && count == 1, "Content-Length missing or repeated: %s", h.headers);
 	ck_assert_msg(strtoull(v, NULL, 10) == strlen(body) && isdigit((unsigned char)v[0]),
-		      "Content-Length %s, body is %zu bytes", v, strlen(body));
+	              "Content-Length %s, body is %zu bytes", v, strlen(body));
 	free(v);
 	ck_assert_msg(h_header(h.headers, "Content-Encoding", NULL) == NULL,
-		      "Content-Encoding sent: %s", h.headers);
+	              "Content-Encoding sent: %s", h.headers);
 	ck_assert_msg(h_header(h.headers, "Transfer-Encoding", NULL) == NULL,
-		      "Transfer-Encoding sent: %s", h.headers);
+	              "Transfer-Encoding sent: %s", h.headers);
 	ck_assert_uint_eq(h.body_len, strlen(body));
-	ck_assert_msg(memcmp(h.body, body, h.body_len) == 0, "body of %s:\n%s\nwanted:\n%s",
-		      host, h.body, body);
+	ck_assert_msg(memcmp(h.body, body, h.body_len) == 0, "body of %s:\n%s\nwanted:\n%s", host,
+	              h.body, body);
 	/* SPEC.md: the strictest sender gives up after 4 s, handshake included */
 	ck_assert_msg(h.seconds < 1.0, "GET %s took %.3f s", host, h.seconds);
 	http_finish(&h);
@@ -337,7 +337,7 @@ START_TEST(certificate_each_tenant)
 	char *host = h_strf("mta-sts.%s", t->domain);
 	char *file = h_strf("%s/%s.crt", certs, t->cert);
 	char *pem = h_read_file(file, NULL);
-	const char *const extra[] = { "--print-cert", NULL };
+	const char *const extra[] = {"--print-cert", NULL};
 	char *want, *got, *info;
 	int n_want, n_got;
 	struct run r;
@@ -345,12 +345,12 @@ START_TEST(certificate_each_tenant)
 	ck_assert_ptr_nonnull(pem);
 	gnutls_cli(&r, host, extra);
 	ck_assert_msg(r.status == 0 && h_contains(r.out, "- Handshake was completed"),
-		      "handshake for %s failed (%d):\n%s%s", host, r.status, r.out, r.err);
+	              "handshake for %s failed (%d):\n%s%s", host, r.status, r.out, r.err);
 	ck_assert_msg(h_contains(r.out, "- Status: The certificate is trusted."),
-		      "%s: certificate not trusted for its name:\n%s", host, r.out);
+	              "%s: certificate not trusted for its name:\n%s", host, r.out);
 	/* the chain is leaf + intermediate, exactly the configured file */
 	ck_assert_msg(h_contains(r.out, "- Got a certificate list of 2 certificates."),
-		      "%s: chain length:\n%s", host, r.out);
+	              "%s: chain length:\n%s", host, r.out);
 	want = pem_blocks(pem, &n_want);
 	got = pem_blocks(r.out, &n_got);
 	ck_assert_int_eq(n_want, 2);
@@ -371,12 +371,12 @@ END_TEST
 /* ---- case 22, 23: unknown or missing SNI aborts with unrecognized_name ---------------- */
 
 static const char *const unknown_sni[] = {
-	"mta-sts.unknown.test",	/* not configured */
-	"a.test",		/* the domain itself, not its policy host */
-	"mail.a.test",		/* another host of a configured domain */
-	"x.mta-sts.a.test",	/* one label below a configured name */
-	"mta-sts.a.test.evil",	/* a configured name as a prefix */
-	NULL,			/* no SNI at all */
+    "mta-sts.unknown.test", /* not configured */
+    "a.test",               /* the domain itself, not its policy host */
+    "mail.a.test",          /* another host of a configured domain */
+    "x.mta-sts.a.test",     /* one label below a configured name */
+    "mta-sts.a.test.evil",  /* a configured name as a prefix */
+    NULL,                   /* no SNI at all */
 };
 
 START_TEST(unknown_sni_alert)
@@ -386,11 +386,10 @@ START_TEST(unknown_sni_alert)
 
 	gnutls_cli(&r, sni, NULL);
 	ck_assert_msg(r.status != 0 && !h_contains(r.out, "Handshake was completed"),
-		      "SNI %s: handshake completed:\n%s", sni ? sni : "(none)", r.out);
-	ck_assert_msg(h_contains(r.err, "Received alert [112]") ||
-			      h_contains(r.out, "Received alert [112]"),
-		      "SNI %s: no unrecognized_name alert:\n%s%s", sni ? sni : "(none)", r.out,
-		      r.err);
+	              "SNI %s: handshake completed:\n%s", sni ? sni : "(none)", r.out);
+	ck_assert_msg(
+	    h_contains(r.err, "Received alert [112]") || h_contains(r.out, "Received alert [112]"),
+	    "SNI %s: no unrecognized_name alert:\n%s%s", sni ? sni : "(none)", r.out, r.err);
 	run_finish(&r);
 }
 END_TEST
@@ -398,15 +397,15 @@ END_TEST
 START_TEST(unknown_sni_curl_gets_nothing)
 {
 	/* even with verification off nothing is served: not another tenant's policy */
-	const char *const insecure[] = { "-k", NULL };
-	const char *hosts[] = { "mta-sts.unknown.test", "127.0.0.1" };
+	const char *const insecure[] = {"-k", NULL};
+	const char *hosts[] = {"mta-sts.unknown.test", "127.0.0.1"};
 	struct http h;
 
 	for (size_t i = 0; i < 2; i++) {
 		curl(&h, hosts[i], POLICY_PATH, insecure);
 		ck_assert_msg(h.curl_rc != 0 && h.code == 0 && h.body_len == 0,
-			      "%s: curl %d, status %d, body %s", hosts[i], h.curl_rc, h.code,
-			      h.body);
+		              "%s: curl %d, status %d, body %s", hosts[i], h.curl_rc, h.code,
+		              h.body);
 		http_finish(&h);
 	}
 }
@@ -418,20 +417,20 @@ struct sni_host {
 	const char *sni;
 	const char *host;
 	int status;
-	const char *body_of;	/* domain whose body must come back with 200 */
+	const char *body_of; /* domain whose body must come back with 200 */
 };
 
 static const struct sni_host sni_hosts[] = {
-	{ "MTA-STS.A.Test", "mta-sts.a.test", 200, "a.test" },
-	{ "mta-sts.a.test", "MTA-STS.A.TEST", 200, "a.test" },
-	{ "mta-sts.a.test", "mta-sts.a.test:443", 200, "a.test" },
-	{ "mta-sts.a.test", "mta-sts.a.test.", 200, "a.test" },
-	{ "MTA-STS.C.TEST", "mta-sts.c.test", 200, "c.test" },
-	{ "mta-sts.w.test", "mta-sts.w.test", 200, "w.test" },
-	{ "mta-sts.a.test", "mta-sts.b.test", 421, NULL },
-	{ "mta-sts.b.test", "mta-sts.a.test", 421, NULL },
-	{ "mta-sts.a.test", "mta-sts.unknown.test", 421, NULL },
-	{ "mta-sts.a.test", "mta-sts.b.test:443", 421, NULL },
+    {"MTA-STS.A.Test", "mta-sts.a.test", 200, "a.test"},
+    {"mta-sts.a.test", "MTA-STS.A.TEST", 200, "a.test"},
+    {"mta-sts.a.test", "mta-sts.a.test:443", 200, "a.test"},
+    {"mta-sts.a.test", "mta-sts.a.test.", 200, "a.test"},
+    {"MTA-STS.C.TEST", "mta-sts.c.test", 200, "c.test"},
+    {"mta-sts.w.test", "mta-sts.w.test", 200, "w.test"},
+    {"mta-sts.a.test", "mta-sts.b.test", 421, NULL},
+    {"mta-sts.b.test", "mta-sts.a.test", 421, NULL},
+    {"mta-sts.a.test", "mta-sts.unknown.test", 421, NULL},
+    {"mta-sts.a.test", "mta-sts.b.test:443", 421, NULL},
 };
 
 /* Status code of a raw HTTP/1.x response, 0 if there is none. */
@@ -455,21 +454,21 @@ START_TEST(sni_and_host_spellings)
 {
 	const struct sni_host *c = &sni_hosts[_i];
 	char *req = h_strf("GET " POLICY_PATH " HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
-			   c->host);
+	                   c->host);
 	struct tls_exchange x;
 	int status;
 
 	ck_assert_int_eq(tls_exchange(&x, port, c->sni, req, 10000), 0);
 	ck_assert_msg(x.handshake == 0, "SNI %s: handshake error %d (alert %d)", c->sni,
-		      x.handshake, x.alert);
+	              x.handshake, x.alert);
 	status = raw_status(x.response);
 	ck_assert_msg(status == c->status, "SNI %s Host %s: status %d, want %d:\n%s", c->sni,
-		      c->host, status, c->status, x.response);
+	              c->host, status, c->status, x.response);
 	if (c->body_of != NULL)
 		ck_assert_str_eq(raw_body(x.response), tenant(c->body_of)->body);
 	else
 		ck_assert_msg(!h_contains(raw_body(x.response), "version: STSv1"),
-			      "a policy came with %d:\n%s", status, x.response);
+		              "a policy came with %d:\n%s", status, x.response);
 	tls_exchange_finish(&x);
 	free(req);
 }
@@ -490,18 +489,18 @@ struct path_case {
 };
 
 static const struct path_case paths[] = {
-	{ "/", 404 },
-	{ "/.well-known/mta-sts.txt/", 404 },
-	{ "/.well-known/MTA-STS.txt", 404 },
-	{ "/.well-known/", 404 },
-	{ "/.well-known", 404 },
-	{ "/mta-sts.txt", 404 },
-	{ "/.well-known/mta-sts.txt.bak", 404 },
-	{ "/.well-known/mta-sts.txtx", 404 },
-	{ "/index.html", 404 },
-	{ POLICY_PATH "?x=1", 200 },
-	{ POLICY_PATH "?", 200 },
-	{ POLICY_PATH "?id=1&v=STSv1", 200 },
+    {"/", 404},
+    {"/.well-known/mta-sts.txt/", 404},
+    {"/.well-known/MTA-STS.txt", 404},
+    {"/.well-known/", 404},
+    {"/.well-known", 404},
+    {"/mta-sts.txt", 404},
+    {"/.well-known/mta-sts.txt.bak", 404},
+    {"/.well-known/mta-sts.txtx", 404},
+    {"/index.html", 404},
+    {POLICY_PATH "?x=1", 200},
+    {POLICY_PATH "?", 200},
+    {POLICY_PATH "?id=1&v=STSv1", 200},
 };
 
 START_TEST(paths_exact_match)
@@ -516,11 +515,11 @@ START_TEST(paths_exact_match)
 	curl(&h, "mta-sts.a.test", c->path, NULL);
 	ck_assert_msg(h.curl_rc == 0, "curl %s: %s", c->path, h.err);
 	ck_assert_msg(h.code == c->status, "GET %s: status %d, want %d", c->path, h.code,
-		      c->status);
+	              c->status);
 	ck_assert_msg(h_header(h.headers, "Location", NULL) == NULL, "GET %s: Location sent",
-		      c->path);
+	              c->path);
 	ck_assert_msg(!h_contains(h.body, "version: STSv1"), "GET %s: the policy came with %d",
-		      c->path, h.code);
+	              c->path, h.code);
 	http_finish(&h);
 }
 END_TEST
@@ -529,7 +528,7 @@ END_TEST
 
 START_TEST(head_same_headers_no_body)
 {
-	const char *const head[] = { "-I", NULL };
+	const char *const head[] = {"-I", NULL};
 	const char *body = tenant("a.test")->body;
 	char *len = h_strf("%zu", strlen(body)), *v;
 	struct tls_exchange x;
@@ -538,7 +537,7 @@ START_TEST(head_same_headers_no_body)
 	/* curl -I: status and headers (it writes the header block as its output) */
 	curl(&h, "mta-sts.a.test", POLICY_PATH, head);
 	ck_assert_msg(h.curl_rc == 0 && h.code == 200, "HEAD: curl %d status %d: %s", h.curl_rc,
-		      h.code, h.err);
+	              h.code, h.err);
 	v = h_header(h.headers, "Content-Type", NULL);
 	ck_assert_msg(v != NULL && strcmp(v, "text/plain; charset=utf-8") == 0, "HEAD CT %s", v);
 	free(v);
@@ -549,24 +548,26 @@ START_TEST(head_same_headers_no_body)
 
 	/* raw: nothing follows the header block before the server closes */
 	ck_assert_int_eq(tls_exchange(&x, port, "mta-sts.a.test",
-				      "HEAD " POLICY_PATH " HTTP/1.1\r\nHost: mta-sts.a.test\r\n"
-				      "Connection: close\r\n\r\n", 10000), 0);
+	                              "HEAD " POLICY_PATH " HTTP/1.1\r\nHost: mta-sts.a.test\r\n"
+	                              "Connection: close\r\n\r\n",
+	                              10000),
+	                 0);
 	ck_assert_int_eq(x.handshake, 0);
 	ck_assert_msg(raw_status(x.response) == 200, "raw HEAD:\n%s", x.response);
 	ck_assert_msg(x.peer_closed, "raw HEAD with Connection: close: not closed");
 	ck_assert_msg(strstr(x.response, "\r\n\r\n") != NULL && *raw_body(x.response) == '\0',
-		      "HEAD sent a body:\n%s", x.response);
+	              "HEAD sent a body:\n%s", x.response);
 	tls_exchange_finish(&x);
 	free(len);
 }
 END_TEST
 
-static const char *const other_methods[] = { "POST", "PUT", "DELETE", "OPTIONS", "PATCH" };
+static const char *const other_methods[] = {"POST", "PUT", "DELETE", "OPTIONS", "PATCH"};
 
 START_TEST(other_methods_405)
 {
 	const char *m = other_methods[_i];
-	const char *const extra[] = { "-X", m, NULL };
+	const char *const extra[] = {"-X", m, NULL};
 	struct http h;
 	char *allow;
 
@@ -575,7 +576,7 @@ START_TEST(other_methods_405)
 	ck_assert_msg(h.code == 405, "%s: status %d", m, h.code);
 	allow = h_header(h.headers, "Allow", NULL);
 	ck_assert_msg(allow != NULL && strcmp(allow, "GET, HEAD") == 0, "%s: Allow: %s", m,
-		      allow ? allow : "(none)");
+	              allow ? allow : "(none)");
 	ck_assert_msg(!h_contains(h.body, "version: STSv1"), "%s: policy served", m);
 	free(allow);
 	http_finish(&h);
@@ -586,7 +587,7 @@ END_TEST
 
 START_TEST(http11_without_host_400)
 {
-	const char *const no_host[] = { "-H", "Host:", NULL };
+	const char *const no_host[] = {"-H", "Host:", NULL};
 	struct tls_exchange x;
 	struct http h;
 
@@ -595,8 +596,9 @@ START_TEST(http11_without_host_400)
 	ck_assert_msg(h.code == 400, "curl without Host: status %d", h.code);
 	http_finish(&h);
 
-	ck_assert_int_eq(tls_exchange(&x, port, "mta-sts.a.test",
-				      "GET " POLICY_PATH " HTTP/1.1\r\n\r\n", 10000), 0);
+	ck_assert_int_eq(
+	    tls_exchange(&x, port, "mta-sts.a.test", "GET " POLICY_PATH " HTTP/1.1\r\n\r\n", 10000),
+	    0);
 	ck_assert_int_eq(x.handshake, 0);
 	ck_assert_msg(raw_status(x.response) == 400, "raw without Host:\n%s", x.response);
 	tls_exchange_finish(&x);
@@ -604,17 +606,17 @@ START_TEST(http11_without_host_400)
 END_TEST
 
 struct header_case {
-	int n;		/* header lines */
-	int len;	/* bytes of each value */
+	int n;   /* header lines */
+	int len; /* bytes of each value */
 	int status;
 };
 
 static const struct header_case header_sizes[] = {
-	{ 1, 6000, 200 },	/* under the 8 KiB limit */
-	{ 1, 9000, 431 },
-	{ 100, 100, 431 },	/* many lines adding up to over 10 KiB */
-	/* not larger: a server that answers 431 early and closes may reset the connection
-	 * before curl, still sending, reads the answer */
+    {1, 6000, 200}, /* under the 8 KiB limit */
+    {1, 9000, 431},
+    {100, 100, 431}, /* many lines adding up to over 10 KiB */
+    /* not larger: a server that answers 431 early and closes may reset the connection
+     * before curl, still sending, reads the answer */
 };
 
 START_TEST(header_section_limit)
@@ -635,10 +637,11 @@ START_TEST(header_section_limit)
 	}
 	extra[2 * c->n] = NULL;
 	curl(&h, "mta-sts.a.test", POLICY_PATH, extra);
-	ck_assert_msg(h.code == c->status, "%d headers of %d bytes: status %d (curl %d %s)",
-		      c->n, c->len, h.code, h.curl_rc, h.err);
+	ck_assert_msg(h.code == c->status, "%d headers of %d bytes: status %d (curl %d %s)", c->n,
+	              c->len, h.code, h.curl_rc, h.err);
 	if (c->status != 200)
-		ck_assert_msg(!h_contains(h.body, "version: STSv1"), "policy served with %d", h.code);
+		ck_assert_msg(!h_contains(h.body, "version: STSv1"), "policy served with %d",
+		              h.code);
 	http_finish(&h);
 	for (int i = 0; i < c->n; i++)
 		free(lines[i]);
@@ -647,9 +650,9 @@ START_TEST(header_section_limit)
 END_TEST
 
 static const char *const incomplete[] = {
-	"",	/* handshake, then nothing */
-	"GET " POLICY_PATH " HTTP/1.1\r\nHost: mta-sts.a.test\r\n",	/* no blank line */
-	"GET " POLICY_PATH,
+    "",                                                         /* handshake, then nothing */
+    "GET " POLICY_PATH " HTTP/1.1\r\nHost: mta-sts.a.test\r\n", /* no blank line */
+    "GET " POLICY_PATH,
 };
 
 START_TEST(incomplete_request_idle_timeout)
@@ -660,8 +663,8 @@ START_TEST(incomplete_request_idle_timeout)
 	ck_assert_int_eq(x.handshake, 0);
 	ck_assert_msg(x.peer_closed, "still open after %lld ms", x.elapsed_ms);
 	ck_assert_msg(x.elapsed_ms >= IDLE_TIMEOUT_S * 1000 - 500 &&
-			      x.elapsed_ms <= IDLE_TIMEOUT_S * 1000 + 3000,
-		      "closed after %lld ms, idle_timeout is %d s", x.elapsed_ms, IDLE_TIMEOUT_S);
+	                  x.elapsed_ms <= IDLE_TIMEOUT_S * 1000 + 3000,
+	              "closed after %lld ms, idle_timeout is %d s", x.elapsed_ms, IDLE_TIMEOUT_S);
 	ck_assert_msg(raw_status(x.response) != 200, "answered 200:\n%s", x.response);
 	tls_exchange_finish(&x);
 }
@@ -673,46 +676,51 @@ struct tls_case {
 	const char *domain;
 	const char *priority;
 	bool ok;
-	const char *desc[3];	/* substrings of gnutls-cli's "- Description:" line */
+	const char *desc[3]; /* substrings of gnutls-cli's "- Description:" line */
 };
 
 static const struct tls_case tls_cases[] = {
-	/* this gnutls-cli does complete TLS 1.0/1.1 with a server that allows them */
-	{ "a.test", "NORMAL:-VERS-ALL:+VERS-TLS1.0", false, { NULL } },
-	{ "a.test", "NORMAL:-VERS-ALL:+VERS-TLS1.1", false, { NULL } },
-	{ "c.test", "NORMAL:-VERS-ALL:+VERS-TLS1.1", false, { NULL } },
-	{ "a.test", "NORMAL:-VERS-ALL:+VERS-TLS1.2:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM", true,
-	  { "(TLS1.2-X.509)-(ECDHE-", "(ECDSA-", "-GCM)" } },
-	{ "c.test", "NORMAL:-VERS-ALL:+VERS-TLS1.2:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM", true,
-	  { "(TLS1.2-X.509)-(ECDHE-", "(RSA-", "-GCM)" } },
-	{ "a.test", "NORMAL:-VERS-ALL:+VERS-TLS1.3", true, { "(TLS1.3-X.509)", "(ECDSA-", NULL } },
-	{ "c.test", "NORMAL:-VERS-ALL:+VERS-TLS1.3", true, { "(TLS1.3-X.509)", "(RSA-PSS", NULL } },
-	{ "w.test", "NORMAL:-VERS-ALL:+VERS-TLS1.3", true, { "(TLS1.3-X.509)", NULL, NULL } },
+    /* this gnutls-cli does complete TLS 1.0/1.1 with a server that allows them */
+    {"a.test", "NORMAL:-VERS-ALL:+VERS-TLS1.0", false, {NULL}},
+    {"a.test", "NORMAL:-VERS-ALL:+VERS-TLS1.1", false, {NULL}},
+    {"c.test", "NORMAL:-VERS-ALL:+VERS-TLS1.1", false, {NULL}},
+    {"a.test",
+     "NORMAL:-VERS-ALL:+VERS-TLS1.2:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM",
+     true,
+     {"(TLS1.2-X.509)-(ECDHE-", "(ECDSA-", "-GCM)"}},
+    {"c.test",
+     "NORMAL:-VERS-ALL:+VERS-TLS1.2:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM",
+     true,
+     {"(TLS1.2-X.509)-(ECDHE-", "(RSA-", "-GCM)"}},
+    {"a.test", "NORMAL:-VERS-ALL:+VERS-TLS1.3", true, {"(TLS1.3-X.509)", "(ECDSA-", NULL}},
+    {"c.test", "NORMAL:-VERS-ALL:+VERS-TLS1.3", true, {"(TLS1.3-X.509)", "(RSA-PSS", NULL}},
+    {"w.test", "NORMAL:-VERS-ALL:+VERS-TLS1.3", true, {"(TLS1.3-X.509)", NULL, NULL}},
 };
 
 START_TEST(tls_versions)
 {
 	const struct tls_case *c = &tls_cases[_i];
 	char *host = h_strf("mta-sts.%s", c->domain);
-	const char *const extra[] = { "--priority", c->priority, NULL };
+	const char *const extra[] = {"--priority", c->priority, NULL};
 	const char *desc;
 	struct run r;
 
 	gnutls_cli(&r, host, extra);
 	if (!c->ok) {
 		ck_assert_msg(r.status != 0 && !h_contains(r.out, "Handshake was completed"),
-			      "%s with %s: handshake completed:\n%s", host, c->priority, r.out);
+		              "%s with %s: handshake completed:\n%s", host, c->priority, r.out);
 	} else {
 		ck_assert_msg(r.status == 0 && h_contains(r.out, "- Handshake was completed"),
-			      "%s with %s failed:\n%s%s", host, c->priority, r.out, r.err);
+		              "%s with %s failed:\n%s%s", host, c->priority, r.out, r.err);
 		desc = strstr(r.out, "- Description: ");
 		ck_assert_ptr_nonnull(desc);
 		for (size_t i = 0; i < 3 && c->desc[i] != NULL; i++) {
 			const char *eol = strchr(desc, '\n');
-			char *line = h_strf("%.*s", eol ? (int)(eol - desc) : (int)strlen(desc), desc);
+			char *line =
+			    h_strf("%.*s", eol ? (int)(eol - desc) : (int)strlen(desc), desc);
 
 			ck_assert_msg(h_contains(line, c->desc[i]), "%s: want %s in %s", host,
-				      c->desc[i], line);
+			              c->desc[i], line);
 			free(line);
 		}
 	}
@@ -723,13 +731,13 @@ END_TEST
 
 START_TEST(alpn_http11)
 {
-	const char *const extra[] = { "--alpn", "h2", "--alpn", "http/1.1", NULL };
+	const char *const extra[] = {"--alpn", "h2", "--alpn", "http/1.1", NULL};
 	struct run r;
 
 	gnutls_cli(&r, "mta-sts.a.test", extra);
 	ck_assert_msg(r.status == 0, "handshake:\n%s%s", r.out, r.err);
 	ck_assert_msg(h_contains(r.out, "- Application protocol: http/1.1"),
-		      "ALPN h2,http/1.1 did not select http/1.1:\n%s", r.out);
+	              "ALPN h2,http/1.1 did not select http/1.1:\n%s", r.out);
 	run_finish(&r);
 }
 END_TEST
@@ -739,15 +747,16 @@ START_TEST(keep_alive)
 {
 	char *resolve = h_strf("mta-sts.a.test:%u:127.0.0.1", port);
 	char *url = h_strf("https://mta-sts.a.test:%u" POLICY_PATH, port);
-	const char *const argv[] = { "curl", "-sS", "--noproxy", "*", "--cacert", ca,
-				     "--resolve", resolve, "-o", "/dev/null", "-o", "/dev/null",
-				     "-w", "%{http_code} %{num_connects}\n", url, url, NULL };
+	const char *const argv[] = {
+	    "curl",  "-sS", "--noproxy", "*",  "--cacert",  ca,   "--resolve",
+	    resolve, "-o",  "/dev/null", "-o", "/dev/null", "-w", "%{http_code} %{num_connects}\n",
+	    url,     url,   NULL};
 	struct run r;
 
 	ck_assert_int_eq(run_cmd(&r, NULL, 0, false, H_RUN_TIMEOUT_MS, argv), 0);
 	ck_assert_msg(r.status == 0, "curl: %s", r.err);
 	ck_assert_msg(strcmp(r.out, "200 1\n200 0\n") == 0,
-		      "want the second request on the same connection, got:\n%s", r.out);
+	              "want the second request on the same connection, got:\n%s", r.out);
 	run_finish(&r);
 	free(resolve);
 	free(url);
@@ -789,8 +798,8 @@ START_TEST(startup_and_access_log)
 			*eol = '\0';
 		ck_assert_msg(h_contains(bol, "127.0.0.1"), "no client address: %s", bol);
 		ck_assert_msg(strlen(bol) > strlen(len) &&
-				      strcmp(bol + strlen(bol) - strlen(len), len) == 0,
-			      "bytes: want '%s' at the end of: %s", len + 1, bol);
+		                  strcmp(bol + strlen(bol) - strlen(len), len) == 0,
+		              "bytes: want '%s' at the end of: %s", len + 1, bol);
 	}
 	free(text);
 
@@ -798,7 +807,7 @@ START_TEST(startup_and_access_log)
 	ck_assert_int_eq(h.code, 404);
 	http_finish(&h);
 	ck_assert_msg(server_wait_log(&srv, " mta-sts.a.test GET /nope 404", 0, 5000) >= 0,
-		      "no access log line for the 404");
+	              "no access log line for the 404");
 	free(len);
 }
 END_TEST
@@ -807,8 +816,8 @@ END_TEST
 
 START_TEST(records_match_served_bytes)
 {
-	const char *const zone[] = { MTASTSD_BIN, "records", "-c", conf, NULL };
-	const char *const json[] = { MTASTSD_BIN, "records", "-c", conf, "--format", "json", NULL };
+	const char *const zone[] = {MTASTSD_BIN, "records", "-c", conf, NULL};
+	const char *const json[] = {MTASTSD_BIN, "records", "-c", conf, "--format", "json", NULL};
 	struct run z, j;
 
 	run_mtastsd(&z, NULL, 0, zone);
@@ -818,7 +827,7 @@ START_TEST(records_match_served_bytes)
 	for (size_t i = 0; i < N_TENANTS; i++) {
 		const struct tenant *t = &tenants[i];
 		char *host = h_strf("mta-sts.%s", t->domain);
-		const char *const extra[] = { NULL };
+		const char *const extra[] = {NULL};
 		struct http h;
 		char *id, *sts, *rpt, *body;
 
@@ -832,7 +841,7 @@ START_TEST(records_match_served_bytes)
 		/* ... and the one published */
 		sts = h_strf("\n_mta-sts.%s. 3600 IN TXT \"v=STSv1; id=%s\"\n", t->domain, id);
 		rpt = h_strf("\n_smtp._tls.%s. 86400 IN TXT \"v=TLSRPTv1; rua=mailto:tlsrpt@%s\"\n",
-			     t->domain, t->domain);
+		             t->domain, t->domain);
 		{
 			char *nz = h_strf("\n%s", z.out);
 
@@ -841,7 +850,7 @@ START_TEST(records_match_served_bytes)
 			free(nz);
 		}
 		ck_assert_msg(h_contains(j.out, id) && h_contains(j.out, t->domain),
-			      "json lacks %s %s:\n%s", t->domain, id, j.out);
+		              "json lacks %s %s:\n%s", t->domain, id, j.out);
 		free(sts);
 		free(rpt);
 		free(id);
@@ -865,7 +874,7 @@ END_TEST
 
 START_TEST(check_ok)
 {
-	const char *const argv[] = { MTASTSD_BIN, "check", "-c", conf, NULL };
+	const char *const argv[] = {MTASTSD_BIN, "check", "-c", conf, NULL};
 	struct run r;
 	char *line, *save = NULL;
 
@@ -892,27 +901,48 @@ enum breakage {
 };
 
 static const char *const breakage_name[BREAK_COUNT] = {
-	"missing cert file", "missing key file", "key not matching the cert",
-	"cert not covering mta-sts.a.test", "mode enforcing", "mx *", "max_age 31557601",
+    "missing cert file",
+    "missing key file",
+    "key not matching the cert",
+    "cert not covering mta-sts.a.test",
+    "mode enforcing",
+    "mx *",
+    "max_age 31557601",
 };
 
 /* Writes conf broken as b says; returns the line(s) an error may be reported at. */
 static void write_broken(enum breakage b, unsigned ret_lines[2])
 {
-	struct variant v = { 0 };
+	struct variant v = {0};
 	char *missing = h_strf("%s/no-such-file.pem", certs);
 	char *b_crt = h_strf("%s/mta-sts.b.test.crt", certs);
 	char *b_key = h_strf("%s/mta-sts.b.test.key", certs);
 
 	switch (b) {
-	case BREAK_MISSING_CERT: v.a_cert = missing; break;
-	case BREAK_MISSING_KEY: v.a_key = missing; break;
-	case BREAK_KEY_MISMATCH: v.a_key = b_key; break;
-	case BREAK_NAME_NOT_COVERED: v.a_cert = b_crt; v.a_key = b_key; break;
-	case BREAK_MODE: v.b_mode = "enforcing"; break;
-	case BREAK_BARE_WILDCARD_MX: v.b_mx = "*"; break;
-	case BREAK_MAX_AGE: v.b_max_age = "31557601"; break;
-	case BREAK_COUNT: break;
+	case BREAK_MISSING_CERT:
+		v.a_cert = missing;
+		break;
+	case BREAK_MISSING_KEY:
+		v.a_key = missing;
+		break;
+	case BREAK_KEY_MISMATCH:
+		v.a_key = b_key;
+		break;
+	case BREAK_NAME_NOT_COVERED:
+		v.a_cert = b_crt;
+		v.a_key = b_key;
+		break;
+	case BREAK_MODE:
+		v.b_mode = "enforcing";
+		break;
+	case BREAK_BARE_WILDCARD_MX:
+		v.b_mx = "*";
+		break;
+	case BREAK_MAX_AGE:
+		v.b_max_age = "31557601";
+		break;
+	case BREAK_COUNT:
+		break;
 	}
 	write_config(&v);
 	switch (b) {
@@ -923,14 +953,21 @@ static void write_broken(enum breakage b, unsigned ret_lines[2])
 	case BREAK_MISSING_KEY:
 		ret_lines[0] = ret_lines[1] = v.a.key;
 		break;
-	case BREAK_KEY_MISMATCH:	/* either half of the pair may be blamed */
+	case BREAK_KEY_MISMATCH: /* either half of the pair may be blamed */
 		ret_lines[0] = v.a.cert;
 		ret_lines[1] = v.a.key;
 		break;
-	case BREAK_MODE: ret_lines[0] = ret_lines[1] = v.b.mode; break;
-	case BREAK_BARE_WILDCARD_MX: ret_lines[0] = ret_lines[1] = v.b.mx; break;
-	case BREAK_MAX_AGE: ret_lines[0] = ret_lines[1] = v.b.max_age; break;
-	case BREAK_COUNT: break;
+	case BREAK_MODE:
+		ret_lines[0] = ret_lines[1] = v.b.mode;
+		break;
+	case BREAK_BARE_WILDCARD_MX:
+		ret_lines[0] = ret_lines[1] = v.b.mx;
+		break;
+	case BREAK_MAX_AGE:
+		ret_lines[0] = ret_lines[1] = v.b.max_age;
+		break;
+	case BREAK_COUNT:
+		break;
 	}
 	free(missing);
 	free(b_crt);
@@ -953,17 +990,17 @@ static bool blames(const char *text, const unsigned lines[2])
 
 START_TEST(check_reports_file_line)
 {
-	const char *const argv[] = { MTASTSD_BIN, "check", "-c", conf, NULL };
+	const char *const argv[] = {MTASTSD_BIN, "check", "-c", conf, NULL};
 	unsigned lines[2];
 	struct run r;
 
 	write_broken((enum breakage)_i, lines);
 	run_mtastsd(&r, NULL, 0, argv);
 	ck_assert_msg(r.status == 1, "%s: check exit %d, want 1:\n%s%s", breakage_name[_i],
-		      r.status, r.out, r.err);
+	              r.status, r.out, r.err);
 	ck_assert_msg(!h_contains(r.out, "configuration OK"), "%s: said OK", breakage_name[_i]);
-	ck_assert_msg(blames(r.err, lines), "%s: want %s:%u: (or :%u:) in:\n%s",
-		      breakage_name[_i], conf, lines[0], lines[1], r.err);
+	ck_assert_msg(blames(r.err, lines), "%s: want %s:%u: (or :%u:) in:\n%s", breakage_name[_i],
+	              conf, lines[0], lines[1], r.err);
 	run_finish(&r);
 }
 END_TEST
@@ -971,7 +1008,7 @@ END_TEST
 /* Runs check on conf and asserts exit 1 and an error at each of lines[0..n). */
 static void assert_check_blames(const unsigned *lines, size_t n)
 {
-	const char *const argv[] = { MTASTSD_BIN, "check", "-c", conf, NULL };
+	const char *const argv[] = {MTASTSD_BIN, "check", "-c", conf, NULL};
 	struct run r;
 
 	run_mtastsd(&r, NULL, 0, argv);
@@ -987,11 +1024,11 @@ static void assert_check_blames(const unsigned *lines, size_t n)
 
 START_TEST(check_reports_every_config_error)
 {
-	struct variant v = { .a_mode = "Enforce", .b_mode = "enforcing", .b_max_age = "-1" };
+	struct variant v = {.a_mode = "Enforce", .b_mode = "enforcing", .b_max_age = "-1"};
 
 	write_config(&v);
 	{
-		const unsigned lines[] = { v.a.mode, v.b.mode, v.b.max_age };
+		const unsigned lines[] = {v.a.mode, v.b.mode, v.b.max_age};
 
 		assert_check_blames(lines, 3);
 	}
@@ -1002,25 +1039,25 @@ START_TEST(check_reports_every_certificate_error)
 {
 	char *missing = h_strf("%s/no-such-file.pem", certs);
 	char *c_key = h_strf("%s/mta-sts.c.test.key", certs);
-	struct variant v = { .a_cert = missing, .b_key = c_key };
+	struct variant v = {.a_cert = missing, .b_key = c_key};
 
 	write_config(&v);
 	{
-		const unsigned lines[] = { v.a.cert };
+		const unsigned lines[] = {v.a.cert};
 
 		assert_check_blames(lines, 1);
 	}
 	{
-		const unsigned lines_b0[] = { v.b.cert }, lines_b1[] = { v.b.key };
-		const char *const argv[] = { MTASTSD_BIN, "check", "-c", conf, NULL };
+		const unsigned lines_b0[] = {v.b.cert}, lines_b1[] = {v.b.key};
+		const char *const argv[] = {MTASTSD_BIN, "check", "-c", conf, NULL};
 		char *w0 = h_strf("%s:%u: ", conf, lines_b0[0]);
 		char *w1 = h_strf("%s:%u: ", conf, lines_b1[0]);
 		struct run r;
 
 		run_mtastsd(&r, NULL, 0, argv);
 		ck_assert_msg(h_contains(r.err, w0) || h_contains(r.err, w1),
-			      "b.test key mismatch not reported with a.test's missing cert:\n%s",
-			      r.err);
+		              "b.test key mismatch not reported with a.test's missing cert:\n%s",
+		              r.err);
 		run_finish(&r);
 		free(w0);
 		free(w1);
@@ -1039,7 +1076,7 @@ START_TEST(serve_refuses_broken_config)
 
 	write_broken(BREAK_MODE, lines);
 	ck_assert_int_eq(server_start(&srv, MTASTSD_BIN, conf, log), 0);
-	status = server_stop(&srv, 0, 5000);	/* signal 0: only wait for it to exit */
+	status = server_stop(&srv, 0, 5000); /* signal 0: only wait for it to exit */
 	ck_assert_msg(status > 0 && status < 128, "serve with a broken config: exit %d", status);
 	text = h_read_file(log, NULL);
 	ck_assert_msg(blames(text, lines), "no %s:%u: in:\n%s", conf, lines[0], text);
@@ -1060,10 +1097,10 @@ START_TEST(id_command)
 	char *bad_file = h_strf("%s/bad.txt", work);
 	char *missing = h_strf("%s/missing.txt", work);
 	char *id = h_expected_id(body), *want = h_strf("%s\n", id), *blame;
-	const char *const from_stdin[] = { MTASTSD_BIN, "id", NULL };
-	const char *const from_good[] = { MTASTSD_BIN, "id", good_file, NULL };
-	const char *const from_bad[] = { MTASTSD_BIN, "id", bad_file, NULL };
-	const char *const from_missing[] = { MTASTSD_BIN, "id", missing, NULL };
+	const char *const from_stdin[] = {MTASTSD_BIN, "id", NULL};
+	const char *const from_good[] = {MTASTSD_BIN, "id", good_file, NULL};
+	const char *const from_bad[] = {MTASTSD_BIN, "id", bad_file, NULL};
+	const char *const from_missing[] = {MTASTSD_BIN, "id", missing, NULL};
 	struct run r;
 
 	h_write_file(good_file, body);
@@ -1081,13 +1118,13 @@ START_TEST(id_command)
 
 	run_mtastsd(&r, bad, strlen(bad), from_stdin);
 	ck_assert_msg(r.status == 1 && r.out_len == 0 && r.err_len > 0,
-		      "id < invalid: exit %d out '%s'", r.status, r.out);
+	              "id < invalid: exit %d out '%s'", r.status, r.out);
 	run_finish(&r);
 
 	run_mtastsd(&r, NULL, 0, from_bad);
 	ck_assert_msg(r.status == 1 && r.out_len == 0, "id invalid FILE: exit %d out '%s'",
-		      r.status, r.out);
-	blame = h_strf("%s:2: ", bad_file);	/* "mode: Enforce" is line 2 */
+	              r.status, r.out);
+	blame = h_strf("%s:2: ", bad_file); /* "mode: Enforce" is line 2 */
 	ck_assert_msg(h_contains(r.err, blame), "want %s in: %s", blame, r.err);
 	free(blame);
 	run_finish(&r);
@@ -1112,13 +1149,14 @@ END_TEST
 /* ---- reload and signals --------------------------------------------------------------- */
 
 static const char *const a_changed_body =
-	"version: STSv1\r\nmode: testing\r\nmx: mail.a.test\r\nmx: *.backup.a.test\r\n"
-	"mx: mail2.a.test\r\nmax_age: 604800\r\n";
+    "version: STSv1\r\nmode: testing\r\nmx: mail.a.test\r\nmx: *.backup.a.test\r\n"
+    "mx: mail2.a.test\r\nmax_age: 604800\r\n";
 
 START_TEST(reload_publishes_new_id)
 {
-	struct variant changed = { .a_mode = "testing", .a_extra_mx = "mail2.a.test" };
-	char *new_id = h_expected_id(a_changed_body), *old_id = h_expected_id(tenant("a.test")->body);
+	struct variant changed = {.a_mode = "testing", .a_extra_mx = "mail2.a.test"};
+	char *new_id = h_expected_id(a_changed_body),
+	     *old_id = h_expected_id(tenant("a.test")->body);
 	char *txt, *text;
 	size_t from;
 	long off;
@@ -1143,15 +1181,15 @@ START_TEST(reload_publishes_new_id)
 		if (eol != NULL)
 			*eol = '\0';
 		ck_assert_msg(h_contains(bol, "a.test") && h_contains(bol, new_id),
-			      "line without the domain or the new id: %s", bol);
+		              "line without the domain or the new id: %s", bol);
 		if (eol != NULL)
 			*eol = '\n';
 	}
 	/* unchanged domains are not reported as changed */
 	ck_assert_msg(!h_contains(text + from, "_mta-sts.b.test."), "b.test reported:\n%s",
-		      text + from);
+	              text + from);
 	ck_assert_msg(!h_contains(text + from, old_id) || h_contains(text + from, new_id),
-		      "old id logged only");
+	              "old id logged only");
 	free(text);
 
 	assert_policy("mta-sts.a.test", POLICY_PATH, a_changed_body);
@@ -1163,13 +1201,16 @@ START_TEST(reload_publishes_new_id)
 END_TEST
 
 static const enum breakage reload_breakages[] = {
-	BREAK_MODE, BREAK_MISSING_CERT, BREAK_KEY_MISMATCH, BREAK_NAME_NOT_COVERED,
+    BREAK_MODE,
+    BREAK_MISSING_CERT,
+    BREAK_KEY_MISMATCH,
+    BREAK_NAME_NOT_COVERED,
 };
 
 START_TEST(reload_failure_keeps_old_config)
 {
 	enum breakage b = reload_breakages[_i];
-	struct variant fixed = { .a_mode = "testing", .a_extra_mx = "mail2.a.test" };
+	struct variant fixed = {.a_mode = "testing", .a_extra_mx = "mail2.a.test"};
 	unsigned lines[2];
 	char *text;
 	size_t from;
@@ -1181,12 +1222,12 @@ START_TEST(reload_failure_keeps_old_config)
 	from = server_log_size(&srv);
 	ck_assert_int_eq(kill(srv.pid, SIGHUP), 0);
 	ck_assert_msg(server_wait_log(&srv, "mtastsd: reload failed", from, 10000) >= 0,
-		      "%s: no 'reload failed'", breakage_name[b]);
+	              "%s: no 'reload failed'", breakage_name[b]);
 	text = h_read_file(srv.log, NULL);
-	ck_assert_msg(blames(text + from, lines), "%s: want %s:%u: in:\n%s", breakage_name[b],
-		      conf, lines[0], text + from);
+	ck_assert_msg(blames(text + from, lines), "%s: want %s:%u: in:\n%s", breakage_name[b], conf,
+	              lines[0], text + from);
 	ck_assert_msg(!h_contains(text + from, "mtastsd: reloaded"), "%s: reloaded anyway",
-		      breakage_name[b]);
+	              breakage_name[b]);
 	free(text);
 	for (size_t i = 0; i < N_TENANTS; i++) {
 		char *host = h_strf("mta-sts.%s", tenants[i].domain);
@@ -1200,12 +1241,12 @@ START_TEST(reload_failure_keeps_old_config)
 	from = server_log_size(&srv);
 	ck_assert_int_eq(kill(srv.pid, SIGHUP), 0);
 	ck_assert_msg(server_wait_log(&srv, "mtastsd: reloaded", from, 10000) >= 0,
-		      "no 'reloaded' after fixing the config");
+	              "no 'reloaded' after fixing the config");
 	assert_policy("mta-sts.a.test", POLICY_PATH, a_changed_body);
 }
 END_TEST
 
-static const int stop_signals[] = { SIGTERM, SIGINT };
+static const int stop_signals[] = {SIGTERM, SIGINT};
 
 START_TEST(signal_exits_zero)
 {
@@ -1273,16 +1314,16 @@ static Suite *integration_suite(void)
 /* Makes the certificates once for every test: ECDSA a, b; RSA c; wildcard *.w.test. */
 static int make_certs(void)
 {
-	const char *const ecdsa[] = { "sh", CERTS_SCRIPT, "-o", certs, "-w", "w.test",
-				      "a.test", "b.test", NULL };
-	const char *const rsa[] = { "sh", CERTS_SCRIPT, "-o", certs, "-t", "rsa", "c.test", NULL };
+	const char *const ecdsa[] = {"sh",     CERTS_SCRIPT, "-o",     certs, "-w",
+	                             "w.test", "a.test",     "b.test", NULL};
+	const char *const rsa[] = {"sh", CERTS_SCRIPT, "-o", certs, "-t", "rsa", "c.test", NULL};
 
 	return h_make_certs(ecdsa) != 0 || h_make_certs(rsa) != 0 ? -1 : 0;
 }
 
 int main(void)
 {
-	const char *const tools[] = { "curl", "gnutls-cli", "certtool", "sha256sum" };
+	const char *const tools[] = {"curl", "gnutls-cli", "certtool", "sha256sum"};
 	int rc;
 
 	if (!h_have_tools(tools, sizeof(tools) / sizeof(tools[0])))
