@@ -41,19 +41,20 @@ static void each_upstream(const struct snapshot *s, void (*fn)(struct upstream *
 
 	if (hash_init(&seen, 16) < 0)
 		return;
-	for (size_t i = 0; i < s->n_tenants; i++) {
-		const struct config_domain *cd = s->tenants[i].domain;
+	for (size_t i = 0; i < snapshot_size(s); i++) {
+		const struct tenant *t = snapshot_tenant(s, i);
+		struct upstream *up = tenant_upstream(t);
 
-		if (s->tenants[i].up == NULL || hash_put(&seen, cd->proxy, NULL, NULL) != 0)
+		if (up == NULL || hash_put(&seen, tenant_domain(t)->proxy, NULL, NULL) != 0)
 			continue;
-		fn(s->tenants[i].up, arg);
+		fn(up, arg);
 	}
 	hash_finish(&seen);
 }
 
 static bool domain_listed(const struct snapshot *s, const struct tenant *t)
 {
-	return s->n_tenants <= PER_DOMAIN_MAX || stats_find(t->domain->name) != NULL;
+	return snapshot_size(s) <= PER_DOMAIN_MAX || stats_find(tenant_domain(t)->name) != NULL;
 }
 
 /* The provider metric families, each printed as one group (the text format wants every
@@ -100,33 +101,83 @@ static void metric_upstream(struct upstream *up, void *arg)
 	}
 }
 
+/* The certificate families: domains by state, degraded ones by reason and by name. */
+static void metrics_certificates(struct snapshot *s, struct buf *b, time_t now)
+{
+	struct certcache *cc = snapshot_certs(s);
+	size_t states[CERT_STATES], faults[TLS_FAULTS];
+
+	if (cc == NULL)
+		return;
+	certcache_count(cc, states, faults);
+	buf_puts(b, "# HELP mtastsd_certificate_domains Domains by certificate state.\n"
+	            "# TYPE mtastsd_certificate_domains gauge\n");
+	for (int k = 0; k < CERT_STATES; k++)
+		buf_printf(b, "mtastsd_certificate_domains{state=\"%s\"} %zu\n",
+		           cert_state_names[k], states[k]);
+	buf_puts(b, "# HELP mtastsd_certificate_degraded_domains Degraded domains by reason.\n"
+	            "# TYPE mtastsd_certificate_degraded_domains gauge\n");
+	for (int k = TLS_FAULT_NONE + 1; k < TLS_FAULTS; k++)
+		buf_printf(b, "mtastsd_certificate_degraded_domains{reason=\"%s\"} %zu\n",
+		           tls_fault_names[k], faults[k]);
+	buf_puts(b, "# HELP mtastsd_certificate_degraded Degraded domains by name (value: since, "
+	            "Unix time).\n# TYPE mtastsd_certificate_degraded gauge\n");
+	for (size_t i = 0; i < snapshot_size(s) && states[CERT_DEGRADED] > 0; i++) {
+		const struct tenant *t = snapshot_tenant(s, i);
+		struct cert_info ci;
+
+		certcache_info(cc, tenant_index(t), now, &ci);
+		if (ci.state == CERT_DEGRADED)
+			buf_printf(b,
+			           "mtastsd_certificate_degraded{domain=\"%s\",reason=\"%s\","
+			           "serving=\"%s\"} %lld\n",
+			           tenant_domain(t)->name, tls_fault_names[ci.fault],
+			           ci.not_after != 0 ? "previous" : "none", (long long)ci.since);
+	}
+	buf_puts(b, "# HELP mtastsd_certificate_expiry_timestamp_seconds Leaf notAfter by domain.\n"
+	            "# TYPE mtastsd_certificate_expiry_timestamp_seconds gauge\n");
+	for (size_t i = 0; i < snapshot_size(s); i++) {
+		const struct tenant *t = snapshot_tenant(s, i);
+		struct cert_info ci;
+
+		if (!domain_listed(s, t))
+			continue;
+		certcache_info(cc, tenant_index(t), now, &ci);
+		if (ci.not_after != 0)
+			buf_printf(
+			    b, "mtastsd_certificate_expiry_timestamp_seconds{domain=\"%s\"} %lld\n",
+			    tenant_domain(t)->name, (long long)ci.not_after);
+	}
+}
+
 static void render_metrics(struct snapshot *s, struct buf *b)
 {
 	time_t now = time(NULL);
 
 	buf_puts(b, "# HELP mtastsd_requests_total Policy host requests by domain and status.\n"
 	            "# TYPE mtastsd_requests_total counter\n");
-	for (size_t i = 0; i < s->n_tenants; i++) {
+	for (size_t i = 0; i < snapshot_size(s); i++) {
+		const struct tenant *t = snapshot_tenant(s, i);
+		const char *name = tenant_domain(t)->name;
 		struct stats_view v;
 
-		stats_read(stats_find(s->tenants[i].domain->name), &v);
+		stats_read(stats_find(name), &v);
 		for (int k = 0; k < STATS_NSTATUS; k++)
-			if (v.by_status[k] != 0 ||
-			    (k == STATS_200 && domain_listed(s, &s->tenants[i])))
+			if (v.by_status[k] != 0 || (k == STATS_200 && domain_listed(s, t)))
 				buf_printf(
 				    b, "mtastsd_requests_total{domain=\"%s\",status=\"%u\"} %lu\n",
-				    s->tenants[i].domain->name, stats_status_codes[k],
-				    v.by_status[k]);
+				    name, stats_status_codes[k], v.by_status[k]);
 	}
 	buf_puts(b, "# HELP mtastsd_policy_fetches_total Policies served (200) by domain and id.\n"
 	            "# TYPE mtastsd_policy_fetches_total counter\n");
-	for (size_t i = 0; i < s->n_tenants; i++) {
+	for (size_t i = 0; i < snapshot_size(s); i++) {
+		const char *name = tenant_domain(snapshot_tenant(s, i))->name;
 		struct stats_view v;
 
-		stats_read(stats_find(s->tenants[i].domain->name), &v);
+		stats_read(stats_find(name), &v);
 		for (size_t k = 0; k < v.n_ids; k++)
 			buf_printf(b, "mtastsd_policy_fetches_total{domain=\"%s\",id=\"%s\"} %lu\n",
-			           s->tenants[i].domain->name, v.ids[k].id, v.ids[k].count);
+			           name, v.ids[k].id, v.ids[k].count);
 	}
 	buf_puts(b, "# HELP mtastsd_handshakes_total TLS handshakes by result.\n"
 	            "# TYPE mtastsd_handshakes_total counter\n");
@@ -147,31 +198,20 @@ static void render_metrics(struct snapshot *s, struct buf *b)
 	buf_printf(b,
 	           "# HELP mtastsd_domains Domains in the running configuration.\n"
 	           "# TYPE mtastsd_domains gauge\nmtastsd_domains %zu\n",
-	           s->n_tenants);
+	           snapshot_size(s));
 	buf_puts(b, "# HELP mtastsd_policy_info The policy served per domain (value 1).\n"
 	            "# TYPE mtastsd_policy_info gauge\n");
-	for (size_t i = 0; i < s->n_tenants; i++) {
-		const struct tenant *t = &s->tenants[i];
+	for (size_t i = 0; i < snapshot_size(s); i++) {
+		const struct tenant *t = snapshot_tenant(s, i);
 		struct doc *d;
 
 		if (!domain_listed(s, t) || (d = tenant_doc(t, now)) == NULL)
 			continue;
 		buf_printf(b, "mtastsd_policy_info{domain=\"%s\",id=\"%s\",mode=\"%s\"} 1\n",
-		           t->domain->name, d->id, d->mode);
+		           tenant_domain(t)->name, d->id, d->mode);
 		doc_unref(d);
 	}
-	buf_puts(b, "# HELP mtastsd_certificate_expiry_timestamp_seconds Leaf notAfter by domain.\n"
-	            "# TYPE mtastsd_certificate_expiry_timestamp_seconds gauge\n");
-	for (size_t i = 0; i < s->n_tenants; i++) {
-		struct tenant *t = &s->tenants[i];
-		struct tls_cert *c;
-
-		if (!domain_listed(s, t) || (c = tenant_cert_loaded(s, t)) == NULL)
-			continue;
-		buf_printf(b, "mtastsd_certificate_expiry_timestamp_seconds{domain=\"%s\"} %lld\n",
-		           t->domain->name, (long long)c->not_after);
-		tls_cert_unref(c);
-	}
+	metrics_certificates(s, b, now);
 	for (int k = 0; k < UPSTREAM_FAMILIES; k++) {
 		struct upstream_metric m = {b, (enum upstream_family)k};
 
@@ -212,36 +252,60 @@ static const char status_head[] =
     "dl{display:grid;grid-template-columns:max-content 1fr;gap:.1em .8em;margin:.3em 0}\n"
     "dt{color:#555}dd{margin:0;overflow-wrap:anywhere}code{font-size:.9em}\n"
     "ul{margin:.2em 0;padding-left:1.2em}.bad{color:#b00}.ok{color:#070}\n"
+    "section.degraded{border-color:#b00}\n"
     "</style></head><body>\n";
 
-static void status_domain(struct buf *b, struct snapshot *s, struct tenant *t, time_t now)
+/* The certificate row of a domain: degraded ones say why, since when, and what is
+ * presented meanwhile. */
+static void status_certificate(struct buf *b, const struct cert_info *ci, time_t now)
 {
+	char when[32], since[32];
+
+	fmt_time(ci->not_after, when, sizeof(when));
+	if (ci->state == CERT_DEGRADED) {
+		fmt_time(ci->since, since, sizeof(since));
+		buf_printf(b, "<dt>certificate</dt><dd class=\"bad\">degraded (%s) since %s: ",
+		           tls_fault_names[ci->fault], since);
+		html_escape(b, ci->detail);
+		if (ci->not_after != 0)
+			buf_printf(b, "; presenting the previous certificate, valid until %s",
+			           when);
+		else
+			buf_puts(b, "; no handshake");
+		buf_puts(b, "</dd>");
+	} else if (ci->state == CERT_LAZY) {
+		buf_puts(b, "<dt>certificate</dt><dd>loaded on the first handshake</dd>");
+	} else if (ci->not_after != 0) {
+		buf_printf(b, "<dt>certificate</dt><dd class=\"%s\">expires %s</dd>",
+		           ci->not_after - now < 14 * 86400 ? "bad" : "ok", when);
+	}
+}
+
+static void status_domain(struct buf *b, struct snapshot *s, const struct tenant *t,
+                          const struct cert_info *ci, time_t now)
+{
+	const struct config_domain *cd = tenant_domain(t);
+	struct upstream *up = tenant_upstream(t);
 	struct stats_view v;
 	struct doc *d = tenant_doc(t, now);
-	struct tls_cert *cert = tenant_cert_loaded(s, t);
 	char when[32];
 
-	stats_read(stats_find(t->domain->name), &v);
-	buf_puts(b, "<section class=\"domain\"><h2>");
-	html_escape(b, t->domain->name);
+	stats_read(stats_find(cd->name), &v);
+	buf_printf(b, "<section class=\"domain%s\"><h2>",
+	           ci != NULL && ci->state == CERT_DEGRADED ? " degraded" : "");
+	html_escape(b, cd->name);
 	buf_puts(b, "</h2><dl><dt>mode</dt><dd>");
 	html_escape(b, d != NULL ? d->mode : "-");
 	buf_puts(b, "</dd><dt>id</dt><dd><code>");
 	html_escape(b, d != NULL ? d->id : "none: answering 503");
 	buf_puts(b, "</code></dd>");
-	if (cert != NULL) {
-		fmt_time(cert->not_after, when, sizeof(when));
-		buf_printf(b, "<dt>certificate</dt><dd class=\"%s\">expires %s</dd>",
-		           cert->not_after - now < 14 * 86400 ? "bad" : "ok", when);
-		tls_cert_unref(cert);
-	} else if (s->lazy) {
-		buf_puts(b, "<dt>certificate</dt><dd>loaded on the first handshake</dd>");
-	}
-	if (t->up != NULL) {
+	if (ci != NULL)
+		status_certificate(b, ci, now);
+	if (up != NULL) {
 		struct upstream_info in;
 		char fetched[32];
 
-		upstream_info(t->up, now, &in);
+		upstream_info(up, now, &in);
 		fmt_time(in.fetched_at, fetched, sizeof(fetched));
 		fmt_time(in.expires_at, when, sizeof(when));
 		buf_printf(b, "<dt>provider</dt><dd class=\"%s\">", in.has_policy ? "ok" : "bad");
@@ -278,34 +342,55 @@ static void status_domain(struct buf *b, struct snapshot *s, struct tenant *t, t
 	doc_unref(d);
 }
 
+/* Degraded domains first (every one of them, up to the page's limit), then the others. */
 static void render_status(struct snapshot *s, const char *only, struct buf *b)
 {
+	struct certcache *cc = snapshot_certs(s);
+	size_t n = snapshot_size(s), shown = 0, states[CERT_STATES], faults[TLS_FAULTS];
 	time_t now = time(NULL);
 	char when[32];
-	size_t shown = 0;
 
 	fmt_time(now, when, sizeof(when));
 	buf_puts(b, status_head);
-	buf_printf(b, "<h1>mtastsd: %zu domains</h1><p>", s->n_tenants);
-	html_escape(b, s->config->file);
+	buf_printf(b, "<h1>mtastsd: %zu domains</h1><p>", n);
+	html_escape(b, snapshot_config(s)->file);
 	buf_printf(b,
 	           " at %s. Handshakes: %lu full, %lu resumed, %lu unknown SNI, %lu failed.</p>\n",
 	           when, stats_handshakes(STATS_HS_OK), stats_handshakes(STATS_HS_RESUMED),
 	           stats_handshakes(STATS_HS_UNKNOWN_SNI) + stats_handshakes(STATS_HS_NO_SNI),
 	           stats_handshakes(STATS_HS_FAILED));
-	for (size_t i = 0; i < s->n_tenants && shown < STATUS_ROWS_MAX; i++) {
-		struct tenant *t = &s->tenants[i];
-
-		if (only != NULL ? strcasecmp(only, t->domain->name) != 0 : !domain_listed(s, t))
-			continue;
-		status_domain(b, s, t, now);
-		shown++;
+	if (cc != NULL) {
+		certcache_count(cc, states, faults);
+		buf_printf(
+		    b,
+		    "<p class=\"%s\">Certificates: %zu degraded, %zu ok, %zu not loaded yet.</p>\n",
+		    states[CERT_DEGRADED] ? "bad" : "ok", states[CERT_DEGRADED], states[CERT_OK],
+		    states[CERT_LAZY]);
 	}
-	if (shown < s->n_tenants)
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t i = 0; i < n && shown < STATUS_ROWS_MAX; i++) {
+			const struct tenant *t = snapshot_tenant(s, i);
+			const char *name = tenant_domain(t)->name;
+			struct cert_info ci;
+			bool degraded;
+
+			if (cc != NULL)
+				certcache_info(cc, tenant_index(t), now, &ci);
+			degraded = cc != NULL && ci.state == CERT_DEGRADED;
+			if (degraded != (pass == 0))
+				continue;
+			if (only != NULL ? strcasecmp(only, name) != 0
+			                 : !degraded && !domain_listed(s, t))
+				continue;
+			status_domain(b, s, t, cc != NULL ? &ci : NULL, now);
+			shown++;
+		}
+	}
+	if (shown < n)
 		buf_printf(b,
 		           "<p>%zu of %zu domains shown; add <code>?domain=NAME</code> for one."
 		           "</p>\n",
-		           shown, s->n_tenants);
+		           shown, n);
 	buf_puts(b, "</body></html>\n");
 }
 

@@ -1,45 +1,47 @@
-/* hook: the on_change command, run when the id of a served policy changes */
+/* TEMPORARY shim */
 #include <errno.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
 #include "hook.h"
 #include "log.h"
-
 extern char **environ;
-
-void hook_run(const char *cmd, const char *domain, const char *id)
+struct hooks {
+	char *cmd;
+};
+struct hooks *hooks_create(const char *cmd, const char *state_dir, unsigned timeout)
 {
-	char *argv[] = {(char *)(uintptr_t)cmd, (char *)(uintptr_t)domain, (char *)(uintptr_t)id,
-	                NULL};
+	struct hooks *h = calloc(1, sizeof(*h));
+	(void)state_dir;
+	(void)timeout;
+	if (h != NULL && cmd != NULL)
+		h->cmd = strdup(cmd);
+	return h;
+}
+void hooks_configure(struct hooks *h, const char *cmd)
+{
+	free(h->cmd);
+	h->cmd = cmd != NULL ? strdup(cmd) : NULL;
+}
+void hooks_destroy(struct hooks *h)
+{
+	if (h == NULL)
+		return;
+	free(h->cmd);
+	free(h);
+}
+void hooks_announce(struct hooks *h, const char *domain, const char *id)
+{
+	char *argv[] = {h->cmd, (char *)(uintptr_t)domain, (char *)(uintptr_t)id, NULL};
 	pid_t pid;
 	int status;
-	int r = strchr(cmd, '/') != NULL ? posix_spawn(&pid, cmd, NULL, NULL, argv, environ)
-	                                 : posix_spawnp(&pid, cmd, NULL, NULL, argv, environ);
-
-	if (r != 0) {
-		log_msg("on_change %s: %s", cmd, strerror(r));
+	if (h->cmd == NULL)
 		return;
-	}
-	for (int waited = 0; waited < HOOK_TIMEOUT * 10; waited++) {
-		pid_t w = waitpid(pid, &status, WNOHANG);
-
-		if (w == pid) {
-			if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-				log_msg("on_change %s %s %s failed (wait status %d)", cmd, domain,
-				        id, status);
-			return;
-		}
-		if (w < 0 && errno != EINTR)
-			return;
-		usleep(100000);
-	}
-	log_msg("on_change %s %s %s: still running after %d s, killed", cmd, domain, id,
-	        HOOK_TIMEOUT);
-	kill(pid, SIGKILL);
+	if (posix_spawn(&pid, h->cmd, NULL, NULL, argv, environ) != 0)
+		return;
 	waitpid(pid, &status, 0);
 }

@@ -1,13 +1,10 @@
-/* hook: the on_change command, run when the id of a served policy changes */
+/* TEMPORARY shim until the hooks worker branch lands */
 #ifndef MTASTSD_HOOK_H
 #define MTASTSD_HOOK_H
-
-/* Runs cmd as "cmd DOMAIN ID" without a shell (a name without '/' is looked up in PATH),
- * waits for it at most HOOK_TIMEOUT seconds (then kills it) and logs a failure. The
- * environment is inherited; MTASTSD_DOMAIN and MTASTSD_ID are not set: use the
- * arguments. */
-void hook_run(const char *cmd, const char *domain, const char *id);
-
-#define HOOK_TIMEOUT 30
-
+#include <stddef.h>
+struct hooks;
+struct hooks *hooks_create(const char *cmd, const char *state_dir, unsigned timeout);
+void hooks_configure(struct hooks *h, const char *cmd);
+void hooks_announce(struct hooks *h, const char *domain, const char *id);
+void hooks_destroy(struct hooks *h);
 #endif

@@ -50,11 +50,6 @@ struct http {
 	struct fixed fixed[N_FIXED]; /* error answers, shared by every request */
 };
 
-static void response_destroy(void *response)
-{
-	MHD_destroy_response(response);
-}
-
 static const struct fixed *fixed_for(const struct http *h, enum http_status status)
 {
 	for (size_t i = 0; i < N_FIXED; i++)
@@ -76,15 +71,13 @@ static struct MHD_Response *fixed_response(const char *text)
 	return r;
 }
 
-/* The 200 response of a doc: built once, on its first request, then shared. */
-static struct MHD_Response *doc_response(struct doc *d)
+/* The 200 response of a doc, built when the doc is made (never on a request). It holds its
+ * own copy of the body: a queued response may outlive the doc (a provider's new copy). */
+static void *doc_response_create(const struct doc *d)
 {
-	struct MHD_Response *r = atomic_load_explicit(&d->response, memory_order_acquire);
-	void *expected = NULL;
+	struct MHD_Response *r = MHD_create_response_from_buffer(d->len, (void *)(uintptr_t)d->body,
+	                                                         MHD_RESPMEM_MUST_COPY);
 
-	if (r != NULL)
-		return r;
-	r = MHD_create_response_from_buffer(d->len, d->body, MHD_RESPMEM_MUST_COPY);
 	if (r == NULL)
 		return NULL;
 	if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8") ==
@@ -94,12 +87,15 @@ static struct MHD_Response *doc_response(struct doc *d)
 		MHD_destroy_response(r);
 		return NULL;
 	}
-	if (!atomic_compare_exchange_strong(&d->response, &expected, r)) {
-		MHD_destroy_response(r);
-		r = expected;
-	}
 	return r;
 }
+
+static void doc_response_destroy(void *response)
+{
+	MHD_destroy_response(response);
+}
+
+const struct doc_renderer http_doc_renderer = {doc_response_create, doc_response_destroy};
 
 /* The SNI of the connection, lowercase not guaranteed; 0 / -1 when there is none. */
 static int session_sni(gnutls_session_t session, char *buf, size_t size, size_t *ret_len)
@@ -120,9 +116,10 @@ static int session_sni(gnutls_session_t session, char *buf, size_t size, size_t 
  * handshake went. */
 struct conn {
 	struct snapshot *snap;
-	struct tenant *tenant; /* chosen by SNI in the handshake */
-	struct tls_cert *cert; /* presented, held until the connection closes */
-	unsigned tls;          /* 12 or 13 once the handshake is done */
+	const struct tenant *tenant; /* chosen by SNI in the handshake */
+	struct domain_stats *stats;  /* the tenant's counters, found on its first request */
+	struct tls_cert *cert;       /* presented, held until the connection closes */
+	unsigned tls;                /* 12 or 13 once the handshake is done */
 	bool handshake_done;
 	bool handshake_counted;
 };
@@ -150,7 +147,7 @@ static int cert_callback(gnutls_session_t session, const gnutls_datum_t *req_ca_
                          gnutls_privkey_t *ret_key)
 {
 	struct conn *cn = session_conn(session);
-	struct tenant *t = NULL;
+	const struct tenant *t = NULL;
 	char sni[256];
 	size_t len;
 	bool has_sni = session_sni(session, sni, sizeof(sni), &len) == 0;
@@ -158,7 +155,7 @@ static int cert_callback(gnutls_session_t session, const gnutls_datum_t *req_ca_
 	if (cn != NULL && cn->snap != NULL && has_sni)
 		t = snapshot_find(cn->snap, sni, len);
 	if (t != NULL && cn->cert == NULL)
-		cn->cert = tenant_cert(cn->snap, t);
+		cn->cert = tenant_cert(cn->snap, t, time(NULL));
 	if (t == NULL || cn->cert == NULL) {
 		/* GnuTLS asks again for every candidate cipher suite: count the handshake
 		 * once. */
@@ -266,18 +263,6 @@ static void client_address(const struct sockaddr *sa, char *out, size_t size)
 		          out, (socklen_t)size);
 }
 
-/* The tenant's counters, looked up once per snapshot and cached in the tenant. */
-static struct domain_stats *tenant_stats(struct tenant *t)
-{
-	struct domain_stats *st = atomic_load_explicit(&t->stats, memory_order_acquire);
-
-	if (st == NULL) {
-		st = stats_domain(t->domain->name);
-		atomic_store_explicit(&t->stats, st, memory_order_release);
-	}
-	return st;
-}
-
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
                               const char *method, const char *version, const char *upload_data,
                               size_t *upload_data_size, void **req_cls)
@@ -286,7 +271,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	struct http *h = cls;
 	const struct sockaddr *client;
 	struct conn *cn;
-	struct tenant *t;
+	const struct tenant *t;
+	const struct config_domain *cd = NULL;
 	struct MHD_Response *r;
 	struct doc *doc = NULL;
 	enum http_status status;
@@ -306,12 +292,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	cn = connection_conn(c);
 	t = cn != NULL ? cn->tenant : NULL;
 	host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+	if (t != NULL)
+		cd = tenant_domain(t);
 
 	if (t == NULL)
 		status = HTTP_MISDIRECTED;
 	else if (host == NULL && strcmp(version, MHD_HTTP_VERSION_1_0) != 0)
 		status = HTTP_BAD_REQUEST;
-	else if (host != NULL && !host_matches(host, t->domain->host))
+	else if (host != NULL && !host_matches(host, cd->host))
 		status = HTTP_MISDIRECTED;
 	else if (strcmp(url, POLICY_PATH) != 0)
 		status = HTTP_NOT_FOUND;
@@ -324,7 +312,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		status = HTTP_OK;
 
 	if (status == HTTP_OK) {
-		r = doc_response(doc);
+		r = doc->response;
 		bytes = doc->len;
 	} else {
 		const struct fixed *f = fixed_for(h, status);
@@ -340,17 +328,19 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		bytes = 0;
 	ret = MHD_queue_response(c, (unsigned)status, r);
 	client = client_sockaddr(c);
-	if (t != NULL)
-		stats_request(tenant_stats(t), (unsigned)status, client,
-		              doc != NULL ? doc->id : NULL, cn->tls);
+	if (t != NULL) {
+		if (cn->stats == NULL)
+			cn->stats = stats_domain(cd->name);
+		stats_request(cn->stats, (unsigned)status, client, doc != NULL ? doc->id : NULL,
+		              cn->tls);
+	}
 	/* Queued: the response holds its own copy of the body, the doc may go. */
 	doc_unref(doc);
 	if (atomic_load_explicit(&h->access_log, memory_order_relaxed)) {
 		char addr[INET6_ADDRSTRLEN];
 
 		client_address(client, addr, sizeof(addr));
-		log_access(addr, t != NULL ? t->domain->host : "-", method, url, (unsigned)status,
-		           bytes);
+		log_access(addr, cd != NULL ? cd->host : "-", method, url, (unsigned)status, bytes);
 	}
 	return ret;
 }
@@ -402,7 +392,6 @@ struct http *http_start(const struct config *config, const int *fds, size_t n_fd
 		threads = n > 0 ? (unsigned)n : 1;
 	}
 	atomic_init(&h->access_log, config->access_log);
-	doc_set_response_free(response_destroy);
 	if (make_responses(h) < 0 || gnutls_session_ticket_key_generate(&h->ticket_key) < 0) {
 		log_msg("out of memory");
 		goto fail;

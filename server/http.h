@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "doc.h"
 
 /* Outcomes of a request; the values are the HTTP status codes sent. */
 enum http_status {
@@ -18,6 +19,9 @@ enum http_status {
 };
 
 struct http;
+
+/* Builds a doc's 200 response (headers included) when the doc is made. */
+extern const struct doc_renderer http_doc_renderer;
 
 /* Starts serving on the bound, listening sockets fds (borrowed; closed by http_stop),
  * taking the tenant for each connection from snapshot_acquire(). Options come from

@@ -2,101 +2,66 @@
 #ifndef MTASTSD_SNAPSHOT_H
 #define MTASTSD_SNAPSHOT_H
 
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
 
-#include "config.h"
 #include "buf.h"
+#include "certcache.h"
+#include "config.h"
 #include "diag.h"
-#include "hash.h"
-#include "policy.h"
+#include "doc.h"
 #include "tls.h"
 
-/* A body as served: rendered once, refcounted, shared by every request. */
-struct doc {
-	atomic_uint refs;
-	size_t len;
-	char id[POLICY_ID_MAX + 1];
-	const char *mode;       /* static string */
-	void *_Atomic response; /* built by the HTTP layer on first use */
-	char body[];            /* canonical policy, NUL-terminated */
-};
-
-struct domain_stats;
+/* The one piece of shared state requests read: everything a request needs, built before
+ * it is published, never changed after (certificate state lives in its certcache, whose
+ * per-domain values change atomically on their own). Opaque: read it through the
+ * functions below. */
+struct snapshot;
+/* One served domain of a snapshot. */
+struct tenant;
 struct upstream;
 struct upstreams;
 
-struct tenant {
-	const struct config_domain *domain; /* borrowed from the snapshot's config */
-	struct tls_cert *cert;              /* eager: loaded with the snapshot */
-	struct tls_cert *_Atomic lazy_cert; /* lazy: loaded on first handshake */
-	_Atomic time_t lazy_failed;         /* lazy: last failed load */
-	struct doc *doc;                    /* static policy, NULL when proxied */
-	struct upstream *up;                /* proxied: the provider, else NULL */
-	struct domain_stats *_Atomic stats; /* counters, looked up on first request */
-};
-
-struct snapshot {
-	atomic_uint refs;
-	struct config *config;
-	struct tls_store *tls;  /* NULL when TLS was not loaded */
-	struct tenant *tenants; /* config order */
-	size_t n_tenants;
-	struct hash hosts; /* "mta-sts.<domain>" -> tenant */
-
-	atomic_bool superseded; /* another snapshot was published after it */
-
-	/* Lazy certificate loading: the tenants whose certificate is loaded, oldest
-	 * first out when there are cache_cap of them. */
-	bool lazy;
-	size_t n_with_files; /* domains with their own cert/key files */
-	pthread_mutex_t cache_lock;
-	struct tenant **cache;
-	size_t cache_cap;
-	size_t cache_next;
-	size_t cache_n;
-};
-
-enum snapshot_flags {
-	SNAPSHOT_TLS = 1 << 0,         /* load certificates and keys */
-	SNAPSHOT_EXPIRY_LINT = 1 << 1, /* warn on certificates expiring within 14 days */
-	SNAPSHOT_EAGER = 1 << 2,       /* load every certificate now, whatever cert_cache says */
-	SNAPSHOT_VALIDATE = 1 << 3,    /* check them, then let go (no serving: 'check') */
-};
-
-/* Renders every policy and (with SNAPSHOT_TLS) loads every certificate, checking that
- * it covers mta-sts.<domain> and has not expired. Proxied domains are linked to their
- * provider in ups (borrowed; must outlive the snapshot); a provider without a usable copy
- * yet is a warning. Takes ownership of config in every case. Errors and warnings go to
- * d; NULL when there was any error. refs starts at 1. */
-struct snapshot *snapshot_create(struct config *config, unsigned flags, struct upstreams *ups,
+/* Renders every static policy (with its response, through render, which may be NULL when
+ * nothing is served) and links proxied domains to their provider in ups (borrowed, must
+ * outlive the snapshot; NULL when no domain is proxied). certs is the certificate state
+ * of config (NULL: no TLS, for 'records'). Takes ownership of config and certs in every
+ * case. A provider without a usable copy yet is a warning in d. refs starts at 1; NULL
+ * (with the error in d) only when out of memory. */
+struct snapshot *snapshot_create(struct config *config, struct certcache *certs,
+                                 struct upstreams *ups, const struct doc_renderer *render,
                                  struct diag *d);
-
-/* The certificate to present for t: a new reference (tls_cert_unref it), loading it
- * now in lazy mode (a failure is logged, and retried at most once a minute). NULL when
- * there is none. */
-struct tls_cert *tenant_cert(struct snapshot *s, struct tenant *t);
-/* Lazy mode, when every certificate fits in the cache: loads them all in config order,
- * so that the server answers at once after start and is warm soon after. Stops early
- * when s is superseded (reload, shutdown). Returns how many were loaded. */
-size_t snapshot_preload(struct snapshot *s);
-
-/* Same without loading: NULL when a lazy certificate is not in memory. */
-struct tls_cert *tenant_cert_loaded(struct snapshot *s, struct tenant *t);
-
-/* The doc to serve for t now: a new reference, or NULL (503) when a proxied tenant has
- * no fresh copy. */
-struct doc *tenant_doc(const struct tenant *t, time_t now);
-
 struct snapshot *snapshot_ref(struct snapshot *s);
 /* Drops a reference; the last one frees everything. NULL is a no-op. */
 void snapshot_unref(struct snapshot *s);
 
+/* Borrowed while the snapshot is held. */
+const struct config *snapshot_config(const struct snapshot *s);
+/* NULL when the snapshot was built without certificates. */
+struct certcache *snapshot_certs(const struct snapshot *s);
+size_t snapshot_size(const struct snapshot *s);
+/* The i-th domain in config order. */
+const struct tenant *snapshot_tenant(const struct snapshot *s, size_t i);
 /* The tenant serving host (case-insensitive, exact); NULL when none. Never allocates. */
-struct tenant *snapshot_find(const struct snapshot *s, const char *host, size_t len);
+const struct tenant *snapshot_find(const struct snapshot *s, const char *host, size_t len);
+
+const struct config_domain *tenant_domain(const struct tenant *t);
+/* Its index in config order (in the snapshot and its certcache). */
+size_t tenant_index(const struct tenant *t);
+/* The provider of a proxied domain, else NULL. */
+struct upstream *tenant_upstream(const struct tenant *t);
+/* The doc to serve for t now: a new reference, or NULL (503) when a proxied tenant has
+ * no fresh copy. */
+struct doc *tenant_doc(const struct tenant *t, time_t now);
+/* The certificate to present for t now: a new reference, or NULL (no handshake). */
+struct tls_cert *tenant_cert(const struct snapshot *s, const struct tenant *t, time_t now);
+
+/* Lazy certificate mode: loads every certificate in the background until all are in
+ * memory or the snapshot is superseded. Returns how many were loaded. */
+size_t snapshot_preload(struct snapshot *s);
+/* Whether another snapshot was published after s. */
+bool snapshot_superseded(const struct snapshot *s);
 
 /* Appends the DNS records to publish for every domain (zone lines, or JSON) as
  * 'mtastsd records' prints them. 0 / -1. */
@@ -107,12 +72,5 @@ int snapshot_records(const struct snapshot *s, bool json, struct buf *out);
  * previous one for the caller to unref. */
 struct snapshot *snapshot_acquire(void);
 struct snapshot *snapshot_publish(struct snapshot *s);
-
-/* Creates a doc from a canonical body (copied); refs starts at 1. */
-struct doc *doc_create(const char *body, size_t len, const char *mode);
-struct doc *doc_ref(struct doc *d);
-void doc_unref(struct doc *d);
-/* Set once by the HTTP layer: how to free a doc's cached response. */
-void doc_set_response_free(void (*fn)(void *response));
 
 #endif

@@ -1,5 +1,7 @@
 /* tls: certificate chains and keys (GnuTLS), indexed by SAN name for SNI */
 #include <dirent.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -79,6 +81,26 @@ static void intern_release(const gnutls_pcert_st *pc)
 	pthread_mutex_unlock(&interned_lock);
 }
 
+const char *const tls_fault_names[TLS_FAULTS] = {
+    "none",          "missing", "unreadable",    "invalid",   "key_mismatch",
+    "name_mismatch", "expired", "not_yet_valid", "no_memory",
+};
+
+static void problem(struct tls_problem *p, enum tls_fault fault, bool key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void problem(struct tls_problem *p, enum tls_fault fault, bool key, const char *fmt, ...)
+{
+	va_list ap;
+
+	p->fault = fault;
+	p->key = key;
+	p->no_names = false;
+	va_start(ap, fmt);
+	vsnprintf(p->msg, sizeof(p->msg), fmt, ap);
+	va_end(ap);
+}
+
 static void cert_destroy(struct tls_cert *c)
 {
 	if (c == NULL)
@@ -119,13 +141,17 @@ void tls_store_destroy(struct tls_store *s)
 		return;
 	for (size_t i = 0; i < s->n_certs; i++)
 		tls_cert_unref(s->certs[i]);
+	for (size_t i = 0; i < s->n_broken; i++) {
+		free(s->broken[i].path);
+		free(s->broken[i].stem);
+	}
+	free(s->broken);
 	free(s->certs);
 	hash_finish(&s->names);
 	hash_finish(&s->files);
 	free(s);
 }
 
-/* Reads a whole (small) file; the caller wipes and frees *ret. */
 static void file_id(const struct stat *st, struct tls_file_id *ret)
 {
 	ret->dev = st->st_dev;
@@ -135,38 +161,47 @@ static void file_id(const struct stat *st, struct tls_file_id *ret)
 	ret->mtime_nsec = st->st_mtim.tv_nsec;
 }
 
-static int read_file(const char *path, gnutls_datum_t *ret, struct tls_file_id *ret_id, bool secret,
-                     struct diag *d, const char *file, unsigned line)
+/* Reads a whole (small) file; the caller wipes and frees *ret. A FIFO or device is refused
+ * before it is opened for reading, so that it cannot block. */
+static int read_file(const char *path, gnutls_datum_t *ret, struct tls_file_id *ret_id, bool key,
+                     struct tls_problem *p)
 {
 	gnutls_datum_t data = {NULL, 0};
 	struct stat st;
 	int ret_code = -1;
-	FILE *f = fopen(path, "rb");
+	FILE *f;
 
-	if (f == NULL) {
-		diag_error(d, file, line, "%s: %s", path, strerror(errno));
+	if (stat(path, &st) < 0) {
+		problem(p, errno == ENOENT ? TLS_FAULT_MISSING : TLS_FAULT_UNREADABLE, key,
+		        "%s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		problem(p, TLS_FAULT_UNREADABLE, key, "%s: not a regular file", path);
+		return -1;
+	}
+	if ((f = fopen(path, "rb")) == NULL) {
+		problem(p, errno == ENOENT ? TLS_FAULT_MISSING : TLS_FAULT_UNREADABLE, key,
+		        "%s: %s", path, strerror(errno));
 		return -1;
 	}
 	if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode)) {
-		diag_error(d, file, line, "%s: not a regular file", path);
+		problem(p, TLS_FAULT_UNREADABLE, key, "%s: not a regular file", path);
 		goto out;
 	}
 	if (st.st_size <= 0 || st.st_size > 1024 * 1024) {
-		diag_error(d, file, line, "%s: empty or larger than 1 MiB", path);
+		problem(p, st.st_size <= 0 ? TLS_FAULT_INVALID : TLS_FAULT_UNREADABLE, key,
+		        "%s: empty or larger than 1 MiB", path);
 		goto out;
 	}
-	/* Group access is the usual root:mtastsd 0640 layout; others never. */
-	if (secret && (st.st_mode & S_IRWXO) != 0)
-		diag_warn(d, file, line, "%s: private key is accessible by others (chmod o-rwx)",
-		          path);
 	data.data = gnutls_malloc((size_t)st.st_size + 1);
 	if (data.data == NULL) {
-		diag_error(d, file, line, "%s: out of memory", path);
+		problem(p, TLS_FAULT_NO_MEMORY, key, "%s: out of memory", path);
 		goto out;
 	}
 	data.size = (unsigned)fread(data.data, 1, (size_t)st.st_size, f);
 	if (data.size != (unsigned)st.st_size) {
-		diag_error(d, file, line, "%s: short read", path);
+		problem(p, TLS_FAULT_UNREADABLE, key, "%s: short read", path);
 		gnutls_memset(data.data, 0, (size_t)st.st_size);
 		gnutls_free(data.data);
 		goto out;
@@ -202,20 +237,23 @@ static char *lower_dup(const char *s, size_t len)
 	return r;
 }
 
-/* Reads SAN dNSNames and expiry of the leaf. A certificate without any DNS name (a CA
- * certificate next to the leaves, say) is an error, or with quiet set just -1. */
-static int read_leaf(struct tls_cert *c, bool quiet, struct diag *d, const char *file,
-                     unsigned line)
+/* Reads SAN dNSNames and validity of the leaf. A certificate without any DNS name (a CA
+ * certificate next to the leaves, say) is a problem of kind TLS_FAULT_INVALID. */
+static int read_leaf(struct tls_cert *c, struct tls_problem *p)
 {
 	gnutls_x509_crt_t crt;
 	int ret = -1;
 
-	if (gnutls_x509_crt_init(&crt) < 0)
+	if (gnutls_x509_crt_init(&crt) < 0) {
+		problem(p, TLS_FAULT_NO_MEMORY, false, "out of memory");
 		return -1;
+	}
 	if (gnutls_x509_crt_import(crt, &c->chain[0].cert, GNUTLS_X509_FMT_DER) < 0) {
-		diag_error(d, file, line, "%s: cannot parse the leaf certificate", c->cert_file);
+		problem(p, TLS_FAULT_INVALID, false, "%s: cannot parse the leaf certificate",
+		        c->cert_file);
 		goto out;
 	}
+	c->not_before = gnutls_x509_crt_get_activation_time(crt);
 	c->not_after = gnutls_x509_crt_get_expiration_time(crt);
 	for (unsigned i = 0;; i++) {
 		char name[256];
@@ -227,27 +265,30 @@ static int read_leaf(struct tls_cert *c, bool quiet, struct diag *d, const char 
 		if (type == GNUTLS_E_SHORT_MEMORY_BUFFER)
 			continue;
 		if (type < 0) {
-			diag_error(d, file, line, "%s: bad subjectAltName: %s", c->cert_file,
-			           gnutls_strerror(type));
+			problem(p, TLS_FAULT_INVALID, false, "%s: bad subjectAltName: %s",
+			        c->cert_file, gnutls_strerror(type));
 			goto out;
 		}
 		if (type != GNUTLS_SAN_DNSNAME || len == 0 || memchr(name, 0, len) != NULL)
 			continue;
 		char **v = realloc(c->names, (c->n_names + 1) * sizeof(*v));
 		if (v == NULL)
-			goto out;
+			goto nomem;
 		c->names = v;
 		if ((c->names[c->n_names] = lower_dup(name, len)) == NULL)
-			goto out;
+			goto nomem;
 		c->n_names++;
 	}
 	if (c->n_names == 0) {
-		if (!quiet)
-			diag_error(d, file, line, "%s: certificate has no DNS subjectAltName",
-			           c->cert_file);
+		problem(p, TLS_FAULT_INVALID, false, "%s: certificate has no DNS subjectAltName",
+		        c->cert_file);
+		p->no_names = true;
 		goto out;
 	}
 	ret = 0;
+	goto out;
+nomem:
+	problem(p, TLS_FAULT_NO_MEMORY, false, "out of memory");
 out:
 	gnutls_x509_crt_deinit(crt);
 	return ret;
@@ -269,6 +310,108 @@ static bool key_matches(const struct tls_cert *c)
 		ok = alen == blen && memcmp(a, b, alen) == 0;
 	gnutls_pubkey_deinit(pub);
 	return ok;
+}
+
+struct tls_cert *tls_cert_read(const char *cert_file, const char *key_file, struct tls_problem *p)
+{
+	gnutls_datum_t pem = {NULL, 0}, key = {NULL, 0};
+	struct tls_file_id key_id;
+	struct stat st;
+	struct tls_cert *c;
+	int r;
+
+	p->fault = TLS_FAULT_NONE;
+	p->msg[0] = 0;
+	if ((c = calloc(1, sizeof(*c))) == NULL || (c->cert_file = strdup(cert_file)) == NULL ||
+	    (c->key_file = strdup(key_file)) == NULL) {
+		problem(p, TLS_FAULT_NO_MEMORY, false, "out of memory");
+		goto fail;
+	}
+	if (read_file(cert_file, &pem, &c->cert_id, false, p) < 0)
+		goto fail;
+	c->n_chain = TLS_CHAIN_MAX;
+	r = gnutls_pcert_list_import_x509_raw(c->chain, &c->n_chain, &pem, GNUTLS_X509_FMT_PEM,
+	                                      GNUTLS_X509_CRT_LIST_FAIL_IF_UNSORTED);
+	if (r < 0) {
+		c->n_chain = 0;
+		problem(p, TLS_FAULT_INVALID, false, "%s: cannot load the certificate chain: %s",
+		        cert_file, gnutls_strerror(r));
+		goto fail;
+	}
+	for (unsigned i = 1; i < c->n_chain; i++)
+		if (intern(&c->chain[i]))
+			c->shared |= 1u << i;
+	if (read_leaf(c, p) < 0 || read_file(key_file, &key, &key_id, true, p) < 0)
+		goto fail;
+	c->key_id = key_id;
+	/* Group access is the usual root:mtastsd 0640 layout; others never. */
+	c->key_exposed = stat(key_file, &st) == 0 && (st.st_mode & S_IRWXO) != 0;
+	if (gnutls_privkey_init(&c->key) < 0) {
+		c->key = NULL;
+		problem(p, TLS_FAULT_NO_MEMORY, true, "out of memory");
+		goto fail;
+	}
+	r = gnutls_privkey_import_x509_raw(c->key, &key, GNUTLS_X509_FMT_PEM, NULL, 0);
+	if (r < 0) {
+		problem(p, TLS_FAULT_INVALID, true, "%s: cannot load the private key: %s", key_file,
+		        gnutls_strerror(r));
+		goto fail;
+	}
+	if (!key_matches(c)) {
+		problem(p, TLS_FAULT_KEY_MISMATCH, true,
+		        "%s: private key does not match certificate %s", key_file, cert_file);
+		goto fail;
+	}
+	atomic_init(&c->refs, 1);
+	datum_wipe(&key);
+	gnutls_free(pem.data);
+	return c;
+fail:
+	datum_wipe(&key);
+	gnutls_free(pem.data);
+	cert_destroy(c);
+	return NULL;
+}
+
+enum tls_fault tls_cert_usable(const struct tls_cert *c, const char *host, time_t now,
+                               struct tls_problem *p)
+{
+	char when[32];
+	struct tm tm;
+	time_t t = c->not_after <= now ? c->not_after : c->not_before;
+
+	if (gmtime_r(&t, &tm) == NULL ||
+	    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(when, sizeof(when), "?");
+	if (!tls_cert_covers(c, host))
+		problem(p, TLS_FAULT_NAME_MISMATCH, false, "%s: certificate does not cover %s",
+		        c->cert_file, host);
+	else if (c->not_after <= now)
+		problem(p, TLS_FAULT_EXPIRED, false, "%s: certificate for %s expired at %s",
+		        c->cert_file, host, when);
+	else if (c->not_before > now)
+		problem(p, TLS_FAULT_NOT_YET_VALID, false,
+		        "%s: certificate for %s is not valid before %s", c->cert_file, host, when);
+	else
+		p->fault = TLS_FAULT_NONE;
+	return p->fault;
+}
+
+bool tls_cert_valid_at(const struct tls_cert *c, time_t now)
+{
+	return c->not_before <= now && now < c->not_after;
+}
+
+struct tls_cert *tls_cert_ref(struct tls_cert *c)
+{
+	atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
+	return c;
+}
+
+void tls_cert_unref(struct tls_cert *c)
+{
+	if (c != NULL && atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1)
+		cert_destroy(c);
 }
 
 /* Takes over the caller's reference, also on failure (then the certificate is in the
@@ -295,130 +438,32 @@ static int store_add(struct tls_store *s, struct tls_cert *c)
 	return 0;
 }
 
-/* Reads and checks one chain + key pair; refs starts at 1. */
-static struct tls_cert *cert_parse(const char *cert_file, const char *key_file, bool from_dir,
-                                   struct diag *d, const char *file, unsigned line,
-                                   unsigned key_line)
+/* Remembers a pair of the directory that could not be loaded, under the name its file
+ * suggests (NAME.crt, NAME.pem, NAME/fullchain.pem), so that a domain whose certificate
+ * is missing can say why. */
+static void store_broken(struct tls_store *s, const char *path, const char *stem,
+                         const struct tls_problem *p)
 {
-	gnutls_datum_t pem = {NULL, 0}, key = {NULL, 0};
-	struct tls_cert *c;
-	int r;
+	struct tls_broken *v;
 
-	if ((c = calloc(1, sizeof(*c))) == NULL || (c->cert_file = strdup(cert_file)) == NULL) {
-		diag_error(d, file, line, "out of memory");
-		goto fail;
+	if (s->n_broken == s->cap_broken) {
+		size_t cap = s->cap_broken ? s->cap_broken * 2 : 8;
+
+		if ((v = realloc(s->broken, cap * sizeof(*v))) == NULL)
+			return;
+		s->broken = v;
+		s->cap_broken = cap;
 	}
-	if (read_file(cert_file, &pem, &c->cert_id, false, d, file, line) < 0)
-		goto fail;
-	c->n_chain = TLS_CHAIN_MAX;
-	r = gnutls_pcert_list_import_x509_raw(c->chain, &c->n_chain, &pem, GNUTLS_X509_FMT_PEM,
-	                                      GNUTLS_X509_CRT_LIST_FAIL_IF_UNSORTED);
-	if (r < 0) {
-		c->n_chain = 0;
-		diag_error(d, file, line, "%s: cannot load the certificate chain: %s", cert_file,
-		           gnutls_strerror(r));
-		goto fail;
+	v = &s->broken[s->n_broken];
+	v->path = strdup(path);
+	v->stem = strdup(stem);
+	v->problem = *p;
+	if (v->path == NULL || v->stem == NULL) {
+		free(v->path);
+		free(v->stem);
+		return;
 	}
-	for (unsigned i = 1; i < c->n_chain; i++)
-		if (intern(&c->chain[i]))
-			c->shared |= 1u << i;
-	if (read_leaf(c, from_dir, d, file, line) < 0)
-		goto fail;
-	if ((c->key_file = strdup(key_file)) == NULL ||
-	    read_file(key_file, &key, &c->key_id, true, d, file, key_line) < 0)
-		goto fail;
-	if (gnutls_privkey_init(&c->key) < 0) {
-		c->key = NULL;
-		goto fail;
-	}
-	r = gnutls_privkey_import_x509_raw(c->key, &key, GNUTLS_X509_FMT_PEM, NULL, 0);
-	if (r < 0) {
-		diag_error(d, file, key_line, "%s: cannot load the private key: %s", key_file,
-		           gnutls_strerror(r));
-		goto fail;
-	}
-	if (!key_matches(c)) {
-		diag_error(d, file, key_line, "%s: private key does not match certificate %s",
-		           key_file, cert_file);
-		goto fail;
-	}
-	atomic_init(&c->refs, 1);
-	datum_wipe(&key);
-	gnutls_free(pem.data);
-	return c;
-fail:
-	datum_wipe(&key);
-	gnutls_free(pem.data);
-	cert_destroy(c);
-	return NULL;
-}
-
-static struct tls_cert *load(struct tls_store *s, const char *cert_file, const char *key_file,
-                             bool from_dir, struct diag *d, const char *file, unsigned line,
-                             unsigned key_line)
-{
-	struct tls_cert *c = hash_get(&s->files, cert_file, strlen(cert_file));
-
-	if (c != NULL)
-		return c;
-	if (s->reuse != NULL && (c = tls_store_get_file(s->reuse, cert_file)) != NULL &&
-	    tls_cert_unchanged(c, cert_file, key_file))
-		return tls_store_adopt(s, c) == 0 ? c : NULL;
-	c = cert_parse(cert_file, key_file, from_dir, d, file, line, key_line);
-	if (c != NULL && store_add(s, c) < 0) {
-		diag_error(d, file, line, "out of memory");
-		return NULL;
-	}
-	return c;
-}
-
-struct tls_cert *tls_cert_parse(const char *cert_file, const char *key_file, struct diag *d,
-                                const char *file, unsigned cert_line, unsigned key_line)
-{
-	return cert_parse(cert_file, key_file, false, d, file, cert_line, key_line);
-}
-
-struct tls_cert *tls_cert_load(const char *cert_file, const char *key_file, const char *host,
-                               char *err, size_t err_size)
-{
-	struct diag d;
-	struct tls_cert *c;
-
-	diag_init(&d);
-	c = cert_parse(cert_file, key_file, false, &d, NULL, 0, 0);
-	if (c != NULL && !tls_cert_covers(c, host)) {
-		diag_error(&d, NULL, 0, "%s: certificate does not cover %s", cert_file, host);
-		tls_cert_unref(c);
-		c = NULL;
-	}
-	if (c == NULL) {
-		for (size_t i = 0; i < d.n; i++)
-			if (d.v[i].level == DIAG_ERROR) {
-				snprintf(err, err_size, "%s", d.v[i].msg);
-				break;
-			}
-	}
-	diag_finish(&d);
-	return c;
-}
-
-struct tls_cert *tls_cert_ref(struct tls_cert *c)
-{
-	atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
-	return c;
-}
-
-void tls_cert_unref(struct tls_cert *c)
-{
-	if (c != NULL && atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) == 1)
-		cert_destroy(c);
-}
-
-struct tls_cert *tls_store_load(struct tls_store *s, const char *cert_file, const char *key_file,
-                                struct diag *d, const char *file, unsigned cert_line,
-                                unsigned key_line)
-{
-	return load(s, cert_file, key_file, false, d, file, cert_line, key_line);
+	s->n_broken++;
 }
 
 static bool has_suffix(const char *s, const char *suffix)
@@ -440,17 +485,38 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int tls_store_load_dir(struct tls_store *s, const char *dir, struct diag *d, const char *file,
-                       unsigned line)
+/* One pair of the directory: taken over from reuse when its files are unchanged, else
+ * read; a pair that cannot be loaded is remembered under its stem. */
+static void load_pair(struct tls_store *s, const struct tls_store *reuse, const char *cert,
+                      const char *key, const char *stem)
+{
+	struct tls_cert *c;
+	struct tls_problem p;
+
+	if (hash_get(&s->files, cert, strlen(cert)) != NULL)
+		return;
+	if (reuse != NULL && (c = hash_get(&reuse->files, cert, strlen(cert))) != NULL &&
+	    tls_cert_unchanged(c, cert, key)) {
+		store_add(s, tls_cert_ref(c));
+		return;
+	}
+	if ((c = tls_cert_read(cert, key, &p)) != NULL)
+		store_add(s, c);
+	else if (!p.no_names)
+		store_broken(s, cert, stem, &p);
+}
+
+int tls_store_load_dir(struct tls_store *s, const char *dir, const struct tls_store *reuse,
+                       struct tls_problem *p)
 {
 	DIR *dh = opendir(dir);
 	char **entries = NULL;
 	size_t n = 0, cap = 0;
-	size_t errors = d->n_errors;
 	struct dirent *e;
 
 	if (dh == NULL) {
-		diag_error(d, file, line, "%s: %s", dir, strerror(errno));
+		problem(p, errno == ENOENT ? TLS_FAULT_MISSING : TLS_FAULT_UNREADABLE, false,
+		        "%s: %s", dir, strerror(errno));
 		return -1;
 	}
 	/* Sorted, so that which certificate wins a name shared by two is reproducible. */
@@ -480,27 +546,47 @@ int tls_store_load_dir(struct tls_store *s, const char *dir, struct diag *d, con
 		if (path_join(cert, sizeof(cert), dir, name, "") < 0 || stat(cert, &st) < 0)
 			continue;
 		if (S_ISDIR(st.st_mode)) {
-			if (path_join(cert, sizeof(cert), dir, name, "/fullchain.pem") < 0 ||
+			if (len >= sizeof(stem) ||
+			    path_join(cert, sizeof(cert), dir, name, "/fullchain.pem") < 0 ||
 			    path_join(key, sizeof(key), dir, name, "/privkey.pem") < 0 ||
 			    access(cert, F_OK) < 0)
 				continue;
+			memcpy(stem, name, len + 1);
 		} else if (has_suffix(name, ".crt") || has_suffix(name, ".pem")) {
 			if (len - 4 >= sizeof(stem))
 				continue;
 			memcpy(stem, name, len - 4);
 			stem[len - 4] = 0;
-			if (path_join(key, sizeof(key), dir, stem, ".key") < 0 ||
-			    access(key, F_OK) < 0)
-				continue; /* CA bundles and chains without a key */
+			if (path_join(key, sizeof(key), dir, stem, ".key") < 0)
+				continue;
+			if (access(key, F_OK) < 0) {
+				/* CA bundles and chains without a key are not pairs; noted only
+				 * to explain a domain of that name (a key not written yet). */
+				struct tls_problem q;
+
+				problem(&q, TLS_FAULT_MISSING, true, "%s: %s", key,
+				        strerror(ENOENT));
+				q.no_names = false;
+				store_broken(s, cert, stem, &q);
+				continue;
+			}
 		} else {
 			continue;
 		}
-		load(s, cert, key, true, d, file, line, line);
+		load_pair(s, reuse, cert, key, stem);
 	}
 	for (size_t i = 0; i < n; i++)
 		free(entries[i]);
 	free(entries);
-	return d->n_errors > errors ? -1 : 0;
+	return 0;
+}
+
+const struct tls_problem *tls_store_problem(const struct tls_store *s, const char *host)
+{
+	for (size_t i = 0; i < s->n_broken; i++)
+		if (strcasecmp(s->broken[i].stem, host) == 0)
+			return &s->broken[i].problem;
+	return NULL;
 }
 
 struct tls_cert *tls_store_find(const struct tls_store *s, const char *host, size_t len)
@@ -537,16 +623,6 @@ bool tls_cert_unchanged(const struct tls_cert *c, const char *cert_file, const c
 {
 	return strcmp(c->cert_file, cert_file) == 0 && strcmp(c->key_file, key_file) == 0 &&
 	       same_file(cert_file, &c->cert_id) && same_file(key_file, &c->key_id);
-}
-
-int tls_store_adopt(struct tls_store *s, struct tls_cert *c)
-{
-	return store_add(s, tls_cert_ref(c));
-}
-
-struct tls_cert *tls_store_get_file(const struct tls_store *s, const char *cert_file)
-{
-	return hash_get(&s->files, cert_file, strlen(cert_file));
 }
 
 bool tls_cert_covers(const struct tls_cert *cert, const char *host)

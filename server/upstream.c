@@ -13,10 +13,8 @@
 #include "dns.h"
 #include "fetch.h"
 #include "hash.h"
-#include "hook.h"
 #include "log.h"
-#include "records.h"
-#include "snapshot.h"
+#include "doc.h"
 #include "upstream.h"
 
 #define CACHE_MAGIC "mtastsd-upstream-cache 1"
@@ -26,21 +24,18 @@ struct settings {
 	char *state_dir;
 	char *ca_file;
 	char *dns_server;
-	char *on_change;
 	unsigned refresh;
 	unsigned dns_poll;
 	unsigned timeout;
 	unsigned connect_timeout;
 	unsigned retry;
 	unsigned port;
-	unsigned sts_ttl;
 };
 
 struct upstream {
 	struct upstreams *reg;
 	char *provider;
-	char host[300]; /* mta-sts.<provider> */
-	char url[400];
+	char host[300];    /* mta-sts.<provider> */
 	atomic_uint users; /* snapshots that reference it */
 
 	pthread_mutex_t lock; /* everything below */
@@ -65,6 +60,9 @@ struct upstreams {
 	size_t cap;
 	struct hash index; /* provider -> upstream */
 	struct settings set;
+	const struct doc_renderer *render;
+	upstream_changed_fn *changed;
+	void *owner;
 
 	pthread_cond_t wake;
 	bool stop;
@@ -77,7 +75,6 @@ static void settings_finish(struct settings *s)
 	free(s->state_dir);
 	free(s->ca_file);
 	free(s->dns_server);
-	free(s->on_change);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -92,7 +89,6 @@ static void settings_copy(struct settings *dst, const struct settings *src)
 	dst->state_dir = dup_or_null(src->state_dir);
 	dst->ca_file = dup_or_null(src->ca_file);
 	dst->dns_server = dup_or_null(src->dns_server);
-	dst->on_change = dup_or_null(src->on_change);
 }
 
 void upstreams_configure(struct upstreams *u, const struct config *c)
@@ -101,14 +97,12 @@ void upstreams_configure(struct upstreams *u, const struct config *c)
 	    .state_dir = dup_or_null(c->state_dir),
 	    .ca_file = dup_or_null(c->upstream_ca),
 	    .dns_server = dup_or_null(c->dns_server),
-	    .on_change = dup_or_null(c->on_change),
 	    .refresh = c->upstream_refresh,
 	    .dns_poll = c->upstream_dns_poll,
 	    .timeout = c->upstream_timeout,
 	    .connect_timeout = c->upstream_connect_timeout,
 	    .retry = c->upstream_retry,
 	    .port = c->upstream_port ? c->upstream_port : 443,
-	    .sts_ttl = c->sts_ttl,
 	};
 
 	pthread_mutex_lock(&u->lock);
@@ -117,7 +111,8 @@ void upstreams_configure(struct upstreams *u, const struct config *c)
 	pthread_mutex_unlock(&u->lock);
 }
 
-struct upstreams *upstreams_create(const struct config *config)
+struct upstreams *upstreams_create(const struct doc_renderer *render, upstream_changed_fn *changed,
+                                   void *owner)
 {
 	struct upstreams *u = calloc(1, sizeof(*u));
 
@@ -129,7 +124,9 @@ struct upstreams *upstreams_create(const struct config *config)
 	}
 	pthread_mutex_init(&u->lock, NULL);
 	pthread_cond_init(&u->wake, NULL);
-	upstreams_configure(u, config);
+	u->render = render;
+	u->changed = changed;
+	u->owner = owner;
 	return u;
 }
 
@@ -166,6 +163,16 @@ static int cache_path(char *out, size_t n, const char *dir, const char *provider
 	return (r < 0 || (size_t)r >= n) ? -1 : 0;
 }
 
+/* The policy URL of up with the port of s. 0 / -1 (too long). */
+static int policy_url(const struct upstream *up, unsigned port, char *out, size_t size)
+{
+	int r = port == 443
+	            ? snprintf(out, size, "https://%s/.well-known/mta-sts.txt", up->host)
+	            : snprintf(out, size, "https://%s:%u/.well-known/mta-sts.txt", up->host, port);
+
+	return r < 0 || (size_t)r >= size ? -1 : 0;
+}
+
 /* Installs a validated body as the copy to serve. Returns true when the served bytes
  * changed. Called with up->lock held. */
 static bool install(struct upstream *up, const struct policy *p, time_t fetched_at,
@@ -173,7 +180,8 @@ static bool install(struct upstream *up, const struct policy *p, time_t fetched_
 {
 	size_t len;
 	char *body = policy_render(p, &len);
-	struct doc *d = body ? doc_create(body, len, policy_mode_name(p->mode)) : NULL;
+	struct doc *d =
+	    body ? doc_create(body, len, policy_mode_name(p->mode), NULL, up->reg->render) : NULL;
 	bool changed;
 
 	free(body);
@@ -249,8 +257,8 @@ bad:
 }
 
 /* Writes the copy being served: temp file, fsync, rename, fsync of the directory. */
-static void persist(const struct upstream *up, const char *dir, const struct doc *d,
-                    time_t fetched_at, const char *txt_id)
+static void persist(const struct upstream *up, const char *dir, const char *url,
+                    const struct doc *d, time_t fetched_at, const char *txt_id)
 {
 	char path[4096], tmp[4096];
 	struct buf b;
@@ -261,7 +269,7 @@ static void persist(const struct upstream *up, const char *dir, const struct doc
 		return;
 	buf_init(&b);
 	buf_printf(&b, CACHE_MAGIC "\nprovider %s\nurl %s\nfetched %lld\ntxt-id %s\n\n",
-	           up->provider, up->url, (long long)fetched_at, txt_id[0] ? txt_id : "-");
+	           up->provider, url, (long long)fetched_at, txt_id[0] ? txt_id : "-");
 	buf_append(&b, d->body, d->len);
 	if (b.failed)
 		goto fail;
@@ -286,7 +294,8 @@ fail:
 	buf_finish(&b);
 }
 
-struct upstream *upstreams_use(struct upstreams *u, const char *provider)
+struct upstream *upstreams_use(struct upstreams *u, const char *provider,
+                               const struct config *config)
 {
 	struct upstream *up;
 	int r;
@@ -312,18 +321,13 @@ struct upstream *upstreams_use(struct upstreams *u, const char *provider)
 	r = snprintf(up->host, sizeof(up->host), "mta-sts.%s", provider);
 	if (r < 0 || (size_t)r >= sizeof(up->host))
 		goto fail;
-	r = u->set.port == 443
-	        ? snprintf(up->url, sizeof(up->url), "https://%s/.well-known/mta-sts.txt", up->host)
-	        : snprintf(up->url, sizeof(up->url), "https://%s:%u/.well-known/mta-sts.txt",
-	                   up->host, u->set.port);
-	if (r < 0 || (size_t)r >= sizeof(up->url) ||
-	    hash_put(&u->index, up->provider, up, NULL) < 0)
+	if (hash_put(&u->index, up->provider, up, NULL) < 0)
 		goto fail;
 	up->reg = u;
 	pthread_mutex_init(&up->lock, NULL);
 	atomic_init(&up->users, 1);
-	load_cache(up, u->set.state_dir);
-	up->next_fetch = up->doc != NULL ? up->fetched_at + u->set.refresh : 0;
+	load_cache(up, config->state_dir);
+	up->next_fetch = up->doc != NULL ? up->fetched_at + config->upstream_refresh : 0;
 	u->v[u->n++] = up;
 	pthread_mutex_unlock(&u->lock);
 	return up;
@@ -378,34 +382,8 @@ void upstream_info(struct upstream *up, time_t now, struct upstream_info *ret)
 	pthread_mutex_unlock(&up->lock);
 }
 
-/* The served bytes of a provider changed: every delegated domain that publishes its own
- * TXT needs the new id (the CNAME'd ones follow the provider's). */
-static void announce(struct upstream *up, const char *id, const struct settings *s)
-{
-	struct snapshot *snap = snapshot_acquire();
-	struct buf v;
-
-	log_msg("provider %s: policy changed, new id %s", up->provider, id);
-	if (snap == NULL)
-		return;
-	buf_init(&v);
-	records_sts_value(&v, id);
-	for (size_t i = 0; i < snap->n_tenants && !v.failed; i++) {
-		const struct tenant *t = &snap->tenants[i];
-
-		if (t->up != up)
-			continue;
-		log_msg("%s: id changed to %s; publish: _mta-sts.%s. %u IN TXT \"%s\" "
-		        "(or CNAME _mta-sts.%s.)",
-		        t->domain->name, id, t->domain->name, s->sts_ttl, v.data, up->provider);
-		if (s->on_change != NULL)
-			hook_run(s->on_change, t->domain->name, id);
-	}
-	buf_finish(&v);
-	snapshot_unref(snap);
-}
-
-static void fetch_failed(struct upstream *up, time_t now, const char *why, unsigned retry)
+static void fetch_failed(struct upstream *up, const char *url, time_t now, const char *why,
+                         unsigned retry)
 {
 	const char *outcome;
 
@@ -419,7 +397,7 @@ static void fetch_failed(struct upstream *up, time_t now, const char *why, unsig
 	          : up->doc != NULL ? "the last good copy is past its max_age (503)"
 	                            : "no policy to serve (503)";
 	pthread_mutex_unlock(&up->lock);
-	log_msg("provider %s: fetch of %s failed: %s; %s", up->provider, up->url, why, outcome);
+	log_msg("provider %s: fetch of %s failed: %s; %s", up->provider, url, why, outcome);
 }
 
 static void fetch_done(struct upstream *up, struct fetch_job *job, time_t now,
@@ -427,23 +405,24 @@ static void fetch_done(struct upstream *up, struct fetch_job *job, time_t now,
 {
 	struct policy p;
 	struct diag d;
+	struct doc *doc;
 	bool changed;
 	char id[POLICY_ID_MAX + 1], txt_id[POLICY_ID_MAX + 1];
 	unsigned next;
 
 	if (!job->ok) {
-		fetch_failed(up, now, job->error, s->retry);
+		fetch_failed(up, job->url, now, job->error, s->retry);
 		return;
 	}
 	diag_init(&d);
 	policy_init(&p);
-	if (policy_parse(&p, job->body, job->len, &d, up->url) < 0) {
+	if (policy_parse(&p, job->body, job->len, &d, job->url) < 0) {
 		char why[FETCH_ERROR_MAX];
 
 		snprintf(why, sizeof(why), "invalid policy (%zu errors, first: line %u: %s)",
 		         d.n_errors, d.n ? d.v[0].line : 0, d.n ? d.v[0].msg : "?");
 		diag_finish(&d);
-		fetch_failed(up, now, why, s->retry);
+		fetch_failed(up, job->url, now, why, s->retry);
 		return;
 	}
 	diag_finish(&d);
@@ -459,11 +438,17 @@ static void fetch_done(struct upstream *up, struct fetch_job *job, time_t now,
 		next = p.max_age / 2 > 0 ? p.max_age / 2 : 1;
 	up->next_fetch = now + next;
 	snprintf(id, sizeof(id), "%s", up->doc->id);
-	persist(up, s->state_dir, up->doc, now, txt_id);
+	doc = doc_ref(up->doc);
 	pthread_mutex_unlock(&up->lock);
 	policy_finish(&p);
-	if (changed)
-		announce(up, id, s);
+	/* Off the lock that requests take. */
+	persist(up, s->state_dir, job->url, doc, now, txt_id);
+	doc_unref(doc);
+	if (changed) {
+		log_msg("provider %s: policy changed, new id %s", up->provider, id);
+		if (up->reg->changed != NULL)
+			up->reg->changed(up->reg->owner, up->provider, id);
+	}
 }
 
 /* Scratch space of one round, per provider. */
@@ -472,6 +457,7 @@ struct round_item {
 	size_t fwho; /* index of the provider fetched */
 	char name[310];
 	char resolve[DNS_ADDRS_MAX + 320];
+	char url[400];
 };
 
 /* One round: poll due TXT ids, then fetch every provider that is due, all at once. */
@@ -556,13 +542,15 @@ static void run_round(struct upstreams *u)
 		pthread_mutex_lock(&up->lock);
 		up->last_attempt = now;
 		pthread_mutex_unlock(&up->lock);
+		if (policy_url(up, s.port, it[nf].url, sizeof(it[nf].url)) < 0)
+			continue; /* cannot happen: config bounds the names */
 		if (q[k].result != DNS_OK) {
-			fetch_failed(up, now, q[k].error, s.retry);
+			fetch_failed(up, it[nf].url, now, q[k].error, s.retry);
 			continue;
 		}
 		snprintf(it[nf].resolve, sizeof(it[nf].resolve), "%s:%u:%s", up->host, s.port,
 		         q[k].addrs);
-		jobs[nf].url = up->url;
+		jobs[nf].url = it[nf].url;
 		jobs[nf].resolve = it[nf].resolve;
 		it[nf++].fwho = it[k].who;
 	}

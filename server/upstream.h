@@ -8,8 +8,8 @@
 
 #include "config.h"
 #include "diag.h"
+#include "doc.h"
 
-struct doc;
 struct upstreams;
 struct upstream;
 
@@ -27,18 +27,28 @@ struct upstream_info {
 	char last_error[200];
 };
 
+/* Called on the fetch thread when a provider's served bytes change (a new id): the owner
+ * tells the operator and builds what depends on it. The upstream module never looks at
+ * snapshots. */
+typedef void upstream_changed_fn(void *owner, const char *provider, const char *id);
+
 /* The registry of providers, shared by every snapshot (one fetch per provider however
- * many customer domains delegate to it). Settings come from config and are replaced by
- * upstreams_configure on reload. NULL on allocation failure. */
-struct upstreams *upstreams_create(const struct config *config);
+ * many customer domains delegate to it). Docs it makes get their response from render
+ * (may be NULL); changed (may be NULL) is called with owner. Settings come from
+ * upstreams_configure. NULL on allocation failure. */
+struct upstreams *upstreams_create(const struct doc_renderer *render, upstream_changed_fn *changed,
+                                   void *owner);
 /* Stops the refresh thread if running and frees everything. NULL is a no-op. */
 void upstreams_destroy(struct upstreams *u);
+/* Applies config's upstream settings (CA, state_dir, DNS server, intervals, port): called
+ * once a configuration is in service, never for one that failed to load. */
 void upstreams_configure(struct upstreams *u, const struct config *config);
 
-/* The provider's entry, created on first use with the last good copy from state_dir
- * (if any and still within its max_age). Marks it used by one more snapshot; release with
- * upstream_release. NULL on allocation failure. */
-struct upstream *upstreams_use(struct upstreams *u, const char *provider);
+/* The provider's entry, created on first use with the last good copy from config's
+ * state_dir (if any and still within its max_age). Marks it used by one more snapshot;
+ * release with upstream_release. NULL on allocation failure. */
+struct upstream *upstreams_use(struct upstreams *u, const char *provider,
+                               const struct config *config);
 void upstream_release(struct upstream *up);
 
 /* The copy to serve now: a new doc reference (doc_unref it), or NULL when there is none

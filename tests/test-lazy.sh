@@ -2,8 +2,9 @@
 # test-lazy.sh: lazy certificate loading (cert_cache = N > 0): with a cache of one
 # certificate for two domains every other handshake evicts and reloads a pair, and each
 # domain must still get its own verified certificate and body; a reload keeps serving;
-# a missing certificate file fails the reload at its cert = line (lazy mode checks that
-# the files exist); a cache large enough for all preloads them after "ready".
+# a missing certificate file degrades its domain alone (lazy mode checks that the files
+# exist), check names its cert = line, and the file put back is picked up by cert_watch;
+# a cache large enough for all preloads them after "ready".
 # usage: test-lazy.sh MTASTSD_BIN MAKE_CERTS_SH
 set -euo pipefail
 # shellcheck source=lib.sh
@@ -24,7 +25,7 @@ policy_body testing 86400 mx.b.test >"$tmp/b.body"
 # with_cache N: the lib.sh configuration with cert_cache = N in [server]
 with_cache() {
 	write_config 86400
-	sed -i "s/^\[server\]$/[server]\ncert_cache = $1/" "$tmp/mtastsd.ini"
+	sed -i "s/^\[server\]$/[server]\ncert_cache = $1\ncert_watch = 1/" "$tmp/mtastsd.ini"
 	grep -q "^cert_cache = $1$" "$tmp/mtastsd.ini" || fail "cert_cache not written"
 }
 
@@ -46,14 +47,21 @@ wait_log "mtastsd: reloaded" 30 "$from"
 fetch a.test "$tmp/a.body"
 fetch b.test "$tmp/b.body"
 
-# A missing file fails the reload at its line; the old configuration keeps serving.
+# A missing file degrades its domain alone (the reload goes through), check names its line,
+# and putting the file back (cert_watch) brings the domain back without a signal.
 line=$(grep -n '^cert = certs/mta-sts.b.test.crt$' "$tmp/mtastsd.ini" | cut -d: -f1)
 mv "$tmp/certs/mta-sts.b.test.crt" "$tmp/certs/moved.crt"
 from=$(log_size)
 kill -HUP "$server_pid"
-wait_log "reload failed" 30 "$from"
-wait_log "$tmp/mtastsd.ini:$line: " 5 "$from"
+wait_log "mtastsd: reloaded" 30 "$from"
+wait_log "b.test: certificate degraded (missing): $tmp/certs/mta-sts.b.test.crt" 5 "$from"
+fetch a.test "$tmp/a.body"
+"$bin" check -c "$tmp/mtastsd.ini" >"$tmp/check.out" 2>&1 && fail "check passed with a missing file"
+grep -q "^$tmp/mtastsd.ini:$line: $tmp/certs/mta-sts.b.test.crt: " "$tmp/check.out" ||
+	fail "check does not name line $line: $(cat "$tmp/check.out")"
+from=$(log_size)
 mv "$tmp/certs/moved.crt" "$tmp/certs/mta-sts.b.test.crt"
+wait_log "b.test: certificate recovered" 30 "$from"
 fetch a.test "$tmp/a.body"
 fetch b.test "$tmp/b.body"
 

@@ -1200,12 +1200,58 @@ START_TEST(reload_publishes_new_id)
 }
 END_TEST
 
+/* Configuration errors: the whole reload is refused. */
 static const enum breakage reload_breakages[] = {
     BREAK_MODE,
-    BREAK_MISSING_CERT,
-    BREAK_KEY_MISMATCH,
-    BREAK_NAME_NOT_COVERED,
+    BREAK_BARE_WILDCARD_MX,
+    BREAK_MAX_AGE,
 };
+
+/* Certificate problems: the reload goes through, the domain is degraded alone and keeps
+ * presenting its previous certificate. */
+static const struct {
+	enum breakage b;
+	const char *reason;
+} cert_breakages[] = {
+    {BREAK_MISSING_CERT, "missing"},
+    {BREAK_MISSING_KEY, "missing"},
+    {BREAK_KEY_MISMATCH, "key_mismatch"},
+    {BREAK_NAME_NOT_COVERED, "name_mismatch"},
+};
+
+START_TEST(reload_cert_problem_degrades_one_domain)
+{
+	enum breakage b = cert_breakages[_i].b;
+	char *want =
+	    h_strf("mtastsd: a.test: certificate degraded (%s): ", cert_breakages[_i].reason);
+	unsigned lines[2];
+	size_t from;
+	char *text;
+
+	write_broken(b, lines);
+	from = server_log_size(&srv);
+	ck_assert_int_eq(kill(srv.pid, SIGHUP), 0);
+	ck_assert_msg(server_wait_log(&srv, "mtastsd: reloaded", from, 10000) >= 0,
+	              "%s: no 'reloaded'", breakage_name[b]);
+	text = h_read_file(srv.log, NULL);
+	ck_assert_msg(h_contains(text + from, want), "%s: no '%s' in:\n%s", breakage_name[b], want,
+	              text + from);
+	ck_assert_msg(h_contains(text + from, "keeping the previous certificate"),
+	              "%s: previous certificate not kept:\n%s", breakage_name[b], text + from);
+	ck_assert_msg(!h_contains(text + from, "b.test: certificate"), "%s: b.test affected:\n%s",
+	              breakage_name[b], text + from);
+	free(text);
+	/* every domain still answers, a.test with the certificate it had (verified by the
+	 * client against mta-sts.a.test) */
+	for (size_t i = 0; i < N_TENANTS; i++) {
+		char *host = h_strf("mta-sts.%s", tenants[i].domain);
+
+		assert_policy(host, POLICY_PATH, tenants[i].body);
+		free(host);
+	}
+	free(want);
+}
+END_TEST
 
 START_TEST(reload_failure_keeps_old_config)
 {
@@ -1306,6 +1352,7 @@ static Suite *integration_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, reload_publishes_new_id);
 	tcase_add_loop_test(tc, reload_failure_keeps_old_config, 0, N(reload_breakages));
+	tcase_add_loop_test(tc, reload_cert_problem_degrades_one_domain, 0, N(cert_breakages));
 	tcase_add_loop_test(tc, signal_exits_zero, 0, N(stop_signals));
 	suite_add_tcase(s, tc);
 	return s;

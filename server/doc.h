@@ -1,0 +1,38 @@
+/* doc: a policy body as served, with its id and its prebuilt HTTP response */
+#ifndef MTASTSD_DOC_H
+#define MTASTSD_DOC_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include "policy.h"
+
+struct doc;
+
+/* How the HTTP layer turns a doc into its response, once, when the doc is made (so that
+ * a request never allocates one): create returns it (NULL on failure), destroy frees it. */
+struct doc_renderer {
+	void *(*create)(const struct doc *d);
+	void (*destroy)(void *response);
+};
+
+struct doc {
+	atomic_uint refs;
+	size_t len;
+	char id[POLICY_ID_MAX + 1];
+	const char *mode;                  /* static string */
+	const struct doc_renderer *render; /* NULL: no response (check, records) */
+	void *response;                    /* built by render->create, or NULL */
+	char body[];                       /* canonical policy, NUL-terminated */
+};
+
+/* A doc of a canonical body (copied), its id derived from the bytes unless id is given
+ * (a fixed id from the config). With render, the response is built now; a failure to build
+ * it fails the whole doc. refs starts at 1; NULL when out of memory. */
+struct doc *doc_create(const char *body, size_t len, const char *mode, const char *id,
+                       const struct doc_renderer *render);
+struct doc *doc_ref(struct doc *d);
+/* The last reference frees the doc and its response. NULL is a no-op. */
+void doc_unref(struct doc *d);
+
+#endif
