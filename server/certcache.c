@@ -1,5 +1,4 @@
 /* certcache: per-domain certificate state: loaded, lazy, degraded, renewed */
-#include <dirent.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -9,6 +8,7 @@
 
 #include "certcache.h"
 #include "hash.h"
+#include "listing.h"
 #include "log.h"
 
 #define EXPIRY_WARN_DAYS 14
@@ -60,22 +60,6 @@ struct outcome {
 	time_t retry_at;
 };
 
-/* Lazy mode at load time: the files must at least exist, so that the commonest mistake
- * is seen at once instead of on the first handshake. A directory is listed once (a
- * million access(2) calls in one directory cost seconds; one readdir pass does not). */
-struct dir_list {
-	char *dir;
-	struct hash names;
-	char **v;
-	size_t n;
-};
-
-struct listing {
-	struct hash dirs; /* dir -> struct dir_list */
-	struct dir_list **v;
-	size_t n;
-};
-
 /* One pass over the domains: what it read, so that a pair named by several domains is
  * read once, and what it listed. */
 struct pass {
@@ -85,71 +69,6 @@ struct pass {
 	size_t n_read;
 	size_t cap_read;
 };
-
-static void listing_finish(struct listing *l)
-{
-	for (size_t i = 0; i < l->n; i++) {
-		for (size_t k = 0; k < l->v[i]->n; k++)
-			free(l->v[i]->v[k]);
-		free(l->v[i]->v);
-		hash_finish(&l->v[i]->names);
-		free(l->v[i]->dir);
-		free(l->v[i]);
-	}
-	free(l->v);
-	hash_finish(&l->dirs);
-}
-
-static struct dir_list *list_dir(struct listing *l, const char *dir, size_t len)
-{
-	struct dir_list *dl = hash_get(&l->dirs, dir, len), **v;
-	struct dirent *e;
-	size_t cap = 0;
-	DIR *dh;
-
-	if (dl != NULL)
-		return dl;
-	if ((dl = calloc(1, sizeof(*dl))) == NULL || (dl->dir = strndup(dir, len)) == NULL ||
-	    hash_init(&dl->names, 64) < 0 || (v = realloc(l->v, (l->n + 1) * sizeof(*v))) == NULL) {
-		if (dl != NULL)
-			free(dl->dir);
-		free(dl);
-		return NULL;
-	}
-	l->v = v;
-	l->v[l->n++] = dl;
-	hash_put(&l->dirs, dl->dir, dl, NULL);
-	if ((dh = opendir(dl->dir)) == NULL)
-		return dl;
-	while ((e = readdir(dh)) != NULL) {
-		if (dl->n == cap) {
-			char **nv = realloc(dl->v, (cap = cap ? cap * 2 : 256) * sizeof(*nv));
-
-			if (nv == NULL)
-				break;
-			dl->v = nv;
-		}
-		if ((dl->v[dl->n] = strdup(e->d_name)) == NULL)
-			break;
-		hash_put(&dl->names, dl->v[dl->n], dl, NULL);
-		dl->n++;
-	}
-	closedir(dh);
-	return dl;
-}
-
-static bool listed(struct listing *l, const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	struct dir_list *dl;
-
-	if (l == NULL || slash == NULL)
-		return access(path, F_OK) == 0;
-	dl = list_dir(l, path, (size_t)(slash - path));
-	if (dl == NULL)
-		return access(path, F_OK) == 0;
-	return hash_get(&dl->names, slash + 1, strlen(slash + 1)) != NULL;
-}
 
 static void fmt_time(time_t t, char *out, size_t size)
 {
@@ -183,10 +102,10 @@ static bool usable(const struct tls_cert *c, const char *host, time_t now, struc
 static int pass_init(struct pass *p)
 {
 	memset(p, 0, sizeof(*p));
-	if (hash_init(&p->listing.dirs, 16) < 0)
+	if (listing_init(&p->listing) < 0)
 		return -1;
 	if (hash_init(&p->files, 16) < 0) {
-		hash_finish(&p->listing.dirs);
+		listing_finish(&p->listing);
 		return -1;
 	}
 	return 0;
@@ -240,9 +159,9 @@ static void examine(struct certcache *cc, size_t i, struct tls_cert *old, enum c
 			c = tls_cert_ref(old);
 		} else if (cc->lazy && old == NULL && old_state != CERT_DEGRADED) {
 			/* Lazy: loaded on the first handshake; here only whether it can be. */
-			bool cert = listed(&pass->listing, cd->cert);
+			bool cert = listing_has(&pass->listing, cd->cert);
 
-			if (cert && listed(&pass->listing, cd->key)) {
+			if (cert && listing_has(&pass->listing, cd->key)) {
 				o->state = CERT_LAZY;
 				return;
 			}
