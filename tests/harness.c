@@ -91,6 +91,24 @@ bool h_sanitizer_report(const char *text)
 	return h_contains(text, "Sanitizer") || h_contains(text, "runtime error:");
 }
 
+char *h_without_access(const char *text)
+{
+	char *out = h_strf("%s", ""), *joined;
+
+	for (const char *p = text; p != NULL && *p != '\0';) {
+		const char *eol = strchr(p, '\n');
+		int len = (int)(eol ? eol - p : (long)strlen(p));
+
+		if (strncmp(p, "access: ", 8) != 0) {
+			joined = h_strf("%s%.*s\n", out, len, p);
+			free(out);
+			out = joined;
+		}
+		p = eol ? eol + 1 : NULL;
+	}
+	return out;
+}
+
 char *h_header(const char *block, const char *name, int *ret_count)
 {
 	size_t nlen = strlen(name);
@@ -654,6 +672,21 @@ long server_wait_log(struct server *s, const char *needle, size_t from, unsigned
 	}
 }
 
+long server_expect_log(struct server *s, const char *needle, size_t from, unsigned timeout_ms)
+{
+	long off = server_wait_log(s, needle, from, timeout_ms);
+
+	if (off < 0) {
+		size_t len;
+		char *text = h_read_file(s->log, &len);
+		char *tail = h_without_access(text != NULL && from <= len ? text + from : NULL);
+
+		ck_abort_msg("no '%s' in the log within %u ms%s; log since:\n%s", needle,
+		             timeout_ms, server_running(s) ? "" : " (mtastsd exited)", tail);
+	}
+	return off;
+}
+
 int server_stop(struct server *s, int sig, unsigned timeout_ms)
 {
 	long long deadline = h_now_ms() + timeout_ms;
@@ -697,14 +730,36 @@ long server_start_ready(struct server *s, const char *bin, const char *conf, con
 	return off;
 }
 
-void server_assert_end(bool running, bool expect_exit, bool stopped, int status, const char *log)
+void server_stop_clean(struct server *s)
 {
-	ck_assert_msg(running || expect_exit, "mtastsd died during the test (exit %d); log:\n%s",
-	              status, log ? log : "(none)");
-	if (stopped)
-		ck_assert_msg(!running || status == 0, "exit %d after SIGTERM; log:\n%s", status,
-		              log ? log : "(none)");
-	ck_assert_msg(!h_sanitizer_report(log), "sanitizer report in the log:\n%s", log);
+	int status = server_stop(s, SIGTERM, H_STOP_TIMEOUT_MS);
+	char *text = h_read_file(s->log, NULL);
+	char *log = h_without_access(text);
+
+	ck_assert_msg(status == 0, "exit %d after SIGTERM, want 0%s; log:\n%s", status,
+	              status == -1 ? " (killed: no exit within the time limit)" : "", log);
+	ck_assert_msg(!h_sanitizer_report(text), "sanitizer report in the log:\n%s", log);
+	free(log);
+	free(text);
+}
+
+void server_end(struct server *s, bool expect_exit)
+{
+	char *text, *log;
+
+	if (s->log == NULL)
+		return; /* no server was started */
+	if (server_running(s)) {
+		server_stop_clean(s);
+		return;
+	}
+	text = h_read_file(s->log, NULL);
+	log = h_without_access(text);
+	ck_assert_msg(expect_exit, "mtastsd died during the test (exit %d); log:\n%s", s->status,
+	              log);
+	ck_assert_msg(!h_sanitizer_report(text), "sanitizer report in the log:\n%s", log);
+	free(log);
+	free(text);
 }
 
 char *h_test_dir(const char *suite_dir)

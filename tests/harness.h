@@ -33,6 +33,8 @@ long long h_now_ms(void);
 bool h_contains(const char *hay, const char *needle);
 /* True when text has a sanitizer report (ASan/UBSan/LSan builds). */
 bool h_sanitizer_report(const char *text);
+/* text (may be NULL) without its access log lines, for failure messages; caller frees. */
+char *h_without_access(const char *text);
 /* The value of header name in a raw header block (last occurrence), trimmed; caller frees;
  * NULL when absent. *ret_count (if not NULL) gets the number of occurrences. */
 char *h_header(const char *block, const char *name, int *ret_count);
@@ -111,6 +113,9 @@ int server_start(struct server *s, const char *bin, const char *conf, const char
 /* Polls the log until needle appears at or after byte offset from. Returns the offset just
  * after the match, or -1 on timeout or when the server exited first. */
 long server_wait_log(struct server *s, const char *needle, size_t from, unsigned timeout_ms);
+/* The same, failing the test with the log since from (access lines left out) when needle
+ * does not come. */
+long server_expect_log(struct server *s, const char *needle, size_t from, unsigned timeout_ms);
 /* True while it runs (reaps it, setting status, once it exited). */
 bool server_running(struct server *s);
 /* Current size of the log in bytes. */
@@ -128,11 +133,16 @@ void server_kill_all(void);
  * "mtastsd: ready"; fails the test with the log if it does not come. Returns the log offset
  * just after it. */
 long server_start_ready(struct server *s, const char *bin, const char *conf, const char *dir);
-/* What a test's teardown asserts of its server, from whether it was still running at the
- * end of the test and its exit status: it ran to the end unless the test stopped it itself
- * (expect_exit); when the teardown stopped it with SIGTERM (stopped), it exited 0; its log
- * (may be NULL) has no sanitizer report. */
-void server_assert_end(bool running, bool expect_exit, bool stopped, int status, const char *log);
+/* How long a server may take to exit after SIGTERM (a sanitizer build writes its leak report
+ * then). */
+#define H_STOP_TIMEOUT_MS 10000
+/* Stops a running server with SIGTERM and asserts a clean end: exit 0 within
+ * H_STOP_TIMEOUT_MS and no sanitizer report in its log (also one written at exit). */
+void server_stop_clean(struct server *s);
+/* What every test's teardown asserts of the server it started (nothing when none was
+ * started): it ran to the end unless the test stopped it itself (expect_exit), then
+ * server_stop_clean(); a server that the test stopped left no sanitizer report. */
+void server_end(struct server *s, bool expect_exit);
 
 /* One test's files: a new directory under suite_dir; caller frees. */
 char *h_test_dir(const char *suite_dir);

@@ -47,7 +47,6 @@ static char *work;
 static char *conf;
 static unsigned port, admin_port;
 static struct server srv;
-static bool expect_exit;
 static pid_t loop_pid; /* the request loop of the renewal test */
 
 /* ---- configuration -------------------------------------------------------------------- */
@@ -119,25 +118,6 @@ static void write_config(const struct cfg *c)
 
 /* ---- small tools ---------------------------------------------------------------------- */
 
-/* text without its access log lines (caller frees): what failure messages show. */
-static char *without_access(const char *text)
-{
-	char *out = h_strf("%s", ""), *joined;
-
-	for (const char *p = text; p != NULL && *p != '\0';) {
-		const char *eol = strchr(p, '\n');
-		int len = (int)(eol ? eol - p : (long)strlen(p));
-
-		if (strncmp(p, "access: ", 8) != 0) {
-			joined = h_strf("%s%.*s\n", out, len, p);
-			free(out);
-			out = joined;
-		}
-		p = eol ? eol + 1 : NULL;
-	}
-	return out;
-}
-
 /* The log from byte from on, access lines left out (caller frees). */
 static char *log_since(size_t from)
 {
@@ -146,18 +126,14 @@ static char *log_since(size_t from)
 	char *tail;
 
 	ck_assert_ptr_nonnull(text);
-	tail = without_access(from <= len ? text + from : "");
+	tail = h_without_access(from <= len ? text + from : NULL);
 	free(text);
 	return tail;
 }
 
 static void wait_log(const char *needle, size_t from, unsigned timeout_ms)
 {
-	if (server_wait_log(&srv, needle, from, timeout_ms) < 0) {
-		char *tail = log_since(from);
-
-		ck_abort_msg("no '%s' within %u ms; log since:\n%s", needle, timeout_ms, tail);
-	}
+	server_expect_log(&srv, needle, from, timeout_ms);
 }
 
 /* ---- curl ----------------------------------------------------------------------------- */
@@ -609,7 +585,6 @@ static void setup_dir(void)
 		admin_port = h_free_port();
 	while (admin_port == port);
 	memset(&srv, 0, sizeof(srv));
-	expect_exit = false;
 	loop_pid = 0;
 	/* for CK_FORK=no, where a failure does not end the process */
 	atexit(cleanup_work);
@@ -633,16 +608,9 @@ static void setup_admin(void)
  * sanitizer report, including the leak report written at exit. */
 static void teardown_server(void)
 {
-	bool running = server_running(&srv);
-	int status = running ? server_stop(&srv, SIGTERM, 10000) : srv.status;
-	char *text = srv.log ? h_read_file(srv.log, NULL) : NULL;
-	char *log = text ? without_access(text) : NULL;
-
-	free(text);
 	stop_request_loop();
+	server_end(&srv, false);
 	cleanup_work();
-	server_assert_end(running, expect_exit, true, status, log);
-	free(log);
 }
 
 /* ---- the validator itself: each broken exposition is caught ---------------------------- */
