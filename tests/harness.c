@@ -16,6 +16,7 @@
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/prctl.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -280,20 +281,31 @@ bool h_have_tool(const char *name)
 
 unsigned h_free_port(void)
 {
-	struct sockaddr_in sa = {0};
-	socklen_t len = sizeof(sa);
-	int fd;
+	for (int tries = 0; tries < 50; tries++) {
+		struct sockaddr_in sa = {0};
+		socklen_t len = sizeof(sa);
+		int t = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		int u = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+		unsigned port = 0;
 
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		die("socket");
-	sa.sin_family = AF_INET;
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
-	    getsockname(fd, (struct sockaddr *)&sa, &len) != 0)
-		die("bind 127.0.0.1:0");
-	close(fd);
-	return ntohs(sa.sin_port);
+		if (t < 0 || u < 0)
+			die("socket");
+		sa.sin_family = AF_INET;
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		/* the kernel's TCP port, then the same number for UDP */
+		if (bind(t, (struct sockaddr *)&sa, sizeof(sa)) != 0 ||
+		    getsockname(t, (struct sockaddr *)&sa, &len) != 0)
+			die("bind 127.0.0.1:0");
+		if (bind(u, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+			port = ntohs(sa.sin_port);
+		close(t);
+		close(u);
+		if (port != 0)
+			return port;
+	}
+	errno = EADDRINUSE;
+	die("no port free for TCP and UDP");
+	return 0;
 }
 
 /* A heap copy of a const argv for posix_spawn's char *const[] (no casting away const). */
@@ -553,25 +565,29 @@ void http_finish(struct http *h)
 	memset(h, 0, sizeof(*h));
 }
 
-/* Every server started and not yet reaped, for the atexit guard. */
-#define MAX_SERVERS 16
-static pid_t live_servers[MAX_SERVERS];
+/* Every server and helper started and not yet reaped, for the atexit guard. */
+#define MAX_CHILDREN 16
+static pid_t live_children[MAX_CHILDREN];
 static bool guard_registered;
 
 static void track(pid_t pid, bool add)
 {
-	for (size_t i = 0; i < MAX_SERVERS; i++) {
-		if (add && live_servers[i] == 0) {
-			live_servers[i] = pid;
+	if (add && !guard_registered) {
+		atexit(server_kill_all);
+		guard_registered = true;
+	}
+	for (size_t i = 0; i < MAX_CHILDREN; i++) {
+		if (add && live_children[i] == 0) {
+			live_children[i] = pid;
 			return;
 		}
-		if (!add && live_servers[i] == pid) {
-			live_servers[i] = 0;
+		if (!add && live_children[i] == pid) {
+			live_children[i] = 0;
 			return;
 		}
 	}
 	if (add) {
-		fprintf(stderr, "harness: more than %d servers\n", MAX_SERVERS);
+		fprintf(stderr, "harness: more than %d servers and helpers\n", MAX_CHILDREN);
 		kill(pid, SIGKILL);
 		abort();
 	}
@@ -579,11 +595,11 @@ static void track(pid_t pid, bool add)
 
 void server_kill_all(void)
 {
-	for (size_t i = 0; i < MAX_SERVERS; i++) {
-		if (live_servers[i] > 0) {
-			kill(live_servers[i], SIGKILL);
-			waitpid(live_servers[i], NULL, 0);
-			live_servers[i] = 0;
+	for (size_t i = 0; i < MAX_CHILDREN; i++) {
+		if (live_children[i] > 0) {
+			kill(live_children[i], SIGKILL);
+			waitpid(live_children[i], NULL, 0);
+			live_children[i] = 0;
 		}
 	}
 }
@@ -598,10 +614,6 @@ int server_start(struct server *s, const char *bin, const char *conf, const char
 	memset(s, 0, sizeof(*s));
 	s->status = -1;
 	s->log = xstrdup(log);
-	if (!guard_registered) {
-		atexit(server_kill_all);
-		guard_registered = true;
-	}
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_addopen(&fa, 2, log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -685,6 +697,22 @@ long server_expect_log(struct server *s, const char *needle, size_t from, unsign
 		             timeout_ms, server_running(s) ? "" : " (mtastsd exited)", tail);
 	}
 	return off;
+}
+
+char *server_log_line(const struct server *s, const char *needle, size_t from)
+{
+	size_t len;
+	char *text = h_read_file(s->log, &len), *hit, *line = NULL;
+
+	if (text != NULL && from <= len && (hit = strstr(text + from, needle)) != NULL) {
+		char *start = hit, *end = strchr(hit, '\n');
+
+		while (start > text + from && start[-1] != '\n')
+			start--;
+		line = h_strf("%.*s", (int)(end ? end - start : (long)strlen(start)), start);
+	}
+	free(text);
+	return line;
 }
 
 int server_stop(struct server *s, int sig, unsigned timeout_ms)
@@ -777,6 +805,61 @@ void h_test_cleanup(struct server *s, char **dir, char **conf)
 	free(*dir);
 	free(*conf);
 	*dir = *conf = NULL;
+}
+
+pid_t h_spawn(const char *const argv[], const char *out)
+{
+	pid_t parent = getpid(), pid;
+
+	fflush(NULL);
+	pid = fork();
+	ck_assert_msg(pid >= 0, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		int fd = open(out, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+		int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+		/* after PR_SET_PDEATHSIG: the parent may have died just before */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent || fd < 0 ||
+		    null < 0 || dup2(null, 0) < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+			_exit(127);
+		execvp(argv[0], argv_copy(argv));
+		_exit(127);
+	}
+	track(pid, true);
+	return pid;
+}
+
+bool h_running(pid_t *pid)
+{
+	if (*pid <= 0)
+		return false;
+	if (waitpid(*pid, NULL, WNOHANG) != *pid)
+		return true;
+	track(*pid, false);
+	*pid = 0;
+	return false;
+}
+
+int h_stop(pid_t *pid, int sig)
+{
+	long long deadline = h_now_ms() + 5000;
+	int wstatus = 0;
+
+	if (*pid <= 0)
+		return -1;
+	kill(*pid, sig);
+	while (waitpid(*pid, &wstatus, WNOHANG) != *pid) {
+		if (h_now_ms() > deadline) {
+			kill(*pid, SIGKILL);
+			while (waitpid(*pid, &wstatus, 0) < 0 && errno == EINTR)
+				;
+			break;
+		}
+		usleep(10 * 1000);
+	}
+	track(*pid, false);
+	*pid = 0;
+	return status_code(wstatus);
 }
 
 /* Waits until fd is readable (or writable) or the deadline passes; false on timeout. */
@@ -924,8 +1007,8 @@ int h_make_certs(const char *const argv[])
 	int ret = 0;
 
 	if (run_cmd(&r, NULL, 0, false, 120000, argv) != 0 || r.status != 0) {
-		fprintf(stderr, "make-certs.sh failed (%d):\n%s%s\n", r.status, r.out ? r.out : "",
-		        r.err ? r.err : "");
+		fprintf(stderr, "%s %s failed (%d):\n%s%s\n", argv[0], argv[1] ? argv[1] : "",
+		        r.status, r.out ? r.out : "", r.err ? r.err : "");
 		ret = -1;
 	}
 	run_finish(&r);

@@ -24,7 +24,8 @@ void h_rm_rf(const char *path);
 
 /* True when name is an executable in $PATH. */
 bool h_have_tool(const char *name);
-/* A TCP port on 127.0.0.1 that was free a moment ago (bind port 0, read, close). */
+/* A port on 127.0.0.1 that was free a moment ago for TCP and UDP alike (a DNS server may
+ * take it); aborts when none is found. */
 unsigned h_free_port(void);
 /* Milliseconds on the monotonic clock. */
 long long h_now_ms(void);
@@ -116,6 +117,9 @@ long server_wait_log(struct server *s, const char *needle, size_t from, unsigned
 /* The same, failing the test with the log since from (access lines left out) when needle
  * does not come. */
 long server_expect_log(struct server *s, const char *needle, size_t from, unsigned timeout_ms);
+/* The whole log line holding the first needle at or after byte from (caller frees); NULL
+ * when there is none. */
+char *server_log_line(const struct server *s, const char *needle, size_t from);
 /* True while it runs (reaps it, setting status, once it exited). */
 bool server_running(struct server *s);
 /* Current size of the log in bytes. */
@@ -126,7 +130,8 @@ size_t server_log_size(const struct server *s);
 int server_stop(struct server *s, int sig, unsigned timeout_ms);
 /* server_stop(s, SIGTERM, ...) if running, frees the members. */
 void server_finish(struct server *s);
-/* SIGKILLs every server still running (registered with atexit by server_start). */
+/* SIGKILLs every server and helper still running (registered with atexit by server_start
+ * and h_spawn). */
 void server_kill_all(void);
 
 /* Starts bin serve -c conf logging to dir/mtastsd.log and waits H_READY_TIMEOUT_MS for
@@ -149,6 +154,17 @@ char *h_test_dir(const char *suite_dir);
 /* The end of one test: server_finish(s), then *dir removed and freed, *conf freed, both
  * set to NULL. */
 void h_test_cleanup(struct server *s, char **dir, char **conf);
+
+/* A helper process (a DNS server, a fake upstream) running argv (argv[0] searched in $PATH)
+ * with stdin from /dev/null and stdout and stderr appended to out. It stays in the test's
+ * process group, which Check's fork mode kills after each test, gets SIGKILL when the test
+ * process dies, and is killed by server_kill_all(). Fails the test if it cannot start. */
+pid_t h_spawn(const char *const argv[], const char *out);
+/* True while the helper *pid runs; once it exited it is reaped and *pid becomes 0. */
+bool h_running(pid_t *pid);
+/* Sends sig to *pid, waits up to 5 s (then SIGKILLs) and reaps it; *pid becomes 0. Returns
+ * its exit code (128 + signal when killed by one), or -1 when *pid was 0. */
+int h_stop(pid_t *pid, int sig);
 
 /* One TLS connection made with GnuTLS directly, for requests curl cannot send (raw bytes,
  * exact SNI bytes, an unfinished request). */
