@@ -30,8 +30,7 @@ with_cache() {
 }
 
 with_cache 1
-"$bin" serve -c "$tmp/mtastsd.ini" >"$tmp/server.log" 2>&1 &
-server_pid=$!
+start_server "$tmp/server.log" "$bin" serve -c "$tmp/mtastsd.ini"
 wait_log "mtastsd: ready" 30
 
 for _ in 1 2 3; do
@@ -66,12 +65,9 @@ fetch a.test "$tmp/a.body"
 fetch b.test "$tmp/b.body"
 
 # Room for every certificate: they are loaded in the background after start.
-kill -TERM "$server_pid"
-wait "$server_pid" || fail "exit status $? on SIGTERM"
-server_pid=
+stop_server
 with_cache 10
-"$bin" serve -c "$tmp/mtastsd.ini" >"$tmp/server.log" 2>&1 &
-server_pid=$!
+start_server "$tmp/server.log" "$bin" serve -c "$tmp/mtastsd.ini"
 wait_log "mtastsd: ready" 30
 wait_log "preloaded 2 certificates" 30
 fetch a.test "$tmp/a.body"

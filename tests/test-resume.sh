@@ -21,8 +21,7 @@ write_config 86400
 policy_body enforce 604800 mail.a.test >"$tmp/a.body"
 policy_body testing 86400 mx.b.test >"$tmp/b.body"
 
-"$bin" serve -c "$tmp/mtastsd.ini" >"$tmp/server.log" 2>&1 &
-server_pid=$!
+start_server "$tmp/server.log" "$bin" serve -c "$tmp/mtastsd.ini"
 wait_log "mtastsd: ready" 30
 
 # resumed_get DOMAIN PRIORITY: the HTTP answer on the resumed connection of gnutls-cli.

@@ -23,8 +23,7 @@ policy_body enforce 604800 mail.a.test >"$tmp/a.body"
 id_a=$(policy_id enforce 604800 mail.a.test)
 id_b=$(policy_id testing 86400 mx.b.test)
 
-"$bin" serve -c "$tmp/mtastsd.ini" >"$tmp/server.log" 2>&1 &
-server_pid=$!
+start_server "$tmp/server.log" "$bin" serve -c "$tmp/mtastsd.ini"
 wait_log "mtastsd: ready" 15
 
 # a real fetch first, so that the page has a fetcher row
@@ -89,6 +88,6 @@ EOF
 )
 [ "$size" = "390x844" ] || fail "screenshot is $size, want 390x844"
 
-# the admin page loads did not disturb the server
-kill -0 "$server_pid" 2>/dev/null || fail "mtastsd died: $(cat "$tmp/server.log")"
+# the admin page loads did not disturb the server: it runs, and ends cleanly on SIGTERM
+stop_server
 echo "status page: both domains, ids and the fetcher shown; no console messages; phone 390x844"
