@@ -6,6 +6,8 @@
 # usage: e2e-mta-sts-query.sh MTASTSD_BIN MAKE_CERTS_SH
 # Exit: 0 pass, 1 fail, 77 skip (a tool is missing or not root).
 set -euo pipefail
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 SKIP=77
 me=$(basename "$0")
@@ -37,50 +39,35 @@ if [ "${MTASTSD_E2E_INNER:-}" != 1 ]; then
 fi
 
 # --- inside: private loopback, resolv.conf and hosts -----------------------------------
-work=$(mktemp -d /tmp/mtastsd-e2e.XXXXXX)
-pids=()
-failed=0
-
-cleanup() {
-	local rc=$?
-	local pid
-	for pid in "${pids[@]}"; do
-		kill -TERM "$pid" 2>/dev/null || true
-	done
-	for pid in "${pids[@]}"; do
-		wait "$pid" 2>/dev/null || true
-	done
-	if [ "$rc" != 0 ] || [ "$failed" != 0 ]; then
-		for f in "$work"/mtastsd.log "$work"/dnsmasq.log; do
-			[ -f "$f" ] || continue
-			echo "----- $f" >&2
-			cat "$f" >&2
-		done
-	fi
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-fail() {
-	echo "FAIL: $*" >&2
-	failed=1
-}
+make_tmp e2e
 
 pass() {
 	echo "ok: $*"
 }
 
+# logs: the server's and dnsmasq's logs, for failure messages.
+logs() {
+	local f
+	for f in "$tmp/server.log" "$tmp/dnsmasq.log"; do
+		[ -f "$f" ] || continue
+		printf '\n----- %s\n' "$f"
+		cat "$f"
+	done
+}
+
 ip link set lo up
-printf 'nameserver 127.0.0.1\noptions timeout:1 attempts:2\n' >"$work/resolv.conf"
-printf '127.0.0.1 localhost\n::1 localhost\n' >"$work/hosts"
-mount --bind "$work/resolv.conf" /etc/resolv.conf
-mount --bind "$work/hosts" /etc/hosts
+printf 'nameserver 127.0.0.1\noptions timeout:1 attempts:2\n' >"$tmp/resolv.conf"
+printf '127.0.0.1 localhost\n::1 localhost\n' >"$tmp/hosts"
+mount --bind "$tmp/resolv.conf" /etc/resolv.conf
+mount --bind "$tmp/hosts" /etc/hosts
 
 # --- certificates and configuration -----------------------------------------------------
-"$make_certs" -o "$work/certs" a.test b.test >/dev/null
-ca=$work/certs/ca.crt
+"$make_certs" -o "$tmp/certs" a.test b.test >/dev/null
+ca=$tmp/certs/ca.crt
 
-write_config() { # write_config MODE_A MX_A...: a.test's mode and mx list vary, b.test is fixed
+# write_e2e_config MODE_A MX_A...: $tmp/mtastsd.ini, replaced at once; a.test's mode and mx
+# list vary, b.test is fixed.
+write_e2e_config() {
 	local mode_a=$1
 	shift
 	{
@@ -92,47 +79,14 @@ write_config() { # write_config MODE_A MX_A...: a.test's mode and mx list vary, 
 		printf '[domain b.test]\nmode = testing\nmx = mx1.b.test\nmx = mx2.b.test\n'
 		printf 'max_age = 86400\ncert = certs/mta-sts.b.test.crt\n'
 		printf 'key = certs/mta-sts.b.test.key\ntlsrpt = mailto:tlsrpt@b.test\n'
-	} >"$work/mtastsd.conf.new"
-	mv -f "$work/mtastsd.conf.new" "$work/mtastsd.conf"
-}
-
-# body MODE MAX_AGE MX...: the canonical body the server must serve.
-body() {
-	local mode=$1 max_age=$2 mx
-	shift 2
-	printf 'version: STSv1\r\nmode: %s\r\n' "$mode"
-	for mx in "$@"; do
-		printf 'mx: %s\r\n' "$mx"
-	done
-	printf 'max_age: %s\r\n' "$max_age"
-}
-
-# id_of MODE MAX_AGE MX...: the expected id, computed independently of mtastsd.
-id_of() {
-	body "$@" | sha256sum | cut -c1-32
+	} >"$tmp/mtastsd.ini.new"
+	mv -f "$tmp/mtastsd.ini.new" "$tmp/mtastsd.ini"
 }
 
 # record_id DOMAIN: the id in the _mta-sts TXT line that `mtastsd records` prints.
 record_id() {
-	"$mtastsd" records -c "$work/mtastsd.conf" |
+	"$mtastsd" records -c "$tmp/mtastsd.ini" |
 		sed -n "s/^_mta-sts\\.$1\\. [0-9][0-9]* IN TXT \"v=STSv1; id=\\([A-Za-z0-9]*\\)\"\$/\\1/p"
-}
-
-# wait_log PATTERN: polls the server log for a fixed string, 10 s deadline.
-wait_log() {
-	local i
-	for ((i = 0; i < 100; i++)); do
-		if grep -qF -- "$1" "$work/mtastsd.log"; then
-			return 0
-		fi
-		if ! kill -0 "$server_pid" 2>/dev/null; then
-			echo "$me: mtastsd exited while waiting for '$1'" >&2
-			return 1
-		fi
-		sleep 0.1
-	done
-	echo "$me: timed out waiting for '$1' in the mtastsd log" >&2
-	return 1
 }
 
 dns_pid=
@@ -153,17 +107,16 @@ start_dns() {
 		--address=/mta-sts.a.test/127.0.0.1 \
 		--address=/mta-sts.b.test/127.0.0.1 \
 		--address=/mta-sts.c.test/127.0.0.1 \
-		>>"$work/dnsmasq.log" 2>&1 &
+		>>"$tmp/dnsmasq.log" 2>&1 &
 	dns_pid=$!
-	pids+=("$dns_pid")
+	kill_at_exit "$dns_pid"
 	for ((i = 0; i < 100; i++)); do
 		if getent hosts mta-sts.a.test >/dev/null 2>&1; then
 			return 0
 		fi
 		sleep 0.1
 	done
-	echo "$me: dnsmasq does not answer on 127.0.0.1:53" >&2
-	return 1
+	fail "dnsmasq does not answer on 127.0.0.1:53$(logs)"
 }
 
 # expect_valid DOMAIN ID MODE MAX_AGE MX...: mta-sts-query fetched and accepted the policy.
@@ -180,7 +133,7 @@ expect_valid() {
 	if [ "$out" = "$want" ]; then
 		pass "mta-sts-query $domain: $mode policy with id $id accepted"
 	else
-		fail "mta-sts-query $domain"$'\n'"  want: $want"$'\n'"  got:  $out"
+		fail "mta-sts-query $domain"$'\n'"  want: $want"$'\n'"  got:  $out$(logs)"
 	fi
 }
 
@@ -192,29 +145,27 @@ expect_fetch_error() {
 	if [ "$out" = "$want" ]; then
 		pass "mta-sts-query $domain: $what"
 	else
-		fail "mta-sts-query $domain ($what)"$'\n'"  want: $want"$'\n'"  got:  $out"
+		fail "mta-sts-query $domain ($what)"$'\n'"  want: $want"$'\n'"  got:  $out$(logs)"
 	fi
 }
 
 a_mx=(mail.a.test '*.backup.a.test')
-write_config enforce "${a_mx[@]}"
-"$mtastsd" check -c "$work/mtastsd.conf" >"$work/check.out" 2>&1 || {
-	cat "$work/check.out" >&2
-	fail "mtastsd check rejects the e2e configuration"
-	exit 1
-}
+write_e2e_config enforce "${a_mx[@]}"
+"$mtastsd" check -c "$tmp/mtastsd.ini" >"$tmp/check.out" 2>&1 ||
+	fail "mtastsd check rejects the e2e configuration: $(cat "$tmp/check.out")"
+if sanitizer_report "$tmp/check.out"; then
+	fail "sanitizer report from mtastsd check: $(cat "$tmp/check.out")"
+fi
 
-id_a=$(id_of enforce 604800 "${a_mx[@]}")
-id_b=$(id_of testing 86400 mx1.b.test mx2.b.test)
+id_a=$(policy_id enforce 604800 "${a_mx[@]}")
+id_b=$(policy_id testing 86400 mx1.b.test mx2.b.test)
 [ "$(record_id a.test)" = "$id_a" ] || fail "records id for a.test: '$(record_id a.test)' != sha256 prefix $id_a"
 [ "$(record_id b.test)" = "$id_b" ] || fail "records id for b.test: '$(record_id b.test)' != sha256 prefix $id_b"
 
 # --- run: dnsmasq, mtastsd, then the sender ---------------------------------------------
 start_dns "$id_a" "$id_b"
-"$mtastsd" serve -c "$work/mtastsd.conf" 2>"$work/mtastsd.log" &
-server_pid=$!
-pids+=("$server_pid")
-wait_log 'mtastsd: ready'
+start_server "$tmp/server.log" "$mtastsd" serve -c "$tmp/mtastsd.ini"
+wait_log 'mtastsd: ready' 10
 
 expect_valid a.test "$id_a" enforce 604800 "${a_mx[@]}"
 expect_valid b.test "$id_b" testing 86400 mx1.b.test mx2.b.test
@@ -227,27 +178,17 @@ expect_fetch_error "untrusted CA refused" a.test -u SSL_CERT_FILE -u SSL_CERT_DI
 
 # --- change a.test's policy, reload, publish the new id: the sender gets the new body ---
 a_mx2=(mail.a.test mail2.a.test '*.backup.a.test')
-write_config testing "${a_mx2[@]}"
-id_a2=$(id_of testing 604800 "${a_mx2[@]}")
+write_e2e_config testing "${a_mx2[@]}"
+id_a2=$(policy_id testing 604800 "${a_mx2[@]}")
 [ "$id_a2" != "$id_a" ] || fail "test bug: the changed policy has the same id"
 [ "$(record_id a.test)" = "$id_a2" ] || fail "records id for a.test after the change: '$(record_id a.test)' != $id_a2"
+from=$(log_size)
 kill -HUP "$server_pid"
-wait_log "_mta-sts.a.test. 3600 IN TXT \"v=STSv1; id=$id_a2\""
+wait_log "_mta-sts.a.test. 3600 IN TXT \"v=STSv1; id=$id_a2\"" 10 "$from"
 start_dns "$id_a2" "$id_b"
 expect_valid a.test "$id_a2" testing 604800 "${a_mx2[@]}"
 expect_valid b.test "$id_b" testing 86400 mx1.b.test mx2.b.test
 
-# --- SIGTERM: a clean exit --------------------------------------------------------------
-kill -TERM "$server_pid"
-rc=0
-wait "$server_pid" || rc=$?
-[ "$rc" = 0 ] || fail "mtastsd exited with $rc after SIGTERM"
-# in sanitizer builds: any report fails the test even if every answer was right
-if grep -qE 'Sanitizer|runtime error:' "$work/mtastsd.log" "$work/check.out"; then
-	fail "sanitizer report from mtastsd"
-fi
-
-if [ "$failed" != 0 ]; then
-	exit 1
-fi
+# --- SIGTERM: exit 0, and in sanitizer builds no report even if every answer was right ---
+stop_server
 echo "all e2e checks passed"
