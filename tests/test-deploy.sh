@@ -689,12 +689,16 @@ grep -q '^$' "$tmp/got-nsupdate.txt" && fail "records-to-nsupdate.py: a blank li
 	fail "records-to-nsupdate.py: --server [IPv6]:port"
 ok "records-to-nsupdate.py: exact script for the sample (delete+add, TXT split at 255 bytes, send per domain)"
 
+# bad input and the message it must get, after "records-to-X: stdin: "
+bad_inputs=('{}' '[{"domain": "x.example", "records": [{"name": "a.", "type": "MX", "ttl": 1, "value": "x"}]}]' 'not json')
+bad_messages=('expected a JSON array of domains' "x.example: unsupported record type 'MX'" 'not JSON: ')
 for s in "$dnsep" "$nsupd"; do
-	for bad in '{}' '[{"domain": "x.example", "records": [{"name": "a.", "type": "MX", "ttl": 1, "value": "x"}]}]' 'not json'; do
-		if out=$("$py" "$s" <<<"$bad" 2>&1); then
-			fail "$(basename "$s") accepted bad input: $bad"
+	for i in "${!bad_inputs[@]}"; do
+		if out=$("$py" "$s" <<<"${bad_inputs[$i]}" 2>&1); then
+			fail "$(basename "$s") accepted bad input: ${bad_inputs[$i]}"
 		fi
-		grep -q '^records-to-' <<<"$out" || fail "$(basename "$s"): no clear message for bad input: $out"
+		want="$(basename "$s" .py): stdin: ${bad_messages[$i]}"
+		[[ $out == "$want"* ]] || fail "$(basename "$s") on ${bad_inputs[$i]}: '$out', want '$want...'"
 	done
 done
 ok "publishers reject malformed input with a message and exit 1"
@@ -744,6 +748,8 @@ cmp -s "$certs/mta-sts.customer2.example/privkey.pem" "$gen/mta-sts.customer2.ex
 if out=$(MTASTSD_CERTS=$certs "$hook" 'bad/name' /dev/null /dev/null 2>&1); then
 	fail "deploy hook accepted a bad name"
 fi
+[[ $out == "mtastsd-deploy-hook: bad certificate name 'bad/name'" ]] ||
+	fail "deploy hook on a bad name: '$out', want: mtastsd-deploy-hook: bad certificate name 'bad/name'"
 ok "deploy hook: symlink-swapped pairs, mode 0640, previous pair kept, certbot lineage, bad input refused"
 
 ################################################################ with the real binary

@@ -63,8 +63,10 @@ wait_log "mtastsd: reloaded" 60 "$from"
 fetch b.test "$tmp/b2.body"
 from=$(log_size)
 write_config 172800 strict
+line=$(grep -n '^mode = strict$' "$tmp/mtastsd.ini" | cut -d: -f1)
 kill -HUP "$server_pid"
 wait_log "mtastsd: reload failed" 60 "$from"
+wait_log "$tmp/mtastsd.ini:$line: invalid mode \"strict\"" 5 "$from"
 fetch b.test "$tmp/b2.body"
 admin_get /metrics 'mtastsd_reloads_total{result="error"} 1'
 

@@ -46,6 +46,7 @@ static char *ca;
 static char *work;
 static char *conf;
 static unsigned port, admin_port;
+static unsigned b_mode_line; /* the line of b.test's mode in the config last written */
 static struct server srv;
 static pid_t loop_pid; /* the request loop of the renewal test */
 
@@ -97,7 +98,7 @@ static void write_config(const struct cfg *c)
 	}
 	if (!c->only_a) {
 		h_add_line(&t, "[domain b.test]");
-		h_add_line(&t, "mode = %s", c->b_mode ? c->b_mode : "testing");
+		b_mode_line = h_add_line(&t, "mode = %s", c->b_mode ? c->b_mode : "testing");
 		h_add_line(&t, "mx = mx.b.test");
 		h_add_line(&t, "max_age = %s", c->b_max_age ? c->b_max_age : "86400");
 		h_add_line(&t, "cert = %s/mta-sts.b.test.crt", certs);
@@ -629,7 +630,7 @@ static const struct {
     {"# TYPE x gauge\nx{a=\"1\"} one\n", "bad value"},
     {"# TYPE x gauge\nx{a=1} 1\n", "bad label"},
     {"# TYPE x gauge\nx{a=\"1\",a=\"2\"} 1\n", "label repeated"},
-    {"# TYPE x gauge\nx{a=\"1\" 1\n", ""},
+    {"# TYPE x gauge\nx{a=\"1\" 1\n", "expected , or } after a label"},
     {"# TYPE x gauge\nx 1", "newline"},
     {"# TYPE x meter\nx 1\n", "unknown type"},
     {"# TYPE 9x gauge\n", "bad metric name"},
@@ -889,7 +890,7 @@ START_TEST(metrics_reloads)
 {
 	const struct cfg changed = {.admin = true, .b_max_age = "172800"};
 	const struct cfg broken = {.admin = true, .b_max_age = "172800", .b_mode = "strict"};
-	char *idb = h_expected_id(B_BODY_RELOADED), *text, *labels, *tail;
+	char *idb = h_expected_id(B_BODY_RELOADED), *text, *labels, *tail, *want;
 	struct http h;
 	size_t from;
 
@@ -916,7 +917,9 @@ START_TEST(metrics_reloads)
 	ck_assert_int_eq(kill(srv.pid, SIGHUP), 0);
 	wait_log("mtastsd: reload failed", from, RELOAD_TIMEOUT_MS);
 	tail = log_since(from);
-	ck_assert_msg(h_contains(tail, conf), "the error does not name the file:\n%s", tail);
+	want = h_strf("%s:%u: invalid mode \"strict\"", conf, b_mode_line);
+	ck_assert_msg(h_contains(tail, want), "no '%s' after the failed reload:\n%s", want, tail);
+	free(want);
 	free(tail);
 	text = get_metrics();
 	ck_assert_double_eq(metric_l(text, "mtastsd_reloads_total", "result=\"ok\""), 1);
@@ -1077,9 +1080,22 @@ START_TEST(metrics_with_providers)
 	setup_dir();
 	write_config(&c);
 	start_server();
-	/* each provider's first fetch fails (no DNS): counted as an error */
-	wait_log("provider prov1.test: fetch", 0, RELOAD_TIMEOUT_MS);
-	wait_log("provider prov2.test: fetch", 0, RELOAD_TIMEOUT_MS);
+	/* each provider's first fetch fails (no DNS server answers): logged, counted as an
+	 * error */
+	for (int i = 1; i <= 2; i++) {
+		char *want =
+		    h_strf("provider prov%d.test: fetch of https://mta-sts.prov%d.test"
+		           "/.well-known/mta-sts.txt failed: address of mta-sts.prov%d.test: ",
+		           i, i, i);
+		char *line;
+
+		wait_log(want, 0, RELOAD_TIMEOUT_MS);
+		line = server_log_line(&srv, want, 0);
+		ck_assert_msg(h_contains(line, "; no policy to serve (503)"), "prov%d.test: %s", i,
+		              line);
+		free(line);
+		free(want);
+	}
 	text = get_metrics();
 	for (int i = 1; i <= 2; i++) {
 		char *ok = h_strf("provider=\"prov%d.test\",result=\"ok\"", i);

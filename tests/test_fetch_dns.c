@@ -12,44 +12,50 @@
 #define ID32 "abcdefghijABCDEFGHIJ0123456789xy"
 #define ID33 ID32 "z"
 
-/* The TXT records at one name, in answer order; id is NULL when there must be no id. */
+/* The TXT records at one name, in answer order; id is NULL when there must be no id, and
+ * then why is the reason given. */
+#define NO_RECORD "no v=STSv1 record"
+#define TWO "more than one v=STSv1 record"
+#define NO_ID "v=STSv1 record without a valid id"
 static const struct {
 	const char *what;
 	const char *records[4];
 	size_t n;
 	const char *id;
+	const char *why;
 } sts_cases[] = {
-    {"one record", {"v=STSv1; id=20160831085700Z;"}, 1, "20160831085700Z"},
-    {"no spaces, no final ';'", {"v=STSv1;id=abc"}, 1, "abc"},
-    {"id after an extension", {"v=STSv1; ext-1.x=val; id=a1"}, 1, "a1"},
-    {"trailing blanks", {"v=STSv1; id=abc  "}, 1, "abc"},
-    {"32 characters", {"v=STSv1; id=" ID32}, 1, ID32},
-    {"one character", {"v=STSv1; id=7"}, 1, "7"},
-    {"duplicate id: the first wins", {"v=STSv1; id=first; id=second"}, 1, "first"},
+    {"one record", {"v=STSv1; id=20160831085700Z;"}, 1, "20160831085700Z", NULL},
+    {"no spaces, no final ';'", {"v=STSv1;id=abc"}, 1, "abc", NULL},
+    {"id after an extension", {"v=STSv1; ext-1.x=val; id=a1"}, 1, "a1", NULL},
+    {"trailing blanks", {"v=STSv1; id=abc  "}, 1, "abc", NULL},
+    {"32 characters", {"v=STSv1; id=" ID32}, 1, ID32, NULL},
+    {"one character", {"v=STSv1; id=7"}, 1, "7", NULL},
+    {"duplicate id: the first wins", {"v=STSv1; id=first; id=second"}, 1, "first", NULL},
     {"other TXT records ignored",
      {"google-site-verification=xyz", "v=STSv1; id=mine", "v=spf1 -all"},
      3,
-     "mine"},
-    {"no record at all", {NULL}, 0, NULL},
-    {"only other records", {"v=spf1 -all", "hello world"}, 2, NULL},
-    {"two v=STSv1 records", {"v=STSv1; id=one", "v=STSv1; id=two"}, 2, NULL},
-    {"two v=STSv1 records, same id", {"v=STSv1; id=one", "v=STSv1; id=one"}, 2, NULL},
-    {"two v=STSv1 among others", {"v=STSv1; id=one", "x=y", "v=STSv1; id=two"}, 3, NULL},
-    {"missing id", {"v=STSv1;"}, 1, NULL},
-    {"version alone", {"v=STSv1"}, 1, NULL},
-    {"missing id, an extension only", {"v=STSv1; foo=bar"}, 1, NULL},
-    {"empty id", {"v=STSv1; id="}, 1, NULL},
-    {"id with '-'", {"v=STSv1; id=2024-06-01"}, 1, NULL},
-    {"id with '.'", {"v=STSv1; id=1.2"}, 1, NULL},
-    {"id with a space inside", {"v=STSv1; id=ab c"}, 1, NULL},
-    {"id of 33 characters", {"v=STSv1; id=" ID33}, 1, NULL},
-    {"id of 70 characters", {"v=STSv1; id=" ID32 ID32 "123456"}, 1, NULL},
-    {"ID= is not id=", {"v=STSv1; ID=abc"}, 1, NULL},
-    {"V=STSv1 is not v=STSv1", {"V=STSv1; id=abc"}, 1, NULL},
-    {"v=stsv1 is not v=STSv1", {"v=stsv1; id=abc"}, 1, NULL},
-    {"v=STSv10 is another version", {"v=STSv10; id=abc"}, 1, NULL},
-    {"leading space: not a v=STSv1 record", {" v=STSv1; id=abc"}, 1, NULL},
-    {"one valid among a broken v=STSv1", {"v=STSv1; id=ok", "v=STSv1;"}, 2, NULL},
+     "mine",
+     NULL},
+    {"no record at all", {NULL}, 0, NULL, NO_RECORD},
+    {"only other records", {"v=spf1 -all", "hello world"}, 2, NULL, NO_RECORD},
+    {"two v=STSv1 records", {"v=STSv1; id=one", "v=STSv1; id=two"}, 2, NULL, TWO},
+    {"two v=STSv1 records, same id", {"v=STSv1; id=one", "v=STSv1; id=one"}, 2, NULL, TWO},
+    {"two v=STSv1 among others", {"v=STSv1; id=one", "x=y", "v=STSv1; id=two"}, 3, NULL, TWO},
+    {"missing id", {"v=STSv1;"}, 1, NULL, NO_ID},
+    {"version alone", {"v=STSv1"}, 1, NULL, NO_RECORD},
+    {"missing id, an extension only", {"v=STSv1; foo=bar"}, 1, NULL, NO_ID},
+    {"empty id", {"v=STSv1; id="}, 1, NULL, NO_ID},
+    {"id with '-'", {"v=STSv1; id=2024-06-01"}, 1, NULL, NO_ID},
+    {"id with '.'", {"v=STSv1; id=1.2"}, 1, NULL, NO_ID},
+    {"id with a space inside", {"v=STSv1; id=ab c"}, 1, NULL, NO_ID},
+    {"id of 33 characters", {"v=STSv1; id=" ID33}, 1, NULL, NO_ID},
+    {"id of 70 characters", {"v=STSv1; id=" ID32 ID32 "123456"}, 1, NULL, NO_ID},
+    {"ID= is not id=", {"v=STSv1; ID=abc"}, 1, NULL, NO_ID},
+    {"V=STSv1 is not v=STSv1", {"V=STSv1; id=abc"}, 1, NULL, NO_RECORD},
+    {"v=stsv1 is not v=STSv1", {"v=stsv1; id=abc"}, 1, NULL, NO_RECORD},
+    {"v=STSv10 is another version", {"v=STSv10; id=abc"}, 1, NULL, NO_RECORD},
+    {"leading space: not a v=STSv1 record", {" v=STSv1; id=abc"}, 1, NULL, NO_RECORD},
+    {"one valid among a broken v=STSv1", {"v=STSv1; id=ok", "v=STSv1;"}, 2, NULL, TWO},
 };
 
 START_TEST(sts_id_table)
@@ -65,9 +71,10 @@ START_TEST(sts_id_table)
 		ck_assert_str_eq(id, sts_cases[_i].id);
 	} else {
 		ck_assert_msg(r == -1, "%s: accepted with id %s", sts_cases[_i].what, id);
-		/* ret_id is untouched on failure, and there is a reason. */
+		/* ret_id is untouched on failure, and the reason is the one expected. */
 		ck_assert_str_eq(id, "untouched");
-		ck_assert_msg(err[0] != 0, "%s: no reason given", sts_cases[_i].what);
+		ck_assert_msg(strcmp(err, sts_cases[_i].why) == 0, "%s: reason '%s', want '%s'",
+		              sts_cases[_i].what, err, sts_cases[_i].why);
 	}
 }
 END_TEST

@@ -31,6 +31,8 @@
 #define MANY 500        /* customers of one provider in the fan-in test */
 #define FETCH_TIMEOUT 2 /* upstream_timeout, seconds; the drip mode is slower */
 #define WAIT_MS 10000   /* default deadline for something to show up */
+/* Why a fetch fails when nothing listens on the provider's port (libcurl's message). */
+#define DOWN "Couldn't connect to server"
 
 /* What the provider publishes, deliberately not canonical: LF, field order, case, an
  * extension field. POLICY_A_CANON is what must be served, written by hand from SPEC.md's
@@ -794,10 +796,11 @@ START_TEST(restart_with_provider_down)
 	line = log_line("no valid copy", from);
 	ck_assert_msg(line == NULL, "%s", line);
 
-	/* The provider is down: the fetch fails and the copy stays. */
-	needle = h_strf("provider " PROVIDER ": fetch of %s failed: ", url);
+	/* The provider is down (nothing listens on its port): the fetch fails and the copy
+	 * stays. */
+	needle = h_strf(
+	    "provider " PROVIDER ": fetch of %s failed: " DOWN "; keeping the last good copy", url);
 	line = expect_log(needle, from, WAIT_MS);
-	ck_assert_msg(strstr(line, "; keeping the last good copy") != NULL, "%s", line);
 	expect_served(CUSTOMER, POLICY_A_CANON);
 	ck_assert_ptr_null(log_line("policy changed", from));
 	text = hook_output();
@@ -856,10 +859,10 @@ START_TEST(expiry_after_max_age)
 	sleep_ms(1200);
 	expect_unavailable(CUSTOMER);
 	/* And the log no longer claims to keep it. */
-	needle = h_strf("provider " PROVIDER ": fetch of %s failed: ", url);
+	needle = h_strf("provider " PROVIDER ": fetch of %s failed: " DOWN
+	                "; the last good copy is past its max_age (503)",
+	                url);
 	line = expect_log(needle, log_size(), WAIT_MS);
-	ck_assert_msg(strstr(line, "; the last good copy is past its max_age (503)") != NULL, "%s",
-	              line);
 	free(line);
 	free(needle);
 	free(url);
