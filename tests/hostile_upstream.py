@@ -36,6 +36,10 @@ Modes (HTTP-level ones send "Connection: close" and close after the answer):
 
 --probe-tls10 PORT is a client: it exits 0 when a TLS 1.0 handshake with 127.0.0.1:PORT
 completes (to prove the server really offers TLS 1.0), 1 otherwise.
+
+--self-probe-tls10 (with --cert and --key) runs both ends here, on a port of its own: it
+exits 0 when this Python's OpenSSL completes a TLS 1.0 handshake at all (the tests skip
+when it cannot), 1 otherwise.
 """
 
 import argparse
@@ -251,6 +255,31 @@ def probe_tls10(port):
         return 1
 
 
+def self_probe_tls10(cert, key):
+    try:
+        ctx = context(cert, key, tls10=True)
+    except (ssl.SSLError, ValueError) as e:
+        print("TLS 1.0 server context: %s" % e, file=sys.stderr)
+        return 1
+    ls = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(1)
+
+    def accept_one():
+        raw, _ = ls.accept()
+        try:
+            with ctx.wrap_socket(raw, server_side=True) as t:
+                t.recv(1)
+        except (OSError, ssl.SSLError):
+            pass
+
+    threading.Thread(target=accept_one, daemon=True).start()
+    try:
+        return probe_tls10(ls.getsockname()[1])
+    finally:
+        ls.close()
+
+
 def main():
     ap = argparse.ArgumentParser(description="hostile MTA-STS policy host for tests")
     ap.add_argument("--dir")
@@ -262,9 +291,14 @@ def main():
     ap.add_argument("--untrusted-cert")
     ap.add_argument("--untrusted-key")
     ap.add_argument("--probe-tls10", type=int, metavar="PORT")
+    ap.add_argument("--self-probe-tls10", action="store_true")
     a = ap.parse_args()
     if a.probe_tls10:
         return probe_tls10(a.probe_tls10)
+    if a.self_probe_tls10:
+        if not (a.cert and a.key):
+            ap.error("--self-probe-tls10 needs --cert and --key")
+        return self_probe_tls10(a.cert, a.key)
     if not (a.dir and a.cert and a.key and a.wrong_cert and a.wrong_key and
         a.untrusted_cert and a.untrusted_key):
         ap.error("--dir and every certificate and key are required")
