@@ -730,6 +730,74 @@ START_TEST(txt_id_change_refetches)
 }
 END_TEST
 
+/* conf with the line starting with key replaced by line. */
+static void replace_line(const char *key, const char *line)
+{
+	char *text = h_read_file(conf, NULL), *at = strstr(text, key), *eol, *out;
+
+	ck_assert_msg(at != NULL && (at == text || at[-1] == '\n'), "no %s line in:\n%s", key,
+	              text);
+	eol = strchr(at, '\n');
+	ck_assert_ptr_nonnull(eol);
+	out = h_strf("%.*s%s%s", (int)(at - text), text, line, eol);
+	h_write_file(conf, out);
+	free(out);
+	free(text);
+}
+
+/* A reload that fails on a configuration error changes nothing at all, the upstream
+ * settings included: provider port, CA, DNS server and state_dir stay those of the
+ * running configuration (they used to switch before the new one was found broken). */
+START_TEST(failed_reload_changes_nothing)
+{
+	struct opts o = {.refresh = 3600, .dns_poll = 1, .retry = 1};
+	char *id_a = h_expected_id(POLICY_A_CANON), *id_b = h_expected_id(POLICY_B_CANON);
+	char *line, *needle;
+	size_t from;
+
+	write_config(&o);
+	srv_start();
+	needle = h_strf("policy changed, new id %s", id_a);
+	free(expect_log(needle, 0, WAIT_MS));
+	free(needle);
+	expect_served(CUSTOMER, POLICY_A_CANON);
+
+	/* every upstream setting pointed elsewhere, and one error further down */
+	line = h_strf("upstream_port = %u", h_free_port());
+	replace_line("upstream_port = ", line);
+	free(line);
+	line = h_strf("dns_server = 127.0.0.1:%u", h_free_port());
+	replace_line("dns_server = ", line);
+	free(line);
+	line = h_strf("upstream_ca = %s/ca.crt", pki_untrusted);
+	replace_line("upstream_ca = ", line);
+	free(line);
+	line = h_strf("state_dir = %s", work);
+	replace_line("state_dir = ", line);
+	free(line);
+	replace_line("proxy = ", "proxy = " PROVIDER "\nmode = enforcing");
+	from = log_size();
+	ck_assert_int_eq(kill(srv.pid, SIGHUP), 0);
+	free(expect_log("mtastsd: reload failed, still serving the previous configuration", from,
+	                WAIT_MS));
+	line = log_line("\"mode\" cannot be used with proxy", from);
+	ck_assert_msg(line != NULL, "the error is not named");
+	free(line);
+
+	/* The provider publishes a new policy under a new id: found through the running
+	 * DNS server, fetched from the running port, verified with the running CA. */
+	up_policy(POLICY_B);
+	dns_start("bbbb2222");
+	needle = h_strf("provider " PROVIDER ": policy changed, new id %s", id_b);
+	free(expect_log(needle, from, WAIT_MS));
+	free(needle);
+	expect_served(CUSTOMER, POLICY_B_CANON);
+	ck_assert_ptr_null(log_line("fetch of", from));
+	free(id_a);
+	free(id_b);
+}
+END_TEST
+
 /* Failed fetches are retried no faster than upstream_retry (SPEC 1.7, rate limit), also
  * while the provider's new _mta-sts id keeps differing from the one last fetched. */
 START_TEST(retry_interval_kept_after_id_change)
@@ -1026,6 +1094,7 @@ static Suite *suite(void)
 	tcase_add_test(t, hostile_without_good_copy);
 	t = tcase(s, "refresh");
 	tcase_add_test(t, txt_id_change_refetches);
+	tcase_add_test(t, failed_reload_changes_nothing);
 	tcase_add_test(t, retry_interval_kept_after_id_change);
 	t = tcase(s, "persistence");
 	tcase_add_test(t, restart_with_provider_down);
