@@ -943,6 +943,35 @@ START_TEST(test_lazy_retry)
 }
 END_TEST
 
+/* A lazily loaded certificate runs out with nothing changed on disk: the tick of its
+ * expiry sees it, as it does for an eagerly loaded one. */
+START_TEST(test_lazy_expiry)
+{
+	struct certcache *cc;
+
+	pair("a.crt", "a.key", "mta-sts.a.test", -DAY, 2);
+	pair("b.crt", "b.key", "mta-sts.b.test", -DAY, 30 * DAY);
+	domain(0, "a.test", "a.crt", "a.key");
+	domain(1, "b.test", "b.crt", "b.key");
+	w.config.cert_cache = 2;
+	cc = certcache_create(&w.config, NULL, 0, T, NULL);
+	ck_assert_ptr_nonnull(presented(cc, 0, T));
+	ck_assert_ptr_nonnull(presented(cc, 1, T));
+	certcache_tick(cc, T + 1);
+	ck_assert_state(cc, 0, T + 1, CERT_OK, TLS_FAULT_NONE);
+	certcache_tick(cc, T + 2);
+	ck_assert_state(cc, 0, T + 2, CERT_DEGRADED, TLS_FAULT_EXPIRED);
+	ck_assert_ptr_null(presented(cc, 0, T + 2));
+	ck_assert_state(cc, 1, T + 2, CERT_OK, TLS_FAULT_NONE);
+	/* Renewed later: picked up (cert_watch would refresh; a retry tick also would). */
+	pair("a.crt", "a.key", "mta-sts.a.test", -DAY, 30 * DAY);
+	certcache_refresh(cc, T + 3);
+	ck_assert_state(cc, 0, T + 3, CERT_OK, TLS_FAULT_NONE);
+	ck_assert_ptr_nonnull(presented(cc, 0, T + 3));
+	certcache_destroy(cc);
+}
+END_TEST
+
 START_TEST(test_preload)
 {
 	struct certcache *cc;
@@ -1059,6 +1088,7 @@ static Suite *certcache_suite(void)
 	tcase_add_test(tc, test_lazy_ring);
 	tcase_add_test(tc, test_lazy_missing_at_start);
 	tcase_add_test(tc, test_lazy_retry);
+	tcase_add_test(tc, test_lazy_expiry);
 	tcase_add_test(tc, test_preload);
 	tcase_add_test(tc, test_count);
 	suite_add_tcase(s, tc);
