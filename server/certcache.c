@@ -554,8 +554,12 @@ static struct tls_cert *load_lazy(struct certcache *cc, size_t i, time_t now)
 	if (o.state == CERT_DEGRADED && o.retry_at < now + LAZY_RETRY)
 		o.retry_at = now + LAZY_RETRY;
 	c = o.cert != NULL ? tls_cert_ref(o.cert) : NULL;
+	/* certcache_tick looks at the domain again when the retry is due or the certificate
+	 * it now presents runs out. */
 	if (o.retry_at != 0 && o.retry_at < cc->next_event)
 		cc->next_event = o.retry_at;
+	if (c != NULL && c->not_after < cc->next_event)
+		cc->next_event = c->not_after;
 	apply(cc, i, &o, old_state == o.state && old_fault == o.problem.fault ? s->since : now);
 	pthread_mutex_unlock(&cc->lock);
 	log_transition(cc, i, &o, old_state, old_fault, NULL);

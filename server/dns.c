@@ -124,7 +124,7 @@ static void txt_done(void *arg, int status, int timeouts, unsigned char *abuf, i
 {
 	struct dns_query *q = arg;
 	struct ares_txt_ext *txt = NULL;
-	char *records[TXT_RECORDS_MAX];
+	char *records[TXT_RECORDS_MAX] = {0};
 	size_t n = 0;
 	int r;
 

@@ -6,13 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <gnutls/gnutls.h>
 #include <microhttpd.h>
 
+#include "host.h"
 #include "http.h"
 #include "log.h"
 #include "snapshot.h"
@@ -224,23 +224,6 @@ static void notify_connection(void *cls, struct MHD_Connection *c, void **socket
 		free(cn);
 		*socket_context = NULL;
 	}
-}
-
-/* Host matches the tenant when equal ignoring case, a ":port" and one trailing dot. */
-static bool host_matches(const char *host, const char *expected)
-{
-	size_t len = strlen(host), n = strlen(expected);
-	const char *colon = memchr(host, ':', len);
-
-	if (colon != NULL) {
-		for (const char *p = colon + 1; *p; p++)
-			if (*p < '0' || *p > '9')
-				return false;
-		len = (size_t)(colon - host);
-	}
-	if (len > 0 && host[len - 1] == '.')
-		len--;
-	return len == n && strncasecmp(host, expected, n) == 0;
 }
 
 static const struct sockaddr *client_sockaddr(struct MHD_Connection *c)

@@ -15,10 +15,10 @@
 #include "hash.h"
 #include "log.h"
 #include "doc.h"
+#include "schedule.h"
 #include "upstream.h"
 
 #define CACHE_MAGIC "mtastsd-upstream-cache 1"
-#define MIN_FETCH_GAP 1 /* seconds between two fetches of one provider */
 
 struct settings {
 	char *state_dir;
@@ -390,7 +390,7 @@ static void fetch_failed(struct upstream *up, const char *url, time_t now, const
 	pthread_mutex_lock(&up->lock);
 	up->failures++;
 	up->fetches_failed++;
-	up->next_fetch = now + retry;
+	up->next_fetch = schedule_after_failure(now, retry);
 	snprintf(up->last_error, sizeof(up->last_error), "%s", why);
 	/* Decided under the lock: the fetch thread is not the only one touching doc. */
 	outcome = fresh(up, now)    ? "keeping the last good copy"
@@ -408,7 +408,6 @@ static void fetch_done(struct upstream *up, struct fetch_job *job, time_t now,
 	struct doc *doc;
 	bool changed;
 	char id[POLICY_ID_MAX + 1], txt_id[POLICY_ID_MAX + 1];
-	unsigned next;
 
 	if (!job->ok) {
 		fetch_failed(up, job->url, now, job->error, s->retry);
@@ -432,11 +431,7 @@ static void fetch_done(struct upstream *up, struct fetch_job *job, time_t now,
 	up->failures = 0;
 	up->fetches_ok++;
 	up->last_error[0] = 0;
-	/* Refresh well before the copy could expire. */
-	next = s->refresh;
-	if (p.max_age / 2 < next)
-		next = p.max_age / 2 > 0 ? p.max_age / 2 : 1;
-	up->next_fetch = now + next;
+	up->next_fetch = schedule_after_fetch(now, s->refresh, p.max_age);
 	snprintf(id, sizeof(id), "%s", up->doc->id);
 	doc = doc_ref(up->doc);
 	pthread_mutex_unlock(&up->lock);
@@ -505,22 +500,16 @@ static void run_round(struct upstreams *u)
 
 		pthread_mutex_lock(&up->lock);
 		up->next_dns = now + s.dns_poll;
-		if (q[k].result == DNS_OK && strcmp(q[k].id, up->txt_id) != 0) {
-			time_t at = up->last_attempt + MIN_FETCH_GAP;
-
-			if (up->txt_id[0] != 0)
+		if (q[k].result == DNS_OK) {
+			/* A new id is worth one fetch right away; upstream_retry paces the
+			 * next ones if that fails. */
+			up->next_fetch =
+			    schedule_after_poll(now, up->next_fetch, up->last_attempt, q[k].id,
+			                        up->txt_id, up->fetched_txt_id);
+			if (up->txt_id[0] != 0 && strcmp(q[k].id, up->txt_id) != 0)
 				log_msg("provider %s: _mta-sts id changed %s -> %s, refetching",
 				        up->provider, up->txt_id, q[k].id);
 			snprintf(up->txt_id, sizeof(up->txt_id), "%s", q[k].id);
-			/* A new id is worth one fetch right away (after the minimum gap); if
-			 * that fails, upstream_retry paces the next ones, however many polls
-			 * still see an id we have not fetched. */
-			if (strcmp(up->txt_id, up->fetched_txt_id) != 0) {
-				if (at < now)
-					at = now;
-				if (up->next_fetch > at)
-					up->next_fetch = at;
-			}
 		}
 		pthread_mutex_unlock(&up->lock);
 	}
