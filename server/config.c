@@ -113,6 +113,7 @@ struct parser {
 	unsigned lineno;
 	unsigned kv_line; /* key line handed to inih that the handler has not seen */
 	bool syntax_reported;
+	bool listen_full; /* "at most CONFIG_LISTEN_MAX" reported */
 
 	enum section section;
 	unsigned server_line;                         /* first [server] header */
@@ -161,6 +162,13 @@ static int listen_add(struct parser *p, const char *text, unsigned line)
 			           c->listen[i].line);
 			return 0;
 		}
+	}
+	if (c->n_listen == CONFIG_LISTEN_MAX) {
+		if (!p->listen_full)
+			diag_error(p->d, p->file, line, "at most %d listen addresses",
+			           CONFIG_LISTEN_MAX);
+		p->listen_full = true;
+		return 0;
 	}
 	struct config_listen *v = grow_pow2(c->listen, c->n_listen, sizeof(*v));
 	if (v == NULL)

@@ -93,6 +93,13 @@ static struct config *load(const char *text)
 #define SERVER "[server]\ncerts = certs\n"
 #define BODY "mode = enforce\nmx = mail.example.com\nmax_age = 604800\n"
 
+/* 16 listen lines (127.0.0.1:1 to :16). */
+#define LISTEN4(a, b, c, d)                                                                        \
+	"listen = 127.0.0.1:" #a "\nlisten = 127.0.0.1:" #b "\nlisten = 127.0.0.1:" #c             \
+	"\nlisten = 127.0.0.1:" #d "\n"
+#define LISTEN16                                                                                   \
+	LISTEN4(1, 2, 3, 4) LISTEN4(5, 6, 7, 8) LISTEN4(9, 10, 11, 12) LISTEN4(13, 14, 15, 16)
+
 static const struct {
 	const char *text;
 	unsigned line;   /* 0: the file as a whole */
@@ -223,6 +230,8 @@ static const struct {
     {SERVER "dns_server = dns.example:53\n[domain example.com]\n" BODY, 3,
      "invalid dns_server \"dns.example:53\""},
     {SERVER "user =\n[domain example.com]\n" BODY, 3, "missing value for \"user\""},
+    {SERVER LISTEN16 "listen = [::1]:17\n[domain example.com]\n" BODY, 19,
+     "at most 16 listen addresses"},
     /* the file as a whole */
     {SERVER, 0, "no [domain ...] section"},
     {"", 0, "no [domain ...] section"},
@@ -443,6 +452,22 @@ START_TEST(test_paths_without_directory)
 	ck_assert_str_eq(c->certs_dir, "certs");
 	ck_assert_str_eq(c->on_change, "publish-id");
 	config_destroy(c);
+}
+END_TEST
+
+START_TEST(test_listen_max)
+{
+	/* 16 listen lines are fine; the 17th is reported, once. */
+	struct config *c = load(SERVER LISTEN16 "[domain example.com]\n" BODY);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_uint_eq(c->n_listen, CONFIG_LISTEN_MAX);
+	ck_assert_str_eq(c->listen[15].text, "127.0.0.1:16");
+	config_destroy(c);
+
+	ck_assert_ptr_null(load(SERVER LISTEN16 "listen = 127.0.0.1:17\nlisten = 127.0.0.1:18\n"
+	                                        "[domain example.com]\n" BODY));
+	ck_assert_uint_eq(d.n_errors, 1);
+	assert_error(19, "at most 16 listen addresses");
 }
 END_TEST
 
@@ -683,6 +708,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_server_values);
 	tcase_add_test(tc, test_paths_resolved);
 	tcase_add_test(tc, test_paths_without_directory);
+	tcase_add_test(tc, test_listen_max);
 	tcase_add_test(tc, test_mx_order_and_case);
 	tcase_add_test(tc, test_proxy);
 	tcase_add_test(tc, test_lint_warnings);
