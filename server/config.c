@@ -76,6 +76,7 @@ static const struct server_key server_keys[] = {
     {"upstream_retry", KEY_UINT, CF(upstream_retry), NO_LINE, 1, 86400},
     {"dns_server", KEY_ADDRESS, CF(dns_server), CF(dns_server_line), 0, 0},
     {"on_change", KEY_COMMAND, CF(on_change), CF(on_change_line), 0, 0},
+    {"on_change_timeout", KEY_UINT, CF(on_change_timeout), NO_LINE, 1, 3600},
     {"upstream_port", KEY_UINT, CF(upstream_port), NO_LINE, 1, 65535},
     {"admin_listen", KEY_ADMIN, CF(admin_listen), CF(admin_listen_line), 0, 0},
     {"cert_watch", KEY_UINT, CF(cert_watch), NO_LINE, 0, 86400},
@@ -715,6 +716,7 @@ struct config *config_load(const char *path, struct diag *d)
 	    .upstream_port = 443,
 	    .cert_watch = 60,
 	    .cert_cache = CONFIG_CERT_CACHE_AUTO,
+	    .on_change_timeout = 30,
 	};
 	p.c = c;
 	c->file = strdup(path);

@@ -94,6 +94,7 @@ struct config {
 	unsigned dns_server_line;
 	char *on_change; /* command run as: on_change DOMAIN ID, or NULL */
 	unsigned on_change_line;
+	unsigned on_change_timeout; /* seconds before the command is killed, default 30 */
 
 	struct config_domain *domains; /* in file order */
 	size_t n_domains;

@@ -232,6 +232,12 @@ static const struct {
     {SERVER "user =\n[domain example.com]\n" BODY, 3, "missing value for \"user\""},
     {SERVER LISTEN16 "listen = [::1]:17\n[domain example.com]\n" BODY, 19,
      "at most 16 listen addresses"},
+    {SERVER "on_change_timeout = 0\n[domain example.com]\n" BODY, 3,
+     "invalid on_change_timeout \"0\" (expected 1 to 3600, digits only)"},
+    {SERVER "on_change_timeout = 3601\n[domain example.com]\n" BODY, 3,
+     "invalid on_change_timeout \"3601\" (expected 1 to 3600, digits only)"},
+    {SERVER "on_change_timeout = 30s\n[domain example.com]\n" BODY, 3,
+     "invalid on_change_timeout \"30s\" (expected 1 to 3600, digits only)"},
     /* the file as a whole */
     {SERVER, 0, "no [domain ...] section"},
     {"", 0, "no [domain ...] section"},
@@ -323,6 +329,7 @@ START_TEST(test_defaults)
 	ck_assert_ptr_null(c->upstream_ca);
 	ck_assert_ptr_null(c->dns_server);
 	ck_assert_ptr_null(c->on_change);
+	ck_assert_uint_eq(c->on_change_timeout, 30);
 
 	ck_assert_uint_eq(c->n_domains, 1);
 	const struct config_domain *dom = &c->domains[0];
@@ -359,6 +366,7 @@ START_TEST(test_server_values)
 	                        "upstream_connect_timeout = 2\n"
 	                        "upstream_retry = 1\n"
 	                        "dns_server = [::1]:5353\n"
+	                        "on_change_timeout = 1\n"
 	                        "[domain example.com]\ncert = a.crt\nkey = a.key\n" BODY);
 	ck_assert_ptr_nonnull(c);
 	ck_assert_uint_eq(c->n_listen, 2);
@@ -394,6 +402,7 @@ START_TEST(test_server_values)
 	ck_assert_uint_eq(c->upstream_retry, 1);
 	ck_assert_str_eq(c->dns_server, "[::1]:5353");
 	ck_assert_uint_eq(c->dns_server_line, 16);
+	ck_assert_uint_eq(c->on_change_timeout, 1);
 	config_destroy(c);
 }
 END_TEST
