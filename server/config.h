@@ -92,7 +92,8 @@ struct config {
 	                      * handshake, keep at most N; default AUTO */
 	char *dns_server;    /* "ip[:port]" for TXT polls, or NULL for resolv.conf */
 	unsigned dns_server_line;
-	char *on_change; /* command run as: on_change DOMAIN ID, or NULL */
+	char *on_change; /* command run as: on_change DOMAIN ID, or NULL; an executable regular
+	                  * file when loaded: a resolved path, or a name found in PATH */
 	unsigned on_change_line;
 	unsigned on_change_timeout; /* seconds before the command is killed, default 30 */
 
