@@ -336,7 +336,7 @@ static void read_dir(struct certcache *cc, const struct tls_store *reuse, struct
 	if (tls_store_load_dir(dir, c->certs_dir, reuse, &cc->dir_problem) < 0) {
 		tls_store_destroy(dir);
 		dir = NULL;
-		if (d != NULL)
+		if ((cc->flags & CERTCACHE_VALIDATE) && d != NULL)
 			diag_error(d, c->file, c->certs_dir_line, "%s", cc->dir_problem.msg);
 		else if (strcmp(before.msg, cc->dir_problem.msg) != 0)
 			log_msg("certs directory %s", cc->dir_problem.msg);
@@ -344,7 +344,7 @@ static void read_dir(struct certcache *cc, const struct tls_store *reuse, struct
 	if (cc->dir != reuse)
 		tls_store_destroy(cc->dir);
 	cc->dir = dir;
-	if (dir == NULL || d == NULL)
+	if (dir == NULL || !(cc->flags & CERTCACHE_VALIDATE) || d == NULL)
 		return;
 	/* A broken pair named after no domain is nobody's problem, but worth a word. */
 	for (size_t k = 0; k < dir->n_broken; k++) {

@@ -43,10 +43,11 @@ struct certcache;
 /* The certificate state of every domain of config (borrowed: it must outlive the cache;
  * slots are in config order). Pairs unchanged since prev (the running cache, borrowed,
  * read only; may be NULL) are taken over, not read again, and a domain whose new files
- * are unusable keeps prev's certificate while it is valid. With d, every problem is
- * reported there as a FILE:LINE error (expiring certificates and exposed keys as
- * warnings) and nothing is logged ('check'); without, a domain entering or leaving the
- * degraded state is logged once. NULL only when out of memory. */
+ * are unusable keeps prev's certificate while it is valid. With CERTCACHE_VALIDATE
+ * ('check'), every problem is a FILE:LINE error in d and nothing is logged or kept;
+ * otherwise a domain entering or leaving the degraded state is logged once, and d (may
+ * be NULL) gets only the warnings: certificates expiring within 14 days, keys readable by
+ * others. NULL only when out of memory. */
 struct certcache *certcache_create(const struct config *config, struct certcache *prev,
                                    unsigned flags, time_t now, struct diag *d);
 /* Drops every certificate (keys are wiped with the last reference). NULL is a no-op. */

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <ini.h>
 
@@ -34,11 +36,13 @@
 #define HOST_PREFIX_LEN (sizeof(HOST_PREFIX) - 1)
 #define DOMAIN_MAX 253
 #define NO_CERT_REPORTED 10
+#define DEFAULT_PATH "/bin:/usr/bin" /* what posix_spawnp() searches when PATH is unset */
+#define COMMAND_PATH_MAX 4096
 
 enum key_type {
 	KEY_LISTEN,  /* repeatable numeric address with port */
 	KEY_PATH,    /* resolved against the config file's directory */
-	KEY_COMMAND, /* resolved only when relative and containing a '/' */
+	KEY_COMMAND, /* resolved only when relative and containing a '/'; must be executable */
 	KEY_STRING,
 	KEY_ADDRESS, /* numeric address, port optional */
 	KEY_UINT,
@@ -76,6 +80,7 @@ static const struct server_key server_keys[] = {
     {"upstream_retry", KEY_UINT, CF(upstream_retry), NO_LINE, 1, 86400},
     {"dns_server", KEY_ADDRESS, CF(dns_server), CF(dns_server_line), 0, 0},
     {"on_change", KEY_COMMAND, CF(on_change), CF(on_change_line), 0, 0},
+    {"on_change_timeout", KEY_UINT, CF(on_change_timeout), NO_LINE, 1, 3600},
     {"upstream_port", KEY_UINT, CF(upstream_port), NO_LINE, 1, 65535},
     {"admin_listen", KEY_ADMIN, CF(admin_listen), CF(admin_listen_line), 0, 0},
     {"cert_watch", KEY_UINT, CF(cert_watch), NO_LINE, 0, 86400},
@@ -113,6 +118,7 @@ struct parser {
 	unsigned lineno;
 	unsigned kv_line; /* key line handed to inih that the handler has not seen */
 	bool syntax_reported;
+	bool listen_full; /* "at most CONFIG_LISTEN_MAX" reported */
 
 	enum section section;
 	unsigned server_line;                         /* first [server] header */
@@ -162,6 +168,13 @@ static int listen_add(struct parser *p, const char *text, unsigned line)
 			return 0;
 		}
 	}
+	if (c->n_listen == CONFIG_LISTEN_MAX) {
+		if (!p->listen_full)
+			diag_error(p->d, p->file, line, "at most %d listen addresses",
+			           CONFIG_LISTEN_MAX);
+		p->listen_full = true;
+		return 0;
+	}
 	struct config_listen *v = grow_pow2(c->listen, c->n_listen, sizeof(*v));
 	if (v == NULL)
 		return -1;
@@ -172,6 +185,56 @@ static int listen_add(struct parser *p, const char *text, unsigned line)
 	c->listen[c->n_listen++] =
 	    (struct config_listen){.text = copy, .addr = addr, .addr_len = addr_len, .line = line};
 	return 0;
+}
+
+/* Why path cannot be run as a command (a static string or strerror()'s), or NULL when it is
+ * a regular file this process may execute. */
+static const char *not_executable(const char *path)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return strerror(errno);
+	if (!S_ISREG(st.st_mode))
+		return "not a regular file";
+	if (access(path, X_OK) < 0)
+		return "not executable";
+	return NULL;
+}
+
+/* Whether a name without '/' is found executable in PATH, where posix_spawnp() looks for
+ * it (an empty entry is the working directory). */
+static bool in_path(const char *name)
+{
+	const char *dirs = getenv("PATH");
+	char path[COMMAND_PATH_MAX];
+
+	if (dirs == NULL)
+		dirs = DEFAULT_PATH;
+	for (;;) {
+		const char *end = strchrnul(dirs, ':');
+		int len = (int)(end - dirs);
+		int n = len != 0 ? snprintf(path, sizeof(path), "%.*s/%s", len, dirs, name)
+		                 : snprintf(path, sizeof(path), "%s", name);
+
+		if (n > 0 && (size_t)n < sizeof(path) && not_executable(path) == NULL)
+			return true;
+		if (*end == '\0')
+			return false;
+		dirs = end + 1;
+	}
+}
+
+/* Reports cmd unless it names an executable regular file: a path, or a name in PATH. */
+static bool command_check(struct parser *p, const char *name, const char *cmd)
+{
+	const char *why = strchr(cmd, '/') != NULL ? not_executable(cmd)
+	                  : in_path(cmd)           ? NULL
+	                                           : "no executable of that name in PATH";
+
+	if (why != NULL)
+		diag_error(p->d, p->file, p->lineno, "%s: %s: %s", name, cmd, why);
+	return why == NULL;
 }
 
 /* The index of a [server] key, ARRAY_LEN(server_keys) when there is none. */
@@ -217,6 +280,10 @@ static void server_key(struct parser *p, const char *name, const char *value)
 		copy = value[0] != '/' && strchr(value, '/') != NULL
 		           ? config_parse_path(p->file, value)
 		           : strdup(value);
+		if (copy != NULL && !command_check(p, name, copy)) {
+			free(copy);
+			return;
+		}
 		break;
 	case KEY_STRING:
 		copy = strdup(value);
@@ -707,6 +774,7 @@ struct config *config_load(const char *path, struct diag *d)
 	    .upstream_port = 443,
 	    .cert_watch = 60,
 	    .cert_cache = CONFIG_CERT_CACHE_AUTO,
+	    .on_change_timeout = 30,
 	};
 	p.c = c;
 	c->file = strdup(path);

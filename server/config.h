@@ -9,6 +9,9 @@
 #include "diag.h"
 #include "policy.h"
 
+/* listen lines at most (more is a config error) */
+#define CONFIG_LISTEN_MAX 16
+
 struct config_listen {
 	char *text;                   /* as written, e.g. "[::1]:8443" */
 	struct sockaddr_storage addr; /* numeric address, parsed */
@@ -51,7 +54,7 @@ struct config_domain {
 struct config {
 	char *file; /* path as given */
 
-	struct config_listen *listen; /* never empty after config_load */
+	struct config_listen *listen; /* 1 to CONFIG_LISTEN_MAX after config_load */
 	size_t n_listen;
 
 	char *certs_dir; /* resolved, or NULL */
@@ -89,8 +92,10 @@ struct config {
 	                      * handshake, keep at most N; default AUTO */
 	char *dns_server;    /* "ip[:port]" for TXT polls, or NULL for resolv.conf */
 	unsigned dns_server_line;
-	char *on_change; /* command run as: on_change DOMAIN ID, or NULL */
+	char *on_change; /* command run as: on_change DOMAIN ID, or NULL; an executable regular
+	                  * file when loaded: a resolved path, or a name found in PATH */
 	unsigned on_change_line;
+	unsigned on_change_timeout; /* seconds before the command is killed, default 30 */
 
 	struct config_domain *domains; /* in file order */
 	size_t n_domains;

@@ -31,9 +31,6 @@
 #define LOG_DOMAINS_MAX 1000
 /* Seconds after a reload before freed memory is returned to the system. */
 #define TRIM_DELAY 3
-#ifndef CONFIG_LISTEN_MAX
-#define CONFIG_LISTEN_MAX 16
-#endif
 
 /* Certificates load in the background after start and reloads (lazy mode), at a lower
  * priority than the threads answering handshakes. */
@@ -50,7 +47,8 @@ struct server {
 	struct http *http;
 	struct admin *admin;
 	struct upstreams *ups;
-	struct hooks *hooks;
+	struct hooks *hooks; /* NULL without on_change */
+	char *hook_key;      /* the on_change settings hooks was made with */
 	struct preload preload;
 	uint64_t files;    /* fingerprint of the certificate files in service */
 	time_t next_watch; /* of cert_watch */
@@ -239,8 +237,9 @@ static bool same_listen(const struct config *a, const struct config *b)
 }
 
 /* Logs what a new snapshot changed against the old one (NULL at start), and announces
- * every new id. */
-static void log_changes(struct server *sv, const struct snapshot *old, const struct snapshot *s)
+ * every new id (every id with announce_all: a new hook queue). */
+static void log_changes(struct server *sv, const struct snapshot *old, const struct snapshot *s,
+                        bool announce_all)
 {
 	const struct config *c = snapshot_config(s);
 	size_t n = snapshot_size(s), changed = 0, added = 0, removed = 0;
@@ -261,7 +260,7 @@ static void log_changes(struct server *sv, const struct snapshot *old, const str
 		} else if (!same_id(o, t, now)) {
 			changed++;
 			log_tenant(c, t, "id changed to");
-		} else {
+		} else if (!announce_all) {
 			continue;
 		}
 		/* At start, every id: the hook queue knows which ones it announced before
@@ -305,6 +304,38 @@ static struct snapshot *load(struct server *sv, const struct snapshot *prev, str
 	return snapshot_create(c, certs, sv->ups, &http_doc_renderer, d);
 }
 
+/* The hook queue follows on_change, state_dir and on_change_timeout: when they change, a
+ * new queue starts (after the old one is stopped) and returns true, so that it is told
+ * every id (it runs the command for the ids its state_dir has not seen announced). */
+static bool configure_hooks(struct server *sv, const struct config *c)
+{
+	char *key = NULL;
+
+	if (c->on_change != NULL) {
+		struct buf b;
+
+		buf_init(&b);
+		buf_printf(&b, "%s\n%s\n%u", c->on_change, c->state_dir ? c->state_dir : "",
+		           c->on_change_timeout);
+		if ((key = buf_steal(&b, NULL)) == NULL)
+			return false;
+	}
+	if ((key == NULL && sv->hook_key == NULL) ||
+	    (key != NULL && sv->hook_key != NULL && strcmp(key, sv->hook_key) == 0)) {
+		free(key);
+		return false;
+	}
+	hooks_destroy(sv->hooks);
+	sv->hooks = NULL;
+	free(sv->hook_key);
+	sv->hook_key = key;
+	if (key != NULL &&
+	    (sv->hooks = hooks_create(c->on_change, c->state_dir, c->on_change_timeout)) == NULL)
+		log_msg("on_change %s: cannot start its queue: ids will not be announced",
+		        c->on_change);
+	return sv->hooks != NULL;
+}
+
 /* Puts s in service: everything that follows a configuration (upstream settings, the
  * access log, the hook command) switches only now, with the snapshot. */
 static void commit(struct server *sv, struct snapshot *s)
@@ -312,13 +343,15 @@ static void commit(struct server *sv, struct snapshot *s)
 	const struct config *c = snapshot_config(s);
 	struct snapshot *old = snapshot_publish(snapshot_ref(s));
 
+	bool new_hooks;
+
 	upstreams_configure(sv->ups, c);
 	if (sv->http != NULL)
 		http_set_access_log(sv->http, c->access_log);
-	hooks_configure(sv->hooks, c->on_change);
+	new_hooks = configure_hooks(sv, c);
 	if (old != NULL && !same_listen(snapshot_config(old), c))
 		log_msg("listen addresses changed: they take effect on restart");
-	log_changes(sv, old, s);
+	log_changes(sv, old, s, new_hooks);
 	snapshot_unref(old);
 	sv->files = watch_fingerprint(c);
 	sv->next_watch = time(NULL) + (c->cert_watch ? c->cert_watch : 60);
@@ -428,8 +461,6 @@ int serve_run(const char *path)
 		goto out;
 	if (c->user != NULL && drop_privileges(c->user) < 0)
 		goto out;
-	if ((sv.hooks = hooks_create(c->on_change, c->state_dir, 30)) == NULL)
-		goto out;
 	commit(&sv, s);
 	if ((sv.http = http_start(c, fds, n_fds)) == NULL)
 		goto out;
@@ -471,5 +502,6 @@ out:
 	snapshot_unref(s);
 	upstreams_destroy(sv.ups);
 	hooks_destroy(sv.hooks);
+	free(sv.hook_key);
 	return ret;
 }

@@ -327,7 +327,12 @@ struct upstream *upstreams_use(struct upstreams *u, const char *provider,
 	pthread_mutex_init(&up->lock, NULL);
 	atomic_init(&up->users, 1);
 	load_cache(up, config->state_dir);
-	up->next_fetch = up->doc != NULL ? up->fetched_at + config->upstream_refresh : 0;
+	/* The same schedule as after a fetch: a copy kept across a restart must be renewed
+	 * before its max_age runs out, even if upstream_refresh is longer. */
+	up->next_fetch =
+	    up->doc != NULL
+	        ? schedule_after_fetch(up->fetched_at, config->upstream_refresh, up->max_age)
+	        : 0;
 	u->v[u->n++] = up;
 	pthread_mutex_unlock(&u->lock);
 	return up;

@@ -83,6 +83,13 @@ static void assert_error(unsigned line, const char *msg)
 	assert_printed(path, line, "", msg);
 }
 
+/* Writes file with text, mode 0700 (a command). */
+static void write_command(const char *file, const char *text)
+{
+	write_file(file, text);
+	ck_assert_int_eq(chmod(file, 0700), 0);
+}
+
 static struct config *load(const char *text)
 {
 	write_file(path, text);
@@ -92,6 +99,13 @@ static struct config *load(const char *text)
 /* A [server] that makes cert/key optional (lines 1-2) and a valid static body (3 lines). */
 #define SERVER "[server]\ncerts = certs\n"
 #define BODY "mode = enforce\nmx = mail.example.com\nmax_age = 604800\n"
+
+/* 16 listen lines (127.0.0.1:1 to :16). */
+#define LISTEN4(a, b, c, d)                                                                        \
+	"listen = 127.0.0.1:" #a "\nlisten = 127.0.0.1:" #b "\nlisten = 127.0.0.1:" #c             \
+	"\nlisten = 127.0.0.1:" #d "\n"
+#define LISTEN16                                                                                   \
+	LISTEN4(1, 2, 3, 4) LISTEN4(5, 6, 7, 8) LISTEN4(9, 10, 11, 12) LISTEN4(13, 14, 15, 16)
 
 static const struct {
 	const char *text;
@@ -223,6 +237,22 @@ static const struct {
     {SERVER "dns_server = dns.example:53\n[domain example.com]\n" BODY, 3,
      "invalid dns_server \"dns.example:53\""},
     {SERVER "user =\n[domain example.com]\n" BODY, 3, "missing value for \"user\""},
+    {SERVER LISTEN16 "listen = [::1]:17\n[domain example.com]\n" BODY, 19,
+     "at most 16 listen addresses"},
+    {SERVER "on_change_timeout = 0\n[domain example.com]\n" BODY, 3,
+     "invalid on_change_timeout \"0\" (expected 1 to 3600, digits only)"},
+    {SERVER "on_change_timeout = 3601\n[domain example.com]\n" BODY, 3,
+     "invalid on_change_timeout \"3601\" (expected 1 to 3600, digits only)"},
+    {SERVER "on_change_timeout = 30s\n[domain example.com]\n" BODY, 3,
+     "invalid on_change_timeout \"30s\" (expected 1 to 3600, digits only)"},
+    {SERVER "on_change = /nonexistent/publish-id\n[domain example.com]\n" BODY, 3,
+     "on_change: /nonexistent/publish-id: No such file or directory"},
+    {SERVER "on_change = /etc\n[domain example.com]\n" BODY, 3,
+     "on_change: /etc: not a regular file"},
+    {SERVER "on_change = /etc/passwd\n[domain example.com]\n" BODY, 3,
+     "on_change: /etc/passwd: not executable"},
+    {SERVER "on_change = mtastsd-no-such-command\n[domain example.com]\n" BODY, 3,
+     "on_change: mtastsd-no-such-command: no executable of that name in PATH"},
     /* the file as a whole */
     {SERVER, 0, "no [domain ...] section"},
     {"", 0, "no [domain ...] section"},
@@ -314,6 +344,7 @@ START_TEST(test_defaults)
 	ck_assert_ptr_null(c->upstream_ca);
 	ck_assert_ptr_null(c->dns_server);
 	ck_assert_ptr_null(c->on_change);
+	ck_assert_uint_eq(c->on_change_timeout, 30);
 
 	ck_assert_uint_eq(c->n_domains, 1);
 	const struct config_domain *dom = &c->domains[0];
@@ -350,6 +381,7 @@ START_TEST(test_server_values)
 	                        "upstream_connect_timeout = 2\n"
 	                        "upstream_retry = 1\n"
 	                        "dns_server = [::1]:5353\n"
+	                        "on_change_timeout = 1\n"
 	                        "[domain example.com]\ncert = a.crt\nkey = a.key\n" BODY);
 	ck_assert_ptr_nonnull(c);
 	ck_assert_uint_eq(c->n_listen, 2);
@@ -385,6 +417,7 @@ START_TEST(test_server_values)
 	ck_assert_uint_eq(c->upstream_retry, 1);
 	ck_assert_str_eq(c->dns_server, "[::1]:5353");
 	ck_assert_uint_eq(c->dns_server_line, 16);
+	ck_assert_uint_eq(c->on_change_timeout, 1);
 	config_destroy(c);
 }
 END_TEST
@@ -395,6 +428,12 @@ START_TEST(test_paths_resolved)
 	int n = snprintf(sub, sizeof(sub), "%s/etc", dir);
 	ck_assert(n > 0 && (size_t)n < sizeof(sub));
 	ck_assert_int_eq(mkdir(sub, 0700), 0);
+	n = snprintf(file, sizeof(file), "%s/bin", sub);
+	ck_assert(n > 0 && (size_t)n < sizeof(file));
+	ck_assert_int_eq(mkdir(file, 0700), 0);
+	n = snprintf(file, sizeof(file), "%s/bin/publish", sub);
+	ck_assert(n > 0 && (size_t)n < sizeof(file));
+	write_command(file, "#!/bin/sh\n");
 	n = snprintf(file, sizeof(file), "%s/x.ini", sub);
 	ck_assert(n > 0 && (size_t)n < sizeof(file));
 	write_file(file, "[server]\n"
@@ -432,17 +471,80 @@ START_TEST(test_paths_resolved)
 }
 END_TEST
 
+/* on_change = bin/publish in DIR/etc/x.ini, and what DIR/etc/bin/publish is. */
+static const struct {
+	const char *make; /* "missing", "directory", "file" (not executable) */
+	const char *why;
+} relative_command_cases[] = {
+    {"missing", "No such file or directory"},
+    {"directory", "not a regular file"},
+    {"file", "not executable"},
+};
+
+START_TEST(test_on_change_resolved_and_checked)
+{
+	char sub[sizeof(dir) + 16], file[sizeof(dir) + 32], cmd[sizeof(dir) + 32], want[512];
+	int n = snprintf(sub, sizeof(sub), "%s/etc", dir);
+	ck_assert(n > 0 && (size_t)n < sizeof(sub));
+	ck_assert_int_eq(mkdir(sub, 0700), 0);
+	n = snprintf(file, sizeof(file), "%s/bin", sub);
+	ck_assert(n > 0 && (size_t)n < sizeof(file));
+	ck_assert_int_eq(mkdir(file, 0700), 0);
+	n = snprintf(cmd, sizeof(cmd), "%s/bin/publish", sub);
+	ck_assert(n > 0 && (size_t)n < sizeof(cmd));
+	if (strcmp(relative_command_cases[_i].make, "directory") == 0)
+		ck_assert_int_eq(mkdir(cmd, 0700), 0);
+	else if (strcmp(relative_command_cases[_i].make, "file") == 0)
+		write_file(cmd, "#!/bin/sh\n"); /* mode 0666 & umask */
+	n = snprintf(file, sizeof(file), "%s/x.ini", sub);
+	ck_assert(n > 0 && (size_t)n < sizeof(file));
+	write_file(file, SERVER "on_change = bin/publish\n[domain example.com]\n" BODY);
+
+	ck_assert_ptr_null(config_load(file, &d));
+	ck_assert_uint_eq(d.n_errors, 1);
+	n = snprintf(want, sizeof(want), "on_change: %s: %s", cmd, relative_command_cases[_i].why);
+	ck_assert(n > 0 && (size_t)n < sizeof(want));
+	assert_printed(file, 3, "", want);
+}
+END_TEST
+
 START_TEST(test_paths_without_directory)
 {
 	/* A config named without a directory: paths stay relative to the working directory,
-	 * and a command without '/' is looked up in PATH. */
+	 * and a command without '/' is looked up in PATH, where it must be executable (an
+	 * empty entry in PATH is the working directory, as for posix_spawnp()). */
+	char *old_path = getenv("PATH") != NULL ? strdup(getenv("PATH")) : NULL;
 	ck_assert_int_eq(chdir(dir), 0);
+	ck_assert_int_eq(setenv("PATH", "/nonexistent:", 1), 0);
 	write_file("plain.ini", SERVER "on_change = publish-id\n[domain example.com]\n" BODY);
+	write_file("publish-id", "#!/bin/sh\n");
+	ck_assert_ptr_null(config_load("plain.ini", &d));
+	assert_printed("plain.ini", 3, "", "on_change: publish-id: no executable of that name");
+
+	ck_assert_int_eq(chmod("publish-id", 0700), 0);
 	struct config *c = config_load("plain.ini", &d);
+	ck_assert_int_eq(setenv("PATH", old_path != NULL ? old_path : "/usr/bin:/bin", 1), 0);
+	free(old_path);
 	ck_assert_ptr_nonnull(c);
 	ck_assert_str_eq(c->certs_dir, "certs");
 	ck_assert_str_eq(c->on_change, "publish-id");
 	config_destroy(c);
+}
+END_TEST
+
+START_TEST(test_listen_max)
+{
+	/* 16 listen lines are fine; the 17th is reported, once. */
+	struct config *c = load(SERVER LISTEN16 "[domain example.com]\n" BODY);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_uint_eq(c->n_listen, CONFIG_LISTEN_MAX);
+	ck_assert_str_eq(c->listen[15].text, "127.0.0.1:16");
+	config_destroy(c);
+
+	ck_assert_ptr_null(load(SERVER LISTEN16 "listen = 127.0.0.1:17\nlisten = 127.0.0.1:18\n"
+	                                        "[domain example.com]\n" BODY));
+	ck_assert_uint_eq(d.n_errors, 1);
+	assert_error(19, "at most 16 listen addresses");
 }
 END_TEST
 
@@ -682,7 +784,11 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_defaults);
 	tcase_add_test(tc, test_server_values);
 	tcase_add_test(tc, test_paths_resolved);
+	tcase_add_loop_test(
+	    tc, test_on_change_resolved_and_checked, 0,
+	    (int)(sizeof(relative_command_cases) / sizeof(relative_command_cases[0])));
 	tcase_add_test(tc, test_paths_without_directory);
+	tcase_add_test(tc, test_listen_max);
 	tcase_add_test(tc, test_mx_order_and_case);
 	tcase_add_test(tc, test_proxy);
 	tcase_add_test(tc, test_lint_warnings);
