@@ -1,6 +1,5 @@
 /* certcache: per-domain certificate state: loaded, lazy, degraded, renewed */
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,21 +77,6 @@ static void fmt_time(time_t t, char *out, size_t size)
 		snprintf(out, size, "?");
 }
 
-static void set_problem(struct tls_problem *p, enum tls_fault fault, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_problem(struct tls_problem *p, enum tls_fault fault, const char *fmt, ...)
-{
-	va_list ap;
-
-	p->fault = fault;
-	p->key = false;
-	p->no_names = false;
-	va_start(ap, fmt);
-	vsnprintf(p->msg, sizeof(p->msg), fmt, ap);
-	va_end(ap);
-}
-
 /* Whether c may be presented for host now; the problem in *p when not. */
 static bool usable(const struct tls_cert *c, const char *host, time_t now, struct tls_problem *p)
 {
@@ -165,9 +149,8 @@ static void examine(struct certcache *cc, size_t i, struct tls_cert *old, enum c
 				o->state = CERT_LAZY;
 				return;
 			}
-			set_problem(&o->problem, TLS_FAULT_MISSING, "%s: No such file or directory",
-			            cert ? cd->key : cd->cert);
-			o->problem.key = cert;
+			tls_problem_set(&o->problem, TLS_FAULT_MISSING, cert,
+			                "%s: No such file or directory", cert ? cd->key : cd->cert);
 			o->state = CERT_DEGRADED;
 			return;
 		} else {
@@ -176,8 +159,8 @@ static void examine(struct certcache *cc, size_t i, struct tls_cert *old, enum c
 	} else if (cc->dir == NULL) {
 		o->problem = cc->dir_problem;
 		if (o->problem.fault == TLS_FAULT_NONE) {
-			set_problem(&o->problem, TLS_FAULT_MISSING,
-			            "no certificate for %s (no certs directory)", cd->host);
+			tls_problem_set(&o->problem, TLS_FAULT_MISSING, false,
+			                "no certificate for %s (no certs directory)", cd->host);
 		}
 	} else if ((c = tls_store_find(cc->dir, cd->host, strlen(cd->host))) != NULL) {
 		c = tls_cert_ref(c);
@@ -187,9 +170,9 @@ static void examine(struct certcache *cc, size_t i, struct tls_cert *old, enum c
 		if (p != NULL) {
 			o->problem = *p;
 		} else {
-			set_problem(&o->problem, TLS_FAULT_MISSING,
-			            "no certificate for %s in the certs directory %s", cd->host,
-			            cc->config->certs_dir);
+			tls_problem_set(&o->problem, TLS_FAULT_MISSING, false,
+			                "no certificate for %s in the certs directory %s", cd->host,
+			                cc->config->certs_dir);
 		}
 	}
 	if (c != NULL && usable(c, cd->host, now, &o->problem)) {

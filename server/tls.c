@@ -86,10 +86,7 @@ const char *const tls_fault_names[TLS_FAULTS] = {
     "name_mismatch", "expired", "not_yet_valid", "no_memory",
 };
 
-static void problem(struct tls_problem *p, enum tls_fault fault, bool key, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void problem(struct tls_problem *p, enum tls_fault fault, bool key, const char *fmt, ...)
+void tls_problem_set(struct tls_problem *p, enum tls_fault fault, bool key, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -172,36 +169,36 @@ static int read_file(const char *path, gnutls_datum_t *ret, struct tls_file_id *
 	FILE *f;
 
 	if (stat(path, &st) < 0) {
-		problem(p, errno == ENOENT ? TLS_FAULT_MISSING : TLS_FAULT_UNREADABLE, key,
-		        "%s: %s", path, strerror(errno));
+		tls_problem_set(p, errno == ENOENT ? TLS_FAULT_MISSING : TLS_FAULT_UNREADABLE, key,
+		                "%s: %s", path, strerror(errno));
 		return -1;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		problem(p, TLS_FAULT_UNREADABLE, key, "%s: not a regular file", path);
+		tls_problem_set(p, TLS_FAULT_UNREADABLE, key, "%s: not a regular file", path);
 		return -1;
 	}
 	if ((f = fopen(path, "rb")) == NULL) {
-		problem(p, errno == ENOENT ? TLS_FAULT_MISSING : TLS_FAULT_UNREADABLE, key,
-		        "%s: %s", path, strerror(errno));
+		tls_problem_set(p, errno == ENOENT ? TLS_FAULT_MISSING : TLS_FAULT_UNREADABLE, key,
+		                "%s: %s", path, strerror(errno));
 		return -1;
 	}
 	if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode)) {
-		problem(p, TLS_FAULT_UNREADABLE, key, "%s: not a regular file", path);
+		tls_problem_set(p, TLS_FAULT_UNREADABLE, key, "%s: not a regular file", path);
 		goto out;
 	}
 	if (st.st_size <= 0 || st.st_size > 1024 * 1024) {
-		problem(p, st.st_size <= 0 ? TLS_FAULT_INVALID : TLS_FAULT_UNREADABLE, key,
-		        "%s: empty or larger than 1 MiB", path);
+		tls_problem_set(p, st.st_size <= 0 ? TLS_FAULT_INVALID : TLS_FAULT_UNREADABLE, key,
+		                "%s: empty or larger than 1 MiB", path);
 		goto out;
 	}
 	data.data = gnutls_malloc((size_t)st.st_size + 1);
 	if (data.data == NULL) {
-		problem(p, TLS_FAULT_NO_MEMORY, key, "%s: out of memory", path);
+		tls_problem_set(p, TLS_FAULT_NO_MEMORY, key, "%s: out of memory", path);
 		goto out;
 	}
 	data.size = (unsigned)fread(data.data, 1, (size_t)st.st_size, f);
 	if (data.size != (unsigned)st.st_size) {
-		problem(p, TLS_FAULT_UNREADABLE, key, "%s: short read", path);
+		tls_problem_set(p, TLS_FAULT_UNREADABLE, key, "%s: short read", path);
 		gnutls_memset(data.data, 0, (size_t)st.st_size);
 		gnutls_free(data.data);
 		goto out;
@@ -245,12 +242,12 @@ static int read_leaf(struct tls_cert *c, struct tls_problem *p)
 	int ret = -1;
 
 	if (gnutls_x509_crt_init(&crt) < 0) {
-		problem(p, TLS_FAULT_NO_MEMORY, false, "out of memory");
+		tls_problem_set(p, TLS_FAULT_NO_MEMORY, false, "out of memory");
 		return -1;
 	}
 	if (gnutls_x509_crt_import(crt, &c->chain[0].cert, GNUTLS_X509_FMT_DER) < 0) {
-		problem(p, TLS_FAULT_INVALID, false, "%s: cannot parse the leaf certificate",
-		        c->cert_file);
+		tls_problem_set(p, TLS_FAULT_INVALID, false,
+		                "%s: cannot parse the leaf certificate", c->cert_file);
 		goto out;
 	}
 	c->not_before = gnutls_x509_crt_get_activation_time(crt);
@@ -265,8 +262,8 @@ static int read_leaf(struct tls_cert *c, struct tls_problem *p)
 		if (type == GNUTLS_E_SHORT_MEMORY_BUFFER)
 			continue;
 		if (type < 0) {
-			problem(p, TLS_FAULT_INVALID, false, "%s: bad subjectAltName: %s",
-			        c->cert_file, gnutls_strerror(type));
+			tls_problem_set(p, TLS_FAULT_INVALID, false, "%s: bad subjectAltName: %s",
+			                c->cert_file, gnutls_strerror(type));
 			goto out;
 		}
 		if (type != GNUTLS_SAN_DNSNAME || len == 0 || memchr(name, 0, len) != NULL)
@@ -280,15 +277,15 @@ static int read_leaf(struct tls_cert *c, struct tls_problem *p)
 		c->n_names++;
 	}
 	if (c->n_names == 0) {
-		problem(p, TLS_FAULT_INVALID, false, "%s: certificate has no DNS subjectAltName",
-		        c->cert_file);
+		tls_problem_set(p, TLS_FAULT_INVALID, false,
+		                "%s: certificate has no DNS subjectAltName", c->cert_file);
 		p->no_names = true;
 		goto out;
 	}
 	ret = 0;
 	goto out;
 nomem:
-	problem(p, TLS_FAULT_NO_MEMORY, false, "out of memory");
+	tls_problem_set(p, TLS_FAULT_NO_MEMORY, false, "out of memory");
 out:
 	gnutls_x509_crt_deinit(crt);
 	return ret;
@@ -324,7 +321,7 @@ struct tls_cert *tls_cert_read(const char *cert_file, const char *key_file, stru
 	p->msg[0] = 0;
 	if ((c = calloc(1, sizeof(*c))) == NULL || (c->cert_file = strdup(cert_file)) == NULL ||
 	    (c->key_file = strdup(key_file)) == NULL) {
-		problem(p, TLS_FAULT_NO_MEMORY, false, "out of memory");
+		tls_problem_set(p, TLS_FAULT_NO_MEMORY, false, "out of memory");
 		goto fail;
 	}
 	if (read_file(cert_file, &pem, &c->cert_id, false, p) < 0)
@@ -334,8 +331,9 @@ struct tls_cert *tls_cert_read(const char *cert_file, const char *key_file, stru
 	                                      GNUTLS_X509_CRT_LIST_FAIL_IF_UNSORTED);
 	if (r < 0) {
 		c->n_chain = 0;
-		problem(p, TLS_FAULT_INVALID, false, "%s: cannot load the certificate chain: %s",
-		        cert_file, gnutls_strerror(r));
+		tls_problem_set(p, TLS_FAULT_INVALID, false,
+		                "%s: cannot load the certificate chain: %s", cert_file,
+		                gnutls_strerror(r));
 		goto fail;
 	}
 	for (unsigned i = 1; i < c->n_chain; i++)
@@ -348,18 +346,19 @@ struct tls_cert *tls_cert_read(const char *cert_file, const char *key_file, stru
 	c->key_exposed = stat(key_file, &st) == 0 && (st.st_mode & S_IRWXO) != 0;
 	if (gnutls_privkey_init(&c->key) < 0) {
 		c->key = NULL;
-		problem(p, TLS_FAULT_NO_MEMORY, true, "out of memory");
+		tls_problem_set(p, TLS_FAULT_NO_MEMORY, true, "out of memory");
 		goto fail;
 	}
 	r = gnutls_privkey_import_x509_raw(c->key, &key, GNUTLS_X509_FMT_PEM, NULL, 0);
 	if (r < 0) {
-		problem(p, TLS_FAULT_INVALID, true, "%s: cannot load the private key: %s", key_file,
-		        gnutls_strerror(r));
+		tls_problem_set(p, TLS_FAULT_INVALID, true, "%s: cannot load the private key: %s",
+		                key_file, gnutls_strerror(r));
 		goto fail;
 	}
 	if (!key_matches(c)) {
-		problem(p, TLS_FAULT_KEY_MISMATCH, true,
-		        "%s: private key does not match certificate %s", key_file, cert_file);
+		tls_problem_set(p, TLS_FAULT_KEY_MISMATCH, true,
+		                "%s: private key does not match certificate %s", key_file,
+		                cert_file);
 		goto fail;
 	}
 	atomic_init(&c->refs, 1);
@@ -384,14 +383,15 @@ enum tls_fault tls_cert_usable(const struct tls_cert *c, const char *host, time_
 	    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
 		snprintf(when, sizeof(when), "?");
 	if (!tls_cert_covers(c, host))
-		problem(p, TLS_FAULT_NAME_MISMATCH, false, "%s: certificate does not cover %s",
-		        c->cert_file, host);
+		tls_problem_set(p, TLS_FAULT_NAME_MISMATCH, false,
+		                "%s: certificate does not cover %s", c->cert_file, host);
 	else if (c->not_after <= now)
-		problem(p, TLS_FAULT_EXPIRED, false, "%s: certificate for %s expired at %s",
-		        c->cert_file, host, when);
+		tls_problem_set(p, TLS_FAULT_EXPIRED, false, "%s: certificate for %s expired at %s",
+		                c->cert_file, host, when);
 	else if (c->not_before > now)
-		problem(p, TLS_FAULT_NOT_YET_VALID, false,
-		        "%s: certificate for %s is not valid before %s", c->cert_file, host, when);
+		tls_problem_set(p, TLS_FAULT_NOT_YET_VALID, false,
+		                "%s: certificate for %s is not valid before %s", c->cert_file, host,
+		                when);
 	else
 		p->fault = TLS_FAULT_NONE;
 	return p->fault;
@@ -515,8 +515,8 @@ int tls_store_load_dir(struct tls_store *s, const char *dir, const struct tls_st
 	struct dirent *e;
 
 	if (dh == NULL) {
-		problem(p, errno == ENOENT ? TLS_FAULT_MISSING : TLS_FAULT_UNREADABLE, false,
-		        "%s: %s", dir, strerror(errno));
+		tls_problem_set(p, errno == ENOENT ? TLS_FAULT_MISSING : TLS_FAULT_UNREADABLE,
+		                false, "%s: %s", dir, strerror(errno));
 		return -1;
 	}
 	/* Sorted, so that which certificate wins a name shared by two is reproducible. */
@@ -564,8 +564,8 @@ int tls_store_load_dir(struct tls_store *s, const char *dir, const struct tls_st
 				 * to explain a domain of that name (a key not written yet). */
 				struct tls_problem q;
 
-				problem(&q, TLS_FAULT_MISSING, true, "%s: %s", key,
-				        strerror(ENOENT));
+				tls_problem_set(&q, TLS_FAULT_MISSING, true, "%s: %s", key,
+				                strerror(ENOENT));
 				q.no_names = false;
 				store_broken(s, cert, stem, &q);
 				continue;

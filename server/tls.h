@@ -45,6 +45,10 @@ struct tls_problem {
 	char msg[400];
 };
 
+/* Sets *p: fault, key, and the message formatted. */
+void tls_problem_set(struct tls_problem *p, enum tls_fault fault, bool key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 struct tls_cert {
 	atomic_uint refs;
 	gnutls_pcert_st chain[TLS_CHAIN_MAX]; /* leaf first */
