@@ -16,8 +16,8 @@
 # How the swap is atomic: the pair is written into a new hidden directory
 # CERTS/.NAME.<time>/ (mtastsd skips names starting with "."), then the symlink
 # CERTS/NAME is replaced by rename(2). mtastsd therefore sees either the old pair or the
-# new pair, never one file of each (it would reject a mismatched pair on reload and keep
-# serving the old certificate anyway). cert_watch notices the change; set
+# new pair, never one file of each (it would see a mismatched pair, log the domain as
+# degraded and keep serving its old certificate until the pair is complete). cert_watch notices the change; set
 # MTASTSD_RELOAD=yes to also run "systemctl reload mtastsd" (with cert_watch = 0).
 #
 # Environment:
