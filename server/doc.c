@@ -28,6 +28,7 @@ struct doc *doc_create(const char *body, size_t len, const char *mode, const cha
 			free(d);
 			return NULL;
 		}
+		d->response_owns = true;
 	}
 	return d;
 }
@@ -43,6 +44,15 @@ void doc_unref(struct doc *d)
 	if (d == NULL || atomic_fetch_sub_explicit(&d->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	if (d->response != NULL)
-		d->render->destroy(d->response);
-	free(d);
+		d->render->destroy(d->response); /* the response frees d when it is done */
+	else
+		free(d);
+}
+
+void doc_memory_free(void *p)
+{
+	struct doc *d = p;
+
+	if (d->response_owns)
+		free(d);
 }

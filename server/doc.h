@@ -3,6 +3,7 @@
 #define MTASTSD_DOC_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "policy.h"
@@ -10,9 +11,12 @@
 struct doc;
 
 /* How the HTTP layer turns a doc into its response, once, when the doc is made (so that
- * a request never allocates one): create returns it (NULL on failure), destroy frees it. */
+ * a request never allocates one): create returns it (NULL on failure), destroy drops the
+ * doc's reference to it. The response may point into d->body instead of copying it (a
+ * million domains, a million bodies): then it calls doc_memory_free(d) when it is gone
+ * for good (after destroy, once no connection sends it any more), which frees the doc. */
 struct doc_renderer {
-	void *(*create)(const struct doc *d);
+	void *(*create)(struct doc *d);
 	void (*destroy)(void *response);
 };
 
@@ -23,6 +27,7 @@ struct doc {
 	const char *mode;                  /* static string */
 	const struct doc_renderer *render; /* NULL: no response (check, records) */
 	void *response;                    /* built by render->create, or NULL */
+	bool response_owns;                /* the response frees the doc (doc_memory_free) */
 	char body[];                       /* canonical policy, NUL-terminated */
 };
 
@@ -32,7 +37,11 @@ struct doc {
 struct doc *doc_create(const char *body, size_t len, const char *mode, const char *id,
                        const struct doc_renderer *render);
 struct doc *doc_ref(struct doc *d);
-/* The last reference frees the doc and its response. NULL is a no-op. */
+/* The last reference frees the doc and its response (the doc's memory once the response
+ * is gone). NULL is a no-op. */
 void doc_unref(struct doc *d);
+/* For a renderer's response that points into d's body: frees d once the doc is done
+ * with it (a response destroyed while the doc is being made frees nothing). */
+void doc_memory_free(void *d);
 
 #endif

@@ -71,12 +71,13 @@ static struct MHD_Response *fixed_response(const char *text)
 	return r;
 }
 
-/* The 200 response of a doc, built when the doc is made (never on a request). It holds its
- * own copy of the body: a queued response may outlive the doc (a provider's new copy). */
-static void *doc_response_create(const struct doc *d)
+/* The 200 response of a doc, built when the doc is made (never on a request). It sends the
+ * doc's own body bytes, and frees the doc when MHD is done with it: a queued response may
+ * outlive the doc's last reference (a provider's new copy replaces it). */
+static void *doc_response_create(struct doc *d)
 {
-	struct MHD_Response *r = MHD_create_response_from_buffer(d->len, (void *)(uintptr_t)d->body,
-	                                                         MHD_RESPMEM_MUST_COPY);
+	struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback_cls(
+	    d->len, d->body, doc_memory_free, d);
 
 	if (r == NULL)
 		return NULL;

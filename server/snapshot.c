@@ -26,19 +26,35 @@ struct snapshot {
 	struct hash hosts; /* "mta-sts.<domain>" -> tenant */
 };
 
-static int render_static(struct tenant *t, const struct doc_renderer *render, struct diag *d,
-                         const char *file)
+/* Renders t's static policy. Domains whose policies are the same bytes share one doc
+ * (and one response): a provider's customers often publish the same MX. docs is the
+ * snapshot's table of them, by id. */
+static int render_static(struct tenant *t, const struct doc_renderer *render, struct hash *docs,
+                         struct diag *d, const char *file)
 {
 	const struct config_domain *cd = t->domain;
+	char id[POLICY_ID_MAX + 1];
 	size_t len;
 	char *body = policy_render(&cd->policy, &len);
 
+	if (body != NULL && cd->id == NULL) {
+		policy_id(body, len, id);
+		if ((t->doc = hash_get(docs, id, strlen(id))) != NULL) {
+			doc_ref(t->doc);
+			free(body);
+			return 0;
+		}
+	}
 	/* A fixed id replaces the derived one; config warns that it is then the operator's
 	 * job to change it with the policy. */
 	if (body != NULL)
 		t->doc = doc_create(body, len, policy_mode_name(cd->policy.mode), cd->id, render);
 	free(body);
 	if (t->doc == NULL) {
+		diag_error(d, file, cd->line, "out of memory");
+		return -1;
+	}
+	if (cd->id == NULL && hash_put(docs, t->doc->id, t->doc, NULL) < 0) {
 		diag_error(d, file, cd->line, "out of memory");
 		return -1;
 	}
@@ -70,6 +86,7 @@ struct snapshot *snapshot_create(struct config *config, struct certcache *certs,
                                  struct diag *d)
 {
 	struct snapshot *s = calloc(1, sizeof(*s));
+	struct hash docs = {0};
 	time_t now = time(NULL);
 	size_t errors = d->n_errors;
 
@@ -87,13 +104,17 @@ struct snapshot *snapshot_create(struct config *config, struct certcache *certs,
 		diag_error(d, config->file, 0, "out of memory");
 		goto fail;
 	}
+	if (hash_init(&docs, config->n_domains) < 0) {
+		diag_error(d, config->file, 0, "out of memory");
+		goto fail;
+	}
 	for (size_t i = 0; i < config->n_domains; i++) {
 		const struct config_domain *cd = &config->domains[i];
 		struct tenant *t = &s->tenants[s->n_tenants++];
 
 		t->domain = cd;
 		t->index = i;
-		if (cd->proxy == NULL ? render_static(t, render, d, config->file) < 0
+		if (cd->proxy == NULL ? render_static(t, render, &docs, d, config->file) < 0
 		                      : link_upstream(t, ups, config, now, d) < 0)
 			goto fail;
 		if (hash_put(&s->hosts, cd->host, t, NULL) < 0) {
@@ -101,9 +122,13 @@ struct snapshot *snapshot_create(struct config *config, struct certcache *certs,
 			goto fail;
 		}
 	}
+	hash_finish(&docs);
 	if (d->n_errors == errors)
 		return s;
+	snapshot_unref(s);
+	return NULL;
 fail:
+	hash_finish(&docs);
 	snapshot_unref(s);
 	return NULL;
 }

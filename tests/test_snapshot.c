@@ -71,22 +71,33 @@ void upstream_info(struct upstream *up, time_t now, struct upstream_info *ret)
 static unsigned created, destroyed;
 static unsigned fail_at; /* create fails on this call (1-based), 0: never */
 
-static void *count_create(const struct doc *d)
+/* The response of a doc: its id, to show that each doc gets its own, and the doc, which
+ * the response frees when it goes (the renderer's side of the contract). */
+struct counted {
+	char id[POLICY_ID_MAX + 1];
+	struct doc *doc;
+};
+
+static void *count_create(struct doc *d)
 {
-	char *response;
+	struct counted *response;
 
 	if (++created == fail_at)
 		return NULL;
-	/* The response of a doc: its id, to show that each doc gets its own. */
-	response = strdup(d->id);
+	response = calloc(1, sizeof(*response));
 	ck_assert_ptr_nonnull(response);
+	memcpy(response->id, d->id, sizeof(response->id));
+	response->doc = d;
 	return response;
 }
 
 static void count_destroy(void *response)
 {
+	struct counted *c = response;
+
 	destroyed++;
-	free(response);
+	doc_memory_free(c->doc);
+	free(c);
 }
 
 static const struct doc_renderer counter = {count_create, count_destroy};
@@ -247,22 +258,22 @@ START_TEST(test_tenant_doc)
 	policy_id(shared, strlen(shared), id);
 	ck_assert_str_eq(c->id, id);
 	ck_assert_ptr_null(c->response);
-	/* The same bytes, the same id; each tenant its own doc. */
+	/* The same bytes, the same id, and one doc for both tenants. */
 	ck_assert_ptr_nonnull(a);
-	ck_assert_ptr_ne(a, c);
+	ck_assert_ptr_eq(a, c);
 	ck_assert_str_eq(a->id, c->id);
 	/* A fixed id replaces the derived one. */
 	ck_assert_ptr_nonnull(dd);
 	ck_assert_str_eq(dd->body, own);
 	ck_assert_str_eq(dd->id, "20240101fixed");
-	/* A new reference every time: the snapshot's and ours. */
-	ck_assert_uint_eq(atomic_load(&c->refs), 2);
+	/* A new reference every time: the snapshot's (one per tenant) and ours (c and a). */
+	ck_assert_uint_eq(atomic_load(&c->refs), 4);
 	ck_assert_ptr_eq(tenant_doc(snapshot_tenant(s, 0), time(NULL)), c);
-	ck_assert_uint_eq(atomic_load(&c->refs), 3);
+	ck_assert_uint_eq(atomic_load(&c->refs), 5);
 	doc_unref(c);
 	snapshot_unref(s);
 	/* Ours outlive the snapshot. */
-	ck_assert_uint_eq(atomic_load(&c->refs), 1);
+	ck_assert_uint_eq(atomic_load(&c->refs), 2);
 	ck_assert_str_eq(c->body, shared);
 	doc_unref(c);
 	doc_unref(a);
@@ -321,11 +332,17 @@ START_TEST(test_renderer)
 {
 	struct upstreams ups = {0};
 	struct snapshot *s = build(&ups, &counter);
-	struct doc *kept;
+	struct doc *kept, *c_doc, *a_doc;
 
-	/* One response per static doc, built now; none for the proxied tenant. */
-	ck_assert_uint_eq(created, 3);
+	/* One response per distinct static body, built now: c.test and A.test publish the
+	 * same policy and share one doc; none for the proxied tenant. */
+	ck_assert_uint_eq(created, 2);
 	ck_assert_uint_eq(destroyed, 0);
+	c_doc = tenant_doc(snapshot_tenant(s, 0), time(NULL));
+	a_doc = tenant_doc(snapshot_tenant(s, 1), time(NULL));
+	ck_assert_ptr_eq(c_doc, a_doc);
+	doc_unref(c_doc);
+	doc_unref(a_doc);
 	for (size_t i = 0; i < snapshot_size(s); i++) {
 		struct doc *doc = tenant_doc(snapshot_tenant(s, i), time(NULL));
 
@@ -334,18 +351,43 @@ START_TEST(test_renderer)
 			continue;
 		}
 		ck_assert_ptr_eq(doc->render, &counter);
-		ck_assert_str_eq(doc->response, doc->id);
+		ck_assert_str_eq(((struct counted *)doc->response)->id, doc->id);
 		doc_unref(doc);
 	}
 	/* Serving renders nothing. */
-	ck_assert_uint_eq(created, 3);
+	ck_assert_uint_eq(created, 2);
 	/* Each response goes with its doc: when the snapshot goes, unless a doc is held. */
 	kept = tenant_doc(snapshot_tenant(s, 3), time(NULL));
 	snapshot_unref(s);
-	ck_assert_uint_eq(destroyed, 2);
+	ck_assert_uint_eq(destroyed, 1);
 	doc_unref(kept);
-	ck_assert_uint_eq(destroyed, 3);
-	ck_assert_uint_eq(created, 3);
+	ck_assert_uint_eq(destroyed, 2);
+	ck_assert_uint_eq(created, 2);
+}
+END_TEST
+
+/* A fixed id is never shared, even with a body another domain serves. */
+START_TEST(test_fixed_id_not_shared)
+{
+	static const char same[] =
+	    "[server]\ncerts = certs\n"
+	    "[domain a.test]\n" POLICY("mx.shared.test") "[domain b.test]\n" POLICY(
+	        "mx.shared.test") "id = fixed1\n";
+	struct snapshot *s = snapshot_create(load(same), NULL, NULL, &counter, &d);
+	struct doc *a, *b;
+
+	ck_assert_ptr_nonnull(s);
+	a = tenant_doc(snapshot_tenant(s, 0), time(NULL));
+	b = tenant_doc(snapshot_tenant(s, 1), time(NULL));
+	ck_assert_ptr_ne(a, b);
+	ck_assert_str_eq(b->id, "fixed1");
+	ck_assert_str_ne(a->id, "fixed1");
+	ck_assert_str_eq(a->body, b->body);
+	ck_assert_uint_eq(created, 2);
+	doc_unref(a);
+	doc_unref(b);
+	snapshot_unref(s);
+	ck_assert_uint_eq(destroyed, 2);
 }
 END_TEST
 
@@ -353,14 +395,15 @@ START_TEST(test_renderer_fails)
 {
 	struct upstreams ups = {0};
 
-	/* The last doc's response cannot be built. */
-	fail_at = 3;
+	/* The last doc's response cannot be built (the second one: c.test and A.test share
+	 * the first). */
+	fail_at = 2;
 	ck_assert_ptr_null(snapshot_create(load(conf), NULL, &ups, &counter, &d));
 	ck_assert_uint_eq(d.n_errors, 1);
 	ck_assert_uint_eq(d.v[d.n - 1].line, 13);
 	/* What was built before is freed, the provider released. */
-	ck_assert_uint_eq(created, 3);
-	ck_assert_uint_eq(destroyed, 2);
+	ck_assert_uint_eq(created, 2);
+	ck_assert_uint_eq(destroyed, 1);
 	ck_assert_uint_eq(ups.n, 1);
 	ck_assert_int_eq(ups.v[0].users, 0);
 }
@@ -435,16 +478,16 @@ START_TEST(test_publish)
 	ck_assert_uint_eq(destroyed, 0);
 	ck_assert_ptr_eq(tenant_domain(snapshot_tenant(got, 0)), &snapshot_config(got)->domains[0]);
 	snapshot_unref(got); /* the last */
-	ck_assert_uint_eq(destroyed, 3);
+	ck_assert_uint_eq(destroyed, 2);
 	got = snapshot_acquire();
 	ck_assert_ptr_eq(got, s2);
 	snapshot_unref(got);
 	/* Unpublished: acquire has nothing again. */
 	ck_assert_ptr_eq(snapshot_publish(NULL), s2);
 	ck_assert_ptr_null(snapshot_acquire());
-	ck_assert_uint_eq(destroyed, 3);
+	ck_assert_uint_eq(destroyed, 2);
 	snapshot_unref(s2);
-	ck_assert_uint_eq(destroyed, 6);
+	ck_assert_uint_eq(destroyed, 4);
 }
 END_TEST
 
@@ -460,6 +503,7 @@ static Suite *snapshot_suite(void)
 	tcase_add_test(tc, test_proxied);
 	tcase_add_test(tc, test_proxied_no_entry);
 	tcase_add_test(tc, test_renderer);
+	tcase_add_test(tc, test_fixed_id_not_shared);
 	tcase_add_test(tc, test_renderer_fails);
 	tcase_add_test(tc, test_records);
 	tcase_add_test(tc, test_publish);
