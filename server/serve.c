@@ -51,6 +51,7 @@ struct server {
 	char *hook_key;      /* the on_change settings hooks was made with */
 	struct preload preload;
 	uint64_t files;    /* fingerprint of the certificate files in service */
+	bool files_known;  /* files is taken (after a start or reload) */
 	time_t next_watch; /* of cert_watch */
 	time_t trim_at;    /* 0: nothing to give back */
 };
@@ -353,8 +354,9 @@ static void commit(struct server *sv, struct snapshot *s)
 		log_msg("listen addresses changed: they take effect on restart");
 	log_changes(sv, old, s, new_hooks);
 	snapshot_unref(old);
-	sv->files = watch_fingerprint(c);
-	sv->next_watch = time(NULL) + (c->cert_watch ? c->cert_watch : 60);
+	/* The files' fingerprint is taken by the next housekeeping, after "ready": with a
+	 * million certificates it stats two million files. */
+	sv->files_known = false;
 	sv->trim_at = time(NULL) + TRIM_DELAY;
 	preload_start(&sv->preload);
 }
@@ -404,7 +406,11 @@ static void housekeeping(struct server *sv)
 	}
 	/* Renewed or repaired certificates are picked up without a signal, domain by
 	 * domain; a half-written pair is looked at again when it changes again. */
-	if (c->cert_watch != 0 && now >= sv->next_watch) {
+	if (c->cert_watch != 0 && !sv->files_known) {
+		sv->files = watch_fingerprint(c);
+		sv->files_known = true;
+		sv->next_watch = now + c->cert_watch;
+	} else if (c->cert_watch != 0 && now >= sv->next_watch) {
 		uint64_t files = watch_fingerprint(c);
 
 		sv->next_watch = now + c->cert_watch;
@@ -474,6 +480,7 @@ int serve_run(const char *path)
 			goto out;
 	}
 	log_msg("ready");
+	housekeeping(&sv); /* the certificate files' fingerprint, now that we serve */
 	snapshot_unref(s);
 	s = NULL;
 	for (;;) {
