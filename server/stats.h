@@ -51,7 +51,10 @@ struct stats_id_count {
 
 struct domain_stats;
 
-/* Process-wide; all functions are thread-safe. 0 / -1. */
+/* A process-wide service, owned by main (stats_init before any thread, stats_finish after
+ * the last), not part of any snapshot: counters are kept by domain name, so they survive
+ * reloads, and a connection finds its domain's counters once (stats_domain) and keeps the
+ * pointer, valid until stats_finish. All functions are thread-safe. 0 / -1. */
 int stats_init(void);
 void stats_finish(void);
 

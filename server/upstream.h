@@ -32,10 +32,13 @@ struct upstream_info {
  * snapshots. */
 typedef void upstream_changed_fn(void *owner, const char *provider, const char *id);
 
-/* The registry of providers, shared by every snapshot (one fetch per provider however
- * many customer domains delegate to it). Docs it makes get their response from render
- * (may be NULL); changed (may be NULL) is called with owner. Settings come from
- * upstreams_configure. NULL on allocation failure. */
+/* The registry of providers: a service owned by whoever runs the server (serve; check
+ * and records make one for their own run), outliving every snapshot that links to its
+ * entries (one fetch per provider however many customer domains delegate to it). Each
+ * entry's served copy is its own value, swapped under a short lock that requests take
+ * only to copy a reference; nothing else it does (DNS, HTTPS, disk) happens under it.
+ * Docs it makes get their response from render (may be NULL); changed (may be NULL) is
+ * called with owner. Settings come from upstreams_configure. NULL on allocation failure. */
 struct upstreams *upstreams_create(const struct doc_renderer *render, upstream_changed_fn *changed,
                                    void *owner);
 /* Stops the refresh thread if running and frees everything. NULL is a no-op. */
