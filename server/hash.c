@@ -127,6 +127,23 @@ int hash_put(struct hash *t, const char *key, void *value, void **ret_old)
 	return 0;
 }
 
+int hash_set(struct hash *t, const char *key, void *value)
+{
+	size_t len = strlen(key);
+	uint32_t h = hash_key(key, len);
+
+	if (t->cap) {
+		struct hash_slot *s = find_slot(t, key, len, h);
+
+		if (s->key) {
+			s->key = key;
+			s->value = value;
+			return 0;
+		}
+	}
+	return hash_put(t, key, value, NULL) < 0 ? -1 : 0;
+}
+
 void *hash_get(const struct hash *t, const char *key, size_t len)
 {
 	if (!t->cap)

@@ -24,6 +24,9 @@ void hash_finish(struct hash *t);
 /* Inserts key -> value. Returns 0 when added, 1 when the key was already there (the old
  * value is kept and *ret_old set to it if ret_old != NULL), -1 on allocation failure. */
 int hash_put(struct hash *t, const char *key, void *value, void **ret_old);
+/* Sets key -> value, replacing the value (and the borrowed key) when the key is there.
+ * 0 / -1 on allocation failure. */
+int hash_set(struct hash *t, const char *key, void *value);
 /* Case-insensitive lookup of key[0..len); NULL when absent. Never allocates. */
 void *hash_get(const struct hash *t, const char *key, size_t len);
 

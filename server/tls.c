@@ -414,6 +414,19 @@ void tls_cert_unref(struct tls_cert *c)
 		cert_destroy(c);
 }
 
+/* Which of two certificates of a directory naming the same host serves it: one valid now
+ * over one that is not (an expired file left beside its renewal), then the one valid
+ * longer; else the first loaded (file names sorted), so that the choice is reproducible. */
+static bool preferred(const struct tls_cert *c, const struct tls_cert *old)
+{
+	time_t now = time(NULL);
+	bool valid = tls_cert_valid_at(c, now), old_valid = tls_cert_valid_at(old, now);
+
+	if (valid != old_valid)
+		return valid;
+	return c->not_after > old->not_after;
+}
+
 /* Takes over the caller's reference, also on failure (then the certificate is in the
  * store's list, freed with the store, but maybe not indexed). */
 static int store_add(struct tls_store *s, struct tls_cert *c)
@@ -432,9 +445,14 @@ static int store_add(struct tls_store *s, struct tls_cert *c)
 	s->certs[s->n_certs++] = c;
 	if (hash_put(&s->files, c->cert_file, c, NULL) < 0)
 		return -1;
-	for (size_t i = 0; i < c->n_names; i++)
-		if (hash_put(&s->names, c->names[i], c, NULL) < 0)
+	for (size_t i = 0; i < c->n_names; i++) {
+		void *old;
+		int r = hash_put(&s->names, c->names[i], c, &old);
+
+		if (r < 0 ||
+		    (r == 1 && preferred(c, old) && hash_set(&s->names, c->names[i], c) < 0))
 			return -1;
+	}
 	return 0;
 }
 

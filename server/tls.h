@@ -77,7 +77,7 @@ struct tls_store {
 	struct tls_cert **certs;
 	size_t n_certs;
 	size_t cap_certs;
-	struct hash names;         /* SAN name -> tls_cert (first loaded wins) */
+	struct hash names;         /* SAN name -> tls_cert (the valid one, the later expiry) */
 	struct hash files;         /* cert file path -> tls_cert */
 	struct tls_broken *broken; /* pairs that could not be loaded */
 	size_t n_broken;

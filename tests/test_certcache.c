@@ -797,6 +797,29 @@ START_TEST(test_certs_dir)
 }
 END_TEST
 
+/* Two files for one name: the valid one serves, whichever sorts first (an expired file
+ * left beside its renewal), and of two valid ones the one valid longer. */
+START_TEST(test_certs_dir_same_name)
+{
+	struct certcache *cc;
+	const struct tls_cert *c;
+
+	subdir("certs");
+	w.config.certs_dir = path("certs");
+	pair("certs/a-old.crt", "certs/a-old.key", "mta-sts.a.test", -30 * DAY, -DAY);
+	pair("certs/b-new.crt", "certs/b-new.key", "mta-sts.a.test", -DAY, 30 * DAY);
+	pair("certs/c-newer.crt", "certs/c-newer.key", "mta-sts.a.test", -DAY, 60 * DAY);
+	pair("certs/d-short.crt", "certs/d-short.key", "mta-sts.a.test", -DAY, 10 * DAY);
+	domain(0, "a.test", NULL, NULL);
+	cc = certcache_create(&w.config, NULL, 0, T, NULL);
+	ck_assert_state(cc, 0, T, CERT_OK, TLS_FAULT_NONE);
+	c = presented(cc, 0, T);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_ptr_nonnull(strstr(c->cert_file, "c-newer.crt"));
+	certcache_destroy(cc);
+}
+END_TEST
+
 START_TEST(test_certs_dir_missing)
 {
 	struct certcache *cc;
@@ -1079,6 +1102,7 @@ static Suite *certcache_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_certs_dir);
+	tcase_add_test(tc, test_certs_dir_same_name);
 	tcase_add_test(tc, test_certs_dir_missing);
 	suite_add_tcase(s, tc);
 
