@@ -69,14 +69,6 @@ struct pass {
 	size_t cap_read;
 };
 
-static void fmt_time(time_t t, char *out, size_t size)
-{
-	struct tm tm;
-
-	if (gmtime_r(&t, &tm) == NULL || strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		snprintf(out, size, "?");
-}
-
 /* Whether c may be presented for host now; the problem in *p when not. */
 static bool usable(const struct tls_cert *c, const char *host, time_t now, struct tls_problem *p)
 {
@@ -220,7 +212,7 @@ static void log_transition(const struct certcache *cc, size_t i, const struct ou
                            const struct tls_cert *old)
 {
 	const struct config_domain *cd = &cc->config->domains[i];
-	char when[32];
+	char when[LOG_TIME_MAX];
 
 	if (o->state == CERT_DEGRADED) {
 		if (old_state == CERT_DEGRADED && old_fault == o->problem.fault) {
@@ -232,7 +224,7 @@ static void log_transition(const struct certcache *cc, size_t i, const struct ou
 			return;
 		}
 		if (o->cert != NULL) {
-			fmt_time(o->cert->not_after, when, sizeof(when));
+			log_time(o->cert->not_after, when, sizeof(when));
 			log_msg(
 			    "%s: certificate degraded (%s): %s; keeping the previous certificate "
 			    "(valid until %s)",
@@ -247,7 +239,7 @@ static void log_transition(const struct certcache *cc, size_t i, const struct ou
 	}
 	if (o->cert == NULL)
 		return;
-	fmt_time(o->cert->not_after, when, sizeof(when));
+	log_time(o->cert->not_after, when, sizeof(when));
 	if (old_state == CERT_DEGRADED)
 		log_msg("%s: certificate recovered: %s, valid until %s", cd->name,
 		        o->cert->cert_file, when);

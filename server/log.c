@@ -82,3 +82,11 @@ void log_access(const char *client, const char *sni, const char *method, const c
 		len += (size_t)n < LINE_MAX_LEN - len ? (size_t)n : LINE_MAX_LEN - len - 1;
 	write_line(line, len);
 }
+
+void log_time(time_t t, char *out, size_t size)
+{
+	struct tm tm;
+
+	if (gmtime_r(&t, &tm) == NULL || strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		snprintf(out, size, "?");
+}

@@ -4,10 +4,16 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <time.h>
 
 /* "mtastsd: <message>\n". */
 void log_msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_vmsg(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+
+/* t as the logs write times, RFC 3339 in UTC ("2026-12-04T18:08:05Z"); "?" when it cannot
+ * be. size: at least LOG_TIME_MAX. */
+#define LOG_TIME_MAX 32
+void log_time(time_t t, char *out, size_t size);
 
 /* One access-log line:
  * "access: <RFC 3339 UTC time> <client> <sni> <method> <path> <status> <bytes>".

@@ -12,6 +12,7 @@
 
 #include <gnutls/x509.h>
 
+#include "log.h"
 #include "tls.h"
 
 const char tls_priorities[] = "NONE:+VERS-TLS1.3:+VERS-TLS1.2:"
@@ -375,25 +376,23 @@ fail:
 enum tls_fault tls_cert_usable(const struct tls_cert *c, const char *host, time_t now,
                                struct tls_problem *p)
 {
-	char when[32];
-	struct tm tm;
-	time_t t = c->not_after <= now ? c->not_after : c->not_before;
+	char when[LOG_TIME_MAX];
 
-	if (gmtime_r(&t, &tm) == NULL ||
-	    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
-		snprintf(when, sizeof(when), "?");
-	if (!tls_cert_covers(c, host))
+	if (!tls_cert_covers(c, host)) {
 		tls_problem_set(p, TLS_FAULT_NAME_MISMATCH, false,
 		                "%s: certificate does not cover %s", c->cert_file, host);
-	else if (c->not_after <= now)
+	} else if (c->not_after <= now) {
+		log_time(c->not_after, when, sizeof(when));
 		tls_problem_set(p, TLS_FAULT_EXPIRED, false, "%s: certificate for %s expired at %s",
 		                c->cert_file, host, when);
-	else if (c->not_before > now)
+	} else if (c->not_before > now) {
+		log_time(c->not_before, when, sizeof(when));
 		tls_problem_set(p, TLS_FAULT_NOT_YET_VALID, false,
 		                "%s: certificate for %s is not valid before %s", c->cert_file, host,
 		                when);
-	else
+	} else {
 		p->fault = TLS_FAULT_NONE;
+	}
 	return p->fault;
 }
 
