@@ -373,6 +373,29 @@ fail:
 	return NULL;
 }
 
+struct tls_cert *tls_cert_from(gnutls_pcert_st *leaf, gnutls_privkey_t key, const char *label)
+{
+	struct tls_cert *c = calloc(1, sizeof(*c));
+	struct tls_problem p;
+
+	if (c == NULL)
+		return NULL;
+	c->chain[0] = *leaf;
+	c->n_chain = 1;
+	c->key = key;
+	/* key_file too, so that everything that reads a certificate's fields can read this one. */
+	if ((c->cert_file = strdup(label)) == NULL || (c->key_file = strdup(label)) == NULL ||
+	    read_leaf(c, &p) < 0 || !key_matches(c)) {
+		/* Give leaf and key back to the caller. */
+		c->n_chain = 0;
+		c->key = NULL;
+		cert_destroy(c);
+		return NULL;
+	}
+	atomic_init(&c->refs, 1);
+	return c;
+}
+
 enum tls_fault tls_cert_usable(const struct tls_cert *c, const char *host, time_t now,
                                struct tls_problem *p)
 {

@@ -104,6 +104,12 @@ enum tls_fault tls_cert_usable(const struct tls_cert *c, const char *host, time_
 /* not_before <= now < not_after. */
 bool tls_cert_valid_at(const struct tls_cert *c, time_t now);
 
+/* A certificate made in memory: the leaf alone (names and validity read from it) and its
+ * key, which must match. label stands for both file names in messages (copied). On success
+ * the certificate (refs 1) owns leaf's contents and key; NULL when the leaf has no DNS name,
+ * the key does not match, or out of memory, and then the caller still owns both. */
+struct tls_cert *tls_cert_from(gnutls_pcert_st *leaf, gnutls_privkey_t key, const char *label);
+
 struct tls_cert *tls_cert_ref(struct tls_cert *c);
 /* The last reference frees the certificate (the key is wiped). NULL is a no-op. */
 void tls_cert_unref(struct tls_cert *c);
