@@ -52,6 +52,7 @@ int jose_b64url(struct buf *b, const void *data, size_t len)
 		if (buf_append(b, chunk, encode(chunk, p + i, n)) < 0)
 			return -1;
 	}
+	/* Also for no data: b is then NUL-terminated all the same. */
 	return buf_append(b, "", 0);
 }
 

@@ -246,6 +246,25 @@ START_TEST(test_challenge)
 }
 END_TEST
 
+/* tls_cert_from refuses a leaf with a key that is not its own, and leaves both to the
+ * caller (who frees them here: a double free or a leak shows under valgrind and ASan). */
+START_TEST(test_cert_from_foreign_key)
+{
+	struct tls_cert *c = acmecert_challenge("mta-sts.example.com", key_authorization, T0);
+	struct jose_key other;
+	gnutls_pcert_st leaf;
+
+	ck_assert_ptr_nonnull(c);
+	ck_assert_int_eq(
+	    gnutls_pcert_import_x509_raw(&leaf, &c->chain[0].cert, GNUTLS_X509_FMT_DER, 0), 0);
+	ck_assert_int_eq(jose_key_generate(&other), 0);
+	ck_assert_ptr_null(tls_cert_from(&leaf, other.key, "leaf"));
+	gnutls_pcert_deinit(&leaf);
+	jose_key_finish(&other);
+	tls_cert_unref(c);
+}
+END_TEST
+
 START_TEST(test_challenge_bad_host)
 {
 	char host[300];
@@ -459,6 +478,7 @@ static Suite *acmecert_suite(void)
 	tc = tcase_create("challenge");
 	tcase_add_test(tc, test_challenge);
 	tcase_add_test(tc, test_challenge_bad_host);
+	tcase_add_test(tc, test_cert_from_foreign_key);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("issued");
