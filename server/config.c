@@ -47,7 +47,7 @@ enum key_type {
 	KEY_ADDRESS, /* numeric address, port optional */
 	KEY_UINT,
 	KEY_BOOL,
-	KEY_ADMIN, /* one numeric address with port, parsed into admin_addr */
+	KEY_SOCKADDR, /* one numeric address with port, also parsed into addr_field */
 };
 
 struct server_key {
@@ -56,35 +56,52 @@ struct server_key {
 	size_t field;      /* offset of the value in struct config */
 	size_t line_field; /* offset of its line, or NO_LINE */
 	unsigned min, max; /* KEY_UINT only */
+	size_t addr_field; /* KEY_SOCKADDR only: the struct config_sockaddr */
 };
 
 #define NO_LINE SIZE_MAX
 #define CF(f) offsetof(struct config, f)
 
 static const struct server_key server_keys[] = {
-    {"listen", KEY_LISTEN, 0, NO_LINE, 0, 0},
-    {"certs", KEY_PATH, CF(certs_dir), CF(certs_dir_line), 0, 0},
-    {"user", KEY_STRING, CF(user), CF(user_line), 0, 0},
-    {"threads", KEY_UINT, CF(threads), NO_LINE, 0, 256},
-    {"idle_timeout", KEY_UINT, CF(idle_timeout), NO_LINE, 1, 3600},
-    {"max_connections", KEY_UINT, CF(max_connections), NO_LINE, 1, 1000000},
-    {"access_log", KEY_BOOL, CF(access_log), NO_LINE, 0, 0},
-    {"sts_ttl", KEY_UINT, CF(sts_ttl), NO_LINE, 60, 604800},
-    {"tlsrpt_ttl", KEY_UINT, CF(tlsrpt_ttl), NO_LINE, 60, 604800},
-    {"state_dir", KEY_PATH, CF(state_dir), CF(state_dir_line), 0, 0},
-    {"upstream_ca", KEY_PATH, CF(upstream_ca), CF(upstream_ca_line), 0, 0},
-    {"upstream_refresh", KEY_UINT, CF(upstream_refresh), NO_LINE, 1, 604800},
-    {"upstream_dns_poll", KEY_UINT, CF(upstream_dns_poll), NO_LINE, 1, 86400},
-    {"upstream_timeout", KEY_UINT, CF(upstream_timeout), NO_LINE, 1, 60},
-    {"upstream_connect_timeout", KEY_UINT, CF(upstream_connect_timeout), NO_LINE, 1, 60},
-    {"upstream_retry", KEY_UINT, CF(upstream_retry), NO_LINE, 1, 86400},
-    {"dns_server", KEY_ADDRESS, CF(dns_server), CF(dns_server_line), 0, 0},
-    {"on_change", KEY_COMMAND, CF(on_change), CF(on_change_line), 0, 0},
-    {"on_change_timeout", KEY_UINT, CF(on_change_timeout), NO_LINE, 1, 3600},
-    {"upstream_port", KEY_UINT, CF(upstream_port), NO_LINE, 1, 65535},
-    {"admin_listen", KEY_ADMIN, CF(admin_listen), CF(admin_listen_line), 0, 0},
-    {"cert_watch", KEY_UINT, CF(cert_watch), NO_LINE, 0, 86400},
-    {"cert_cache", KEY_UINT, CF(cert_cache), NO_LINE, 0, 10000000},
+    {"listen", KEY_LISTEN, 0, NO_LINE, 0, 0, 0},
+    {"certs", KEY_PATH, CF(certs_dir), CF(certs_dir_line), 0, 0, 0},
+    {"user", KEY_STRING, CF(user), CF(user_line), 0, 0, 0},
+    {"threads", KEY_UINT, CF(threads), NO_LINE, 0, 256, 0},
+    {"idle_timeout", KEY_UINT, CF(idle_timeout), NO_LINE, 1, 3600, 0},
+    {"max_connections", KEY_UINT, CF(max_connections), NO_LINE, 1, 1000000, 0},
+    {"access_log", KEY_BOOL, CF(access_log), NO_LINE, 0, 0, 0},
+    {"sts_ttl", KEY_UINT, CF(sts_ttl), NO_LINE, 60, 604800, 0},
+    {"tlsrpt_ttl", KEY_UINT, CF(tlsrpt_ttl), NO_LINE, 60, 604800, 0},
+    {"state_dir", KEY_PATH, CF(state_dir), CF(state_dir_line), 0, 0, 0},
+    {"upstream_ca", KEY_PATH, CF(upstream_ca), CF(upstream_ca_line), 0, 0, 0},
+    {"upstream_refresh", KEY_UINT, CF(upstream_refresh), NO_LINE, 1, 604800, 0},
+    {"upstream_dns_poll", KEY_UINT, CF(upstream_dns_poll), NO_LINE, 1, 86400, 0},
+    {"upstream_timeout", KEY_UINT, CF(upstream_timeout), NO_LINE, 1, 60, 0},
+    {"upstream_connect_timeout", KEY_UINT, CF(upstream_connect_timeout), NO_LINE, 1, 60, 0},
+    {"upstream_retry", KEY_UINT, CF(upstream_retry), NO_LINE, 1, 86400, 0},
+    {"dns_server", KEY_ADDRESS, CF(dns_server), CF(dns_server_line), 0, 0, 0},
+    {"on_change", KEY_COMMAND, CF(on_change), CF(on_change_line), 0, 0, 0},
+    {"on_change_timeout", KEY_UINT, CF(on_change_timeout), NO_LINE, 1, 3600, 0},
+    {"upstream_port", KEY_UINT, CF(upstream_port), NO_LINE, 1, 65535, 0},
+    {"admin_listen", KEY_SOCKADDR, CF(admin_listen), CF(admin_listen_line), 0, 0, CF(admin_addr)},
+    {"cert_watch", KEY_UINT, CF(cert_watch), NO_LINE, 0, 86400, 0},
+    {"cert_cache", KEY_UINT, CF(cert_cache), NO_LINE, 0, 10000000, 0},
+    {"acme", KEY_STRING, CF(acme), CF(acme_line), 0, 0, 0},
+    {"acme_email", KEY_STRING, CF(acme_email), CF(acme_email_line), 0, 0, 0},
+    {"acme_ca", KEY_PATH, CF(acme_ca), CF(acme_ca_line), 0, 0, 0},
+    {"acme_eab_kid", KEY_STRING, CF(acme_eab_kid), CF(acme_eab_kid_line), 0, 0, 0},
+    {"acme_eab_hmac", KEY_STRING, CF(acme_eab_hmac), CF(acme_eab_hmac_line), 0, 0, 0},
+    {"acme_challenge", KEY_STRING, CF(acme_challenge), CF(acme_challenge_line), 0, 0, 0},
+    {"acme_http_listen", KEY_SOCKADDR, CF(acme_http_listen), CF(acme_http_listen_line), 0, 0,
+     CF(acme_http_addr)},
+    {"acme_renew_before", KEY_UINT, CF(acme_renew_before), NO_LINE, 0, 315360000, 0},
+    {"acme_concurrency", KEY_UINT, CF(acme_concurrency), NO_LINE, 1, 64, 0},
+    {"acme_order_burst", KEY_UINT, CF(acme_order_burst), NO_LINE, 1, 1000000, 0},
+    {"acme_order_interval", KEY_UINT, CF(acme_order_interval), NO_LINE, 0, 86400, 0},
+    {"acme_retry_min", KEY_UINT, CF(acme_retry_min), NO_LINE, 1, 86400, 0},
+    {"acme_retry_max", KEY_UINT, CF(acme_retry_max), NO_LINE, 1, 604800, 0},
+    {"acme_timeout", KEY_UINT, CF(acme_timeout), NO_LINE, 1, 600, 0},
+    {"acme_order_timeout", KEY_UINT, CF(acme_order_timeout), NO_LINE, 1, 86400, 0},
 };
 
 enum domain_key { DK_MODE, DK_MX, DK_MAX_AGE, DK_ID, DK_PROXY, DK_CERT, DK_KEY, DK_TLSRPT };
@@ -300,9 +317,9 @@ static void server_key(struct parser *p, const char *name, const char *value)
 		copy = strdup(value);
 		break;
 	}
-	case KEY_ADMIN: {
-		const char *why =
-		    config_parse_addr(value, 0, &p->c->admin_addr, &p->c->admin_addr_len);
+	case KEY_SOCKADDR: {
+		struct config_sockaddr *sa = (struct config_sockaddr *)(base + k->addr_field);
+		const char *why = config_parse_addr(value, 0, &sa->addr, &sa->len);
 		if (why != NULL) {
 			diag_error(p->d, p->file, p->lineno, "invalid %s \"%s\": %s", name, value,
 			           why);
@@ -710,6 +727,103 @@ static int on_key(void *user, const char *section, const char *name, const char 
 	return 1;
 }
 
+/* Line of server key name, 0 when it is not set. */
+static unsigned seen(const struct parser *p, const char *name)
+{
+	return p->server_seen[server_key_find(name)];
+}
+
+static bool same_sockaddr(const struct config_sockaddr *a, const struct sockaddr_storage *b,
+                          socklen_t len)
+{
+	return a->len == len && memcmp(&a->addr, b, len) == 0;
+}
+
+/* The ACME keys make sense together: a CA URL the client may use, somewhere to keep the
+ * account and certificates, a challenge it can answer. */
+static void acme_check(struct parser *p)
+{
+	struct config *c = p->c;
+	static const char *const keys[] = {
+	    "acme_email",          "acme_ca",           "acme_eab_kid",
+	    "acme_eab_hmac",       "acme_challenge",    "acme_http_listen",
+	    "acme_renew_before",   "acme_concurrency",  "acme_order_burst",
+	    "acme_order_interval", "acme_retry_min",    "acme_retry_max",
+	    "acme_timeout",        "acme_order_timeout"};
+
+	if (c->acme == NULL) {
+		for (size_t i = 0; i < ARRAY_LEN(keys); i++)
+			if (seen(p, keys[i]) != 0)
+				diag_warn(p->d, p->file, seen(p, keys[i]),
+				          "%s has no effect without acme", keys[i]);
+		return;
+	}
+	if (strncmp(c->acme, "https://", 8) != 0 || c->acme[8] == '\0' ||
+	    strpbrk(c->acme, " \t\"<>\\") != NULL)
+		diag_error(p->d, p->file, c->acme_line,
+		           "invalid acme \"%s\": expected the https:// URL of the CA's directory",
+		           c->acme);
+	if (c->state_dir == NULL)
+		diag_error(p->d, p->file, c->acme_line,
+		           "acme needs state_dir (for the account, the keys and the certificates)");
+	if (c->acme_email != NULL) {
+		const char *at = strchr(c->acme_email, '@');
+
+		if (at == NULL || at == c->acme_email || at[1] == '\0' || strchr(at + 1, '@') ||
+		    strpbrk(c->acme_email, " \t,;<>\"()[]\\:") != NULL)
+			diag_error(p->d, p->file, c->acme_email_line,
+			           "invalid acme_email \"%s\": expected one address, user@domain",
+			           c->acme_email);
+	}
+	if ((c->acme_eab_kid == NULL) != (c->acme_eab_hmac == NULL))
+		diag_error(p->d, p->file,
+		           c->acme_eab_kid != NULL ? c->acme_eab_kid_line : c->acme_eab_hmac_line,
+		           "acme_eab_kid and acme_eab_hmac go together");
+	if (c->acme_eab_hmac != NULL) {
+		size_t len = strlen(c->acme_eab_hmac);
+
+		if (strspn(c->acme_eab_hmac, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		                             "0123456789-_") != len ||
+		    len % 4 == 1)
+			diag_error(p->d, p->file, c->acme_eab_hmac_line,
+			           "invalid acme_eab_hmac: expected the MAC key in base64url (no "
+			           "padding), as the CA gives it");
+	}
+	if (c->acme_challenge != NULL) {
+		if (strcmp(c->acme_challenge, "http-01") == 0)
+			c->acme_http01 = true;
+		else if (strcmp(c->acme_challenge, "tls-alpn-01") != 0)
+			diag_error(
+			    p->d, p->file, c->acme_challenge_line,
+			    "invalid acme_challenge \"%s\" (expected tls-alpn-01 or http-01)",
+			    c->acme_challenge);
+	}
+	if (c->acme_http01 && c->acme_http_listen == NULL)
+		diag_error(
+		    p->d, p->file, c->acme_challenge_line,
+		    "acme_challenge = http-01 needs acme_http_listen (port 80 of this host)");
+	if (!c->acme_http01 && c->acme_http_listen != NULL)
+		diag_error(p->d, p->file, c->acme_http_listen_line,
+		           "acme_http_listen is only for acme_challenge = http-01");
+	if (c->acme_http_listen != NULL) {
+		for (size_t i = 0; i < c->n_listen; i++)
+			if (same_sockaddr(&c->acme_http_addr, &c->listen[i].addr,
+			                  c->listen[i].addr_len))
+				diag_error(p->d, p->file, c->acme_http_listen_line,
+				           "acme_http_listen %s is also a listen address (line %u)",
+				           c->acme_http_listen, c->listen[i].line);
+		if (c->admin_listen != NULL &&
+		    same_sockaddr(&c->acme_http_addr, &c->admin_addr.addr, c->admin_addr.len))
+			diag_error(p->d, p->file, c->acme_http_listen_line,
+			           "acme_http_listen %s is also admin_listen (line %u)",
+			           c->acme_http_listen, c->admin_listen_line);
+	}
+	if (c->acme_retry_min > c->acme_retry_max)
+		diag_error(p->d, p->file, seen(p, "acme_retry_min"),
+		           "acme_retry_min %u exceeds acme_retry_max %u", c->acme_retry_min,
+		           c->acme_retry_max);
+}
+
 /* Checks that need the whole file. */
 static void config_check(struct parser *p)
 {
@@ -720,6 +834,7 @@ static void config_check(struct parser *p)
 	if (c->n_listen == 0 &&
 	    (listen_add(p, "0.0.0.0:443", 0) < 0 || listen_add(p, "[::]:443", 0) < 0))
 		oom(p);
+	acme_check(p);
 	if (c->upstream_connect_timeout > c->upstream_timeout) {
 		unsigned line = p->server_seen[server_key_find("upstream_connect_timeout")];
 		if (line == 0)
@@ -732,7 +847,9 @@ static void config_check(struct parser *p)
 	/* A bad certs line was reported already; a provider that forgot the line altogether
 	 * gets a few errors, not one per customer. */
 	size_t no_cert = 0;
-	for (size_t i = 0; i < c->n_domains && p->server_seen[server_key_find("certs")] == 0; i++) {
+	for (size_t i = 0;
+	     i < c->n_domains && p->server_seen[server_key_find("certs")] == 0 && c->acme == NULL;
+	     i++) {
 		const struct config_domain *dom = &c->domains[i];
 		if (dom->cert != NULL || dom->key != NULL || no_cert++ >= NO_CERT_REPORTED)
 			continue;
@@ -775,6 +892,13 @@ struct config *config_load(const char *path, struct diag *d)
 	    .cert_watch = 60,
 	    .cert_cache = CONFIG_CERT_CACHE_AUTO,
 	    .on_change_timeout = 30,
+	    .acme_concurrency = 4,
+	    .acme_order_burst = 300,
+	    .acme_order_interval = 36,
+	    .acme_retry_min = 60,
+	    .acme_retry_max = 86400,
+	    .acme_timeout = 30,
+	    .acme_order_timeout = 300,
 	};
 	p.c = c;
 	c->file = strdup(path);
@@ -834,6 +958,13 @@ void config_destroy(struct config *c)
 	free(c->dns_server);
 	free(c->on_change);
 	free(c->admin_listen);
+	free(c->acme);
+	free(c->acme_email);
+	free(c->acme_ca);
+	free(c->acme_eab_kid);
+	free(c->acme_eab_hmac);
+	free(c->acme_challenge);
+	free(c->acme_http_listen);
 	free(c->file);
 	free(c);
 }

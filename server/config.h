@@ -12,6 +12,12 @@
 /* listen lines at most (more is a config error) */
 #define CONFIG_LISTEN_MAX 16
 
+/* A numeric socket address, parsed. */
+struct config_sockaddr {
+	struct sockaddr_storage addr;
+	socklen_t len;
+};
+
 struct config_listen {
 	char *text;                   /* as written, e.g. "[::1]:8443" */
 	struct sockaddr_storage addr; /* numeric address, parsed */
@@ -84,8 +90,7 @@ struct config {
 
 	char *admin_listen; /* plain-HTTP admin listener "ip:port", or NULL (off) */
 	unsigned admin_listen_line;
-	struct sockaddr_storage admin_addr;
-	socklen_t admin_addr_len;
+	struct config_sockaddr admin_addr;
 	unsigned cert_watch; /* seconds between certificate file checks, 0 = off;
 	                      * default 60 */
 	unsigned cert_cache; /* 0: load every certificate at start; N: load on first
@@ -96,6 +101,33 @@ struct config {
 	                  * file when loaded: a resolved path, or a name found in PATH */
 	unsigned on_change_line;
 	unsigned on_change_timeout; /* seconds before the command is killed, default 30 */
+
+	/* ACME (RFC 8555): certificates for the domains that have none (no cert/key, nothing
+	 * in the certs directory), ordered and renewed by the server */
+	char *acme; /* the CA's directory URL (https), or NULL: off */
+	unsigned acme_line;
+	char *acme_email; /* account contact, or NULL */
+	unsigned acme_email_line;
+	char *acme_ca; /* resolved trust store for the CA's API, or NULL: the system's */
+	unsigned acme_ca_line;
+	char *acme_eab_kid; /* External Account Binding: both set, or neither */
+	unsigned acme_eab_kid_line;
+	char *acme_eab_hmac; /* base64url MAC key */
+	unsigned acme_eab_hmac_line;
+	char *acme_challenge; /* "tls-alpn-01" (default) or "http-01" */
+	unsigned acme_challenge_line;
+	bool acme_http01;       /* acme_challenge = http-01 */
+	char *acme_http_listen; /* plain-HTTP listener for http-01, "ip:port", or NULL */
+	unsigned acme_http_listen_line;
+	struct config_sockaddr acme_http_addr;
+	unsigned acme_renew_before;   /* seconds before expiry; 0: a third of the lifetime */
+	unsigned acme_concurrency;    /* orders in progress at once, default 4 */
+	unsigned acme_order_burst;    /* new orders at once before the pace applies, default 300 */
+	unsigned acme_order_interval; /* seconds per new order beyond the burst, default 36 */
+	unsigned acme_retry_min;      /* back-off after a failed order, seconds, default 60 */
+	unsigned acme_retry_max;      /* its ceiling, default 86400 */
+	unsigned acme_timeout;        /* one request to the CA, seconds, default 30 */
+	unsigned acme_order_timeout;  /* one whole order, seconds, default 300 */
 
 	struct config_domain *domains; /* in file order */
 	size_t n_domains;

@@ -463,7 +463,7 @@ int serve_run(const char *path)
 		fds[n_fds++] = fd;
 	}
 	if (c->admin_listen != NULL &&
-	    (admin_fd = bind_listen(&c->admin_addr, c->admin_addr_len, c->admin_listen)) < 0)
+	    (admin_fd = bind_listen(&c->admin_addr.addr, c->admin_addr.len, c->admin_listen)) < 0)
 		goto out;
 	if (c->user != NULL && drop_privileges(c->user) < 0)
 		goto out;

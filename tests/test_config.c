@@ -253,6 +253,30 @@ static const struct {
      "on_change: /etc/passwd: not executable"},
     {SERVER "on_change = mtastsd-no-such-command\n[domain example.com]\n" BODY, 3,
      "on_change: mtastsd-no-such-command: no executable of that name in PATH"},
+/* acme */
+#define ACME "[server]\nstate_dir = st\nacme = https://ca.example/dir\n"
+    {"[server]\nacme = https://ca.example/dir\n[domain example.com]\n" BODY, 2,
+     "acme needs state_dir"},
+    {"[server]\nstate_dir = st\nacme = http://ca.example/dir\n[domain example.com]\n" BODY, 3,
+     "invalid acme \"http://ca.example/dir\""},
+    {ACME "acme_email = a@b@c\n[domain example.com]\n" BODY, 4, "invalid acme_email"},
+    {ACME "acme_email = <a@b.example>\n[domain example.com]\n" BODY, 4, "invalid acme_email"},
+    {ACME "acme_eab_kid = kid\n[domain example.com]\n" BODY, 4,
+     "acme_eab_kid and acme_eab_hmac go together"},
+    {ACME "acme_eab_kid = kid\nacme_eab_hmac = a+b/\n[domain example.com]\n" BODY, 5,
+     "invalid acme_eab_hmac"},
+    {ACME "acme_challenge = dns-01\n[domain example.com]\n" BODY, 4,
+     "invalid acme_challenge \"dns-01\""},
+    {ACME "acme_challenge = http-01\n[domain example.com]\n" BODY, 4,
+     "acme_challenge = http-01 needs acme_http_listen"},
+    {ACME "acme_http_listen = 127.0.0.1:80\n[domain example.com]\n" BODY, 4,
+     "acme_http_listen is only for acme_challenge = http-01"},
+    {ACME "listen = 127.0.0.1:80\nacme_challenge = http-01\nacme_http_listen = 127.0.0.1:80\n"
+          "[domain example.com]\n" BODY,
+     6, "acme_http_listen 127.0.0.1:80 is also a listen address (line 4)"},
+    {ACME "acme_retry_min = 600\nacme_retry_max = 60\n[domain example.com]\n" BODY, 4,
+     "acme_retry_min 600 exceeds acme_retry_max 60"},
+    {ACME "acme_concurrency = 0\n[domain example.com]\n" BODY, 4, "invalid acme_concurrency"},
     /* the file as a whole */
     {SERVER, 0, "no [domain ...] section"},
     {"", 0, "no [domain ...] section"},
@@ -595,6 +619,37 @@ START_TEST(test_proxy)
 }
 END_TEST
 
+/* With acme, a domain needs neither cert/key nor a certs directory; the ACME keys are read
+ * with their defaults. */
+START_TEST(test_acme)
+{
+	struct config *c = load("[server]\nstate_dir = st\nacme = https://ca.example/dir\n"
+	                        "acme_email = hostmaster@example.com\nacme_challenge = http-01\n"
+	                        "acme_http_listen = 127.0.0.1:8080\nacme_order_interval = 0\n"
+	                        "[domain example.com]\n" BODY);
+
+	ck_assert_ptr_nonnull(c);
+	ck_assert_uint_eq(d.n_errors, 0);
+	ck_assert_str_eq(c->acme, "https://ca.example/dir");
+	ck_assert_str_eq(c->acme_email, "hostmaster@example.com");
+	ck_assert(c->acme_http01);
+	ck_assert_uint_eq(c->acme_http_addr.len, sizeof(struct sockaddr_in));
+	ck_assert_uint_eq(c->acme_order_interval, 0);
+	ck_assert_uint_eq(c->acme_order_burst, 300);
+	ck_assert_uint_eq(c->acme_concurrency, 4);
+	ck_assert_uint_eq(c->acme_retry_min, 60);
+	ck_assert_uint_eq(c->acme_retry_max, 86400);
+	ck_assert_ptr_null(c->domains[0].cert);
+	config_destroy(c);
+
+	/* ACME keys without acme: warnings, not silence. */
+	c = load(SERVER "acme_email = a@example.com\n[domain example.com]\n" BODY);
+	ck_assert_ptr_nonnull(c);
+	assert_printed(path, 3, "warning: ", "acme_email has no effect without acme");
+	config_destroy(c);
+}
+END_TEST
+
 START_TEST(test_lint_warnings)
 {
 	struct config *c = load(SERVER "[domain example.com]\n"
@@ -792,6 +847,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_mx_order_and_case);
 	tcase_add_test(tc, test_proxy);
 	tcase_add_test(tc, test_lint_warnings);
+	tcase_add_test(tc, test_acme);
 	tcase_add_test(tc, test_syntax_variants);
 	tcase_add_test(tc, test_long_domain);
 	tcase_add_test(tc, test_many_domains);
