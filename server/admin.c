@@ -6,6 +6,7 @@
 
 #include <microhttpd.h>
 
+#include "acme.h"
 #include "admin.h"
 #include "buf.h"
 #include "hash.h"
@@ -22,6 +23,7 @@
 struct admin {
 	struct MHD_Daemon *daemon;
 	int fd;
+	struct acme *acme;
 };
 
 static void fmt_time(time_t t, char *out, size_t size)
@@ -150,7 +152,25 @@ static void metrics_certificates(struct snapshot *s, struct buf *b, time_t now)
 	}
 }
 
-static void render_metrics(struct snapshot *s, struct buf *b)
+static void metrics_acme(struct acme *a, struct buf *b)
+{
+	struct acme_counts n;
+
+	acme_count(a, &n);
+	buf_printf(b,
+	           "# HELP mtastsd_acme_orders_total ACME orders since start by result.\n"
+	           "# TYPE mtastsd_acme_orders_total counter\n"
+	           "mtastsd_acme_orders_total{result=\"issued\"} %llu\n"
+	           "mtastsd_acme_orders_total{result=\"failed\"} %llu\n"
+	           "# HELP mtastsd_acme_names Names whose certificate ACME keeps.\n"
+	           "# TYPE mtastsd_acme_names gauge\nmtastsd_acme_names %zu\n"
+	           "# HELP mtastsd_acme_orders_in_progress ACME orders being placed now.\n"
+	           "# TYPE mtastsd_acme_orders_in_progress gauge\n"
+	           "mtastsd_acme_orders_in_progress %zu\n",
+	           n.issued, n.failed, n.names, n.busy);
+}
+
+static void render_metrics(struct admin *a, struct snapshot *s, struct buf *b)
 {
 	time_t now = time(NULL);
 
@@ -212,6 +232,7 @@ static void render_metrics(struct snapshot *s, struct buf *b)
 		doc_unref(d);
 	}
 	metrics_certificates(s, b, now);
+	metrics_acme(a->acme, b);
 	for (int k = 0; k < UPSTREAM_FAMILIES; k++) {
 		struct upstream_metric m = {b, (enum upstream_family)k};
 
@@ -423,6 +444,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
                               size_t *upload_data_size, void **req_cls)
 {
 	static int seen;
+	struct admin *a = cls;
 	struct snapshot *s;
 	struct buf b;
 	enum MHD_Result ret;
@@ -453,7 +475,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		buf_puts(&b, "no configuration loaded\n");
 	} else if (strcmp(url, "/metrics") == 0) {
 		type = "text/plain; version=0.0.4; charset=utf-8";
-		render_metrics(s, &b);
+		render_metrics(a, s, &b);
 	} else if (strcmp(url, "/records") == 0) {
 		const char *f = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "format");
 		bool json = f != NULL && strcmp(f, "json") == 0;
@@ -483,7 +505,7 @@ static void admin_log(void *cls, const char *fmt, va_list ap)
 	log_vmsg(fmt, ap);
 }
 
-struct admin *admin_start(int fd)
+struct admin *admin_start(int fd, struct acme *acme)
 {
 	struct admin *a = calloc(1, sizeof(*a));
 
@@ -492,9 +514,10 @@ struct admin *admin_start(int fd)
 		return NULL;
 	}
 	a->fd = fd;
+	a->acme = acme;
 	a->daemon = MHD_start_daemon(
 	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG | MHD_USE_ITC, 0,
-	    NULL, NULL, handle, NULL, MHD_OPTION_EXTERNAL_LOGGER, admin_log, NULL,
+	    NULL, NULL, handle, a, MHD_OPTION_EXTERNAL_LOGGER, admin_log, NULL,
 	    MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
 	    MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_END);
 	if (a->daemon == NULL) {

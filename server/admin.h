@@ -3,11 +3,12 @@
 #define MTASTSD_ADMIN_H
 
 struct admin;
+struct acme;
 
 /* Serves the admin endpoints on a bound, listening socket (owned from now on) with one
- * thread. Everything is read from the current snapshot and the stats. NULL on failure
- * (logged). */
-struct admin *admin_start(int fd);
+ * thread. Everything is read from the current snapshot, the stats and acme (borrowed,
+ * must outlive the listener). NULL on failure (logged). */
+struct admin *admin_start(int fd, struct acme *acme);
 void admin_stop(struct admin *a);
 
 #endif

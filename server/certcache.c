@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "acmestate.h"
 #include "certcache.h"
 #include "hash.h"
 #include "listing.h"
@@ -27,6 +28,7 @@ struct slot {
 	unsigned char fault;   /* enum tls_fault */
 	bool lazy;             /* its pair is loaded on the first handshake */
 	bool ringed;           /* in the lazy cache ring */
+	bool acme;             /* its certificate comes from ACME (state_dir/acme) */
 };
 
 struct certcache {
@@ -57,6 +59,7 @@ struct outcome {
 	enum cert_state state;
 	struct tls_problem problem;
 	time_t retry_at;
+	bool acme; /* the certificate comes from ACME */
 };
 
 /* One pass over the domains: what it read, so that a pair named by several domains is
@@ -121,6 +124,36 @@ static struct tls_cert *pass_read(struct pass *p, const char *cert_file, const c
 	return c;
 }
 
+/* The certificate ACME keeps for cd (state_dir/acme/<host>/cert.pem: chain and key in one
+ * file), or NULL with the problem: not issued yet, or the last order's failure. */
+static struct tls_cert *acme_read(struct certcache *cc, const struct config_domain *cd,
+                                  struct tls_cert *old, struct pass *pass, struct tls_problem *p)
+{
+	const char *dir = cc->config->state_dir;
+	struct acme_status st;
+	char path[4096], when[LOG_TIME_MAX];
+	struct tls_cert *c;
+
+	if (acmestate_path(path, sizeof(path), dir, cd->host, "cert.pem") < 0) {
+		tls_problem_set(p, TLS_FAULT_MISSING, false, "%s: no ACME path for it", cd->host);
+		return NULL;
+	}
+	if (old != NULL && tls_cert_unchanged(old, path, path))
+		return tls_cert_ref(old);
+	if ((c = pass_read(pass, path, path, p)) != NULL || p->fault != TLS_FAULT_MISSING)
+		return c;
+	if (acmestate_status_read(dir, cd->host, &st) == 0 && st.failures > 0) {
+		log_time(st.retry_at, when, sizeof(when));
+		tls_problem_set(p, TLS_FAULT_ACME_FAILED, false,
+		                "%s: ACME order failed %u times, last: %s; next attempt at %s",
+		                cd->host, st.failures, st.problem, when);
+	} else {
+		tls_problem_set(p, TLS_FAULT_ACME_PENDING, false,
+		                "%s: waiting for its certificate from the ACME CA", cd->host);
+	}
+	return NULL;
+}
+
 /* Looks at domain i's files. old is the certificate presented until now (borrowed, may
  * be NULL), old_state its state. */
 static void examine(struct certcache *cc, size_t i, struct tls_cert *old, enum cert_state old_state,
@@ -148,24 +181,24 @@ static void examine(struct certcache *cc, size_t i, struct tls_cert *old, enum c
 		} else {
 			c = pass_read(pass, cd->cert, cd->key, &o->problem);
 		}
+	} else if (cc->dir != NULL &&
+	           (c = tls_store_find(cc->dir, cd->host, strlen(cd->host))) != NULL) {
+		c = tls_cert_ref(c);
+	} else if (cc->dir != NULL && tls_store_problem(cc->dir, cd->host) != NULL) {
+		o->problem = *tls_store_problem(cc->dir, cd->host);
+	} else if (cc->config->acme != NULL) {
+		o->acme = true;
+		c = acme_read(cc, cd, old, pass, &o->problem);
 	} else if (cc->dir == NULL) {
 		o->problem = cc->dir_problem;
 		if (o->problem.fault == TLS_FAULT_NONE) {
 			tls_problem_set(&o->problem, TLS_FAULT_MISSING, false,
 			                "no certificate for %s (no certs directory)", cd->host);
 		}
-	} else if ((c = tls_store_find(cc->dir, cd->host, strlen(cd->host))) != NULL) {
-		c = tls_cert_ref(c);
 	} else {
-		const struct tls_problem *p = tls_store_problem(cc->dir, cd->host);
-
-		if (p != NULL) {
-			o->problem = *p;
-		} else {
-			tls_problem_set(&o->problem, TLS_FAULT_MISSING, false,
-			                "no certificate for %s in the certs directory %s", cd->host,
-			                cc->config->certs_dir);
-		}
+		tls_problem_set(&o->problem, TLS_FAULT_MISSING, false,
+		                "no certificate for %s in the certs directory %s", cd->host,
+		                cc->config->certs_dir);
 	}
 	if (c != NULL && usable(c, cd->host, now, &o->problem)) {
 		o->cert = c;
@@ -257,6 +290,7 @@ static void apply(struct certcache *cc, size_t i, struct outcome *o, time_t sinc
 	s->state = (unsigned char)o->state;
 	s->fault = (unsigned char)(o->state == CERT_DEGRADED ? o->problem.fault : TLS_FAULT_NONE);
 	s->retry_at = o->retry_at;
+	s->acme = o->acme;
 	free(s->detail);
 	s->detail = o->state == CERT_DEGRADED ? strdup(o->problem.msg) : NULL;
 	if (o->cert != NULL && o->cert == s->cert) {
@@ -282,8 +316,15 @@ static void report(const struct certcache *cc, size_t i, const struct outcome *o
 	unsigned key_line = cd->cert != NULL ? cd->key_line : cd->line;
 
 	if (o->state == CERT_DEGRADED) {
-		if (errors)
+		/* A certificate ACME has yet to get is the server's job, not a config error. */
+		if (o->acme && !o->problem.key &&
+		    (o->problem.fault == TLS_FAULT_ACME_PENDING ||
+		     o->problem.fault == TLS_FAULT_ACME_FAILED)) {
+			if (errors)
+				diag_warn(d, file, line, "%s", o->problem.msg);
+		} else if (errors) {
 			diag_error(d, file, o->problem.key ? key_line : line, "%s", o->problem.msg);
+		}
 		return;
 	}
 	if (c == NULL)
@@ -596,6 +637,46 @@ void certcache_refresh(struct certcache *cc, time_t now)
 	if (cc->dir != old)
 		tls_store_destroy(old);
 	examine_all(cc, cc, now, false, NULL);
+}
+
+void certcache_refresh_domain(struct certcache *cc, size_t i, time_t now)
+{
+	struct pass pass;
+	struct outcome o;
+	struct tls_cert *old;
+	enum cert_state old_state;
+	enum tls_fault old_fault;
+	time_t since;
+
+	if (i >= cc->n || pass_init(&pass) < 0)
+		return;
+	pthread_mutex_lock(&cc->lock);
+	old = cc->slots[i].cert != NULL ? tls_cert_ref(cc->slots[i].cert) : NULL;
+	old_state = (enum cert_state)cc->slots[i].state;
+	old_fault = (enum tls_fault)cc->slots[i].fault;
+	since = cc->slots[i].since;
+	pthread_mutex_unlock(&cc->lock);
+	examine(cc, i, old, old_state, now, &pass, &o);
+	log_transition(cc, i, &o, old_state, old_fault, old);
+	pthread_mutex_lock(&cc->lock);
+	apply(cc, i, &o, o.state != old_state || o.problem.fault != old_fault ? now : since);
+	if (cc->slots[i].cert != NULL && cc->slots[i].cert->not_after < cc->next_event)
+		cc->next_event = cc->slots[i].cert->not_after;
+	if (cc->slots[i].retry_at != 0 && cc->slots[i].retry_at < cc->next_event)
+		cc->next_event = cc->slots[i].retry_at;
+	pthread_mutex_unlock(&cc->lock);
+	tls_cert_unref(old);
+	pass_finish(&pass);
+}
+
+bool certcache_acme(struct certcache *cc, size_t i)
+{
+	bool acme;
+
+	pthread_mutex_lock(&cc->lock);
+	acme = i < cc->n && cc->slots[i].acme;
+	pthread_mutex_unlock(&cc->lock);
+	return acme;
 }
 
 void certcache_tick(struct certcache *cc, time_t now)

@@ -67,6 +67,13 @@ void certcache_count(struct certcache *cc, size_t ret_states[CERT_STATES],
  * with the same per-domain rules as certcache_create. Only one thread may call it (or
  * certcache_tick) at a time. */
 void certcache_refresh(struct certcache *cc, time_t now);
+/* certcache_refresh for domain i alone (an ACME certificate issued, renewed, or its order
+ * failed). The same thread rule applies. */
+void certcache_refresh_domain(struct certcache *cc, size_t i, time_t now);
+/* Whether domain i's certificate comes from ACME (no cert/key, nothing in the certs
+ * directory, acme on). Any thread. */
+bool certcache_acme(struct certcache *cc, size_t i);
+
 /* A certificate expiring, or one not yet valid becoming valid, while nothing changed on
  * disk: updates the states at that time. Cheap when nothing is due. */
 void certcache_tick(struct certcache *cc, time_t now);

@@ -94,22 +94,15 @@ static size_t on_data(char *data, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
-static int setup(struct transfer *t, const struct fetch_opts *o)
+int fetch_harden(void *easy, const struct fetch_opts *o, size_t max_size)
 {
-	CURL *e = curl_easy_init();
+	CURL *e = easy;
 
-	if (e == NULL)
-		return -1;
-	t->easy = e;
-	if (t->job->resolve != NULL &&
-	    (t->resolve = curl_slist_append(NULL, t->job->resolve)) == NULL)
-		return -1;
 #define SET(opt, val)                                                                              \
 	do {                                                                                       \
 		if (curl_easy_setopt(e, opt, val) != CURLE_OK)                                     \
 			return -1;                                                                 \
 	} while (0)
-	SET(CURLOPT_URL, t->job->url);
 	SET(CURLOPT_PROTOCOLS_STR, "https");
 	SET(CURLOPT_REDIR_PROTOCOLS_STR, "https");
 	SET(CURLOPT_FOLLOWLOCATION, 0L);
@@ -123,9 +116,25 @@ static int setup(struct transfer *t, const struct fetch_opts *o)
 	SET(CURLOPT_NOSIGNAL, 1L);
 	SET(CURLOPT_CONNECTTIMEOUT, (long)o->connect_timeout);
 	SET(CURLOPT_TIMEOUT, (long)o->timeout);
-	SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)POLICY_BODY_MAX);
+	SET(CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)max_size);
 	SET(CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
 	SET(CURLOPT_USERAGENT, "mtastsd/" MTASTSD_VERSION);
+	return 0;
+}
+
+static int setup(struct transfer *t, const struct fetch_opts *o)
+{
+	CURL *e = curl_easy_init();
+
+	if (e == NULL)
+		return -1;
+	t->easy = e;
+	if (t->job->resolve != NULL &&
+	    (t->resolve = curl_slist_append(NULL, t->job->resolve)) == NULL)
+		return -1;
+	if (fetch_harden(e, o, POLICY_BODY_MAX) < 0)
+		return -1;
+	SET(CURLOPT_URL, t->job->url);
 	SET(CURLOPT_FORBID_REUSE, 1L);
 	SET(CURLOPT_WRITEFUNCTION, on_data);
 	SET(CURLOPT_WRITEDATA, t);

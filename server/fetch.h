@@ -25,6 +25,11 @@ struct fetch_opts {
 	unsigned timeout;         /* seconds, whole transfer */
 };
 
+/* What every HTTPS request to another server obeys, set on a libcurl easy handle (a
+ * CURL *): https only, a verified chain and name, TLS 1.2+, no redirects, no proxy, the
+ * timeouts of o, transfers past max_size aborted, HTTP/1.1, our User-Agent. 0 / -1. */
+int fetch_harden(void *easy, const struct fetch_opts *o, size_t max_size);
+
 /* Process-wide libcurl setup, before any thread starts. 0 / -1. */
 int fetch_global_init(void);
 void fetch_global_cleanup(void);

@@ -6,12 +6,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <gnutls/gnutls.h>
 #include <microhttpd.h>
 
+#include "acme.h"
 #include "host.h"
 #include "http.h"
 #include "log.h"
@@ -48,6 +50,16 @@ struct http {
 	atomic_bool access_log;
 	gnutls_datum_t ticket_key;
 	struct fixed fixed[N_FIXED]; /* error answers, shared by every request */
+	struct acme *acme;           /* answers TLS-ALPN-01 challenges */
+};
+
+/* ALPN: what MHD offers, plus acme-tls/1 while ACME validates by TLS-ALPN-01 (RFC 8737). A
+ * client that offers acme-tls/1 alone is a CA validating; every other client negotiates
+ * http/1.1 or nothing, as before. */
+static const gnutls_datum_t alpn_acme[] = {
+    {(unsigned char *)(uintptr_t) "http/1.1", 8},
+    {(unsigned char *)(uintptr_t) "http/1.0", 8},
+    {(unsigned char *)(uintptr_t) "acme-tls/1", 10},
 };
 
 static const struct fixed *fixed_for(const struct http *h, enum http_status status)
@@ -116,6 +128,7 @@ static int session_sni(gnutls_session_t session, char *buf, size_t size, size_t 
  * closes so that a reload never pulls certificates or bodies from under it, and how its
  * handshake went. */
 struct conn {
+	struct http *http;
 	struct snapshot *snap;
 	const struct tenant *tenant; /* chosen by SNI in the handshake */
 	struct domain_stats *stats;  /* the tenant's counters, found on its first request */
@@ -123,7 +136,18 @@ struct conn {
 	unsigned tls;                /* 12 or 13 once the handshake is done */
 	bool handshake_done;
 	bool handshake_counted;
+	bool acme; /* an acme-tls/1 validation: ends after the handshake, serves nothing */
 };
+
+/* Whether the handshake negotiated acme-tls/1 (known once the ClientHello is read, before
+ * the certificate is chosen). */
+static bool session_acme(gnutls_session_t session)
+{
+	gnutls_datum_t p;
+
+	return gnutls_alpn_get_selected_protocol(session, &p) == 0 && p.size == 10 &&
+	       memcmp(p.data, "acme-tls/1", 10) == 0;
+}
 
 static struct conn *connection_conn(struct MHD_Connection *c)
 {
@@ -155,6 +179,24 @@ static int cert_callback(gnutls_session_t session, const gnutls_datum_t *req_ca_
 
 	if (cn != NULL && cn->snap != NULL && has_sni)
 		t = snapshot_find(cn->snap, sni, len);
+	if (cn != NULL && session_acme(session)) {
+		/* A CA validating: the challenge certificate of a name in the configuration
+		 * with a pending challenge, or no handshake (never the tenant's). */
+		cn->acme = true;
+		if (!cn->handshake_counted)
+			stats_handshake(STATS_HS_ACME);
+		cn->handshake_counted = true;
+		if (t != NULL && cn->cert == NULL && cn->http->acme != NULL)
+			cn->cert = acme_alpn_cert(cn->http->acme, tenant_domain(t)->host);
+		if (t == NULL || cn->cert == NULL) {
+			gnutls_alert_send(session, GNUTLS_AL_FATAL, GNUTLS_A_UNRECOGNIZED_NAME);
+			return -1;
+		}
+		*ret_pcert = cn->cert->chain;
+		*ret_pcert_length = cn->cert->n_chain;
+		*ret_key = cn->cert->key;
+		return 0;
+	}
 	if (t != NULL && cn->cert == NULL)
 		cn->cert = tenant_cert(cn->snap, t, time(NULL));
 	if (t == NULL || cn->cert == NULL) {
@@ -185,6 +227,16 @@ static int handshake_hook(gnutls_session_t session, unsigned int htype, unsigned
 	char sni[256];
 	size_t len;
 
+	if (cn != NULL && cn->acme) {
+		/* RFC 8737 3: nothing is sent over a validation connection. The last Finished
+		 * is the client's in TLS 1.3 and ours in a full TLS 1.2 handshake; then the
+		 * read side is shut so that MHD sees the end and closes. */
+		bool tls13 = gnutls_protocol_get_version(session) == GNUTLS_TLS1_3;
+
+		if (htype == GNUTLS_HANDSHAKE_FINISHED && (incoming != 0) == tls13)
+			shutdown(gnutls_transport_get_int(session), SHUT_RD);
+		return 0;
+	}
 	if (incoming && cn != NULL && !cn->handshake_done) {
 		if (cn->tenant == NULL && cn->snap != NULL &&
 		    session_sni(session, sni, sizeof(sni), &len) == 0)
@@ -208,10 +260,17 @@ static void notify_connection(void *cls, struct MHD_Connection *c, void **socket
 		    MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
 
 		cn = calloc(1, sizeof(*cn));
-		if (cn != NULL)
+		if (cn != NULL) {
+			cn->http = h;
 			cn->snap = snapshot_acquire();
+		}
 		*socket_context = cn;
 		if (info != NULL && info->tls_session != NULL) {
+			const struct config *cf =
+			    cn != NULL && cn->snap != NULL ? snapshot_config(cn->snap) : NULL;
+
+			if (cf != NULL && cf->acme != NULL && !cf->acme_http01 && h->acme != NULL)
+				gnutls_alpn_set_protocols(info->tls_session, alpn_acme, 3, 0);
 			gnutls_session_ticket_enable_server(info->tls_session, &h->ticket_key);
 			gnutls_handshake_set_hook_function(info->tls_session,
 			                                   GNUTLS_HANDSHAKE_FINISHED,
@@ -274,6 +333,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		return MHD_YES;
 	}
 	cn = connection_conn(c);
+	if (cn != NULL && cn->acme)
+		return MHD_NO; /* a validation connection: nothing is served over it */
 	t = cn != NULL ? cn->tenant : NULL;
 	host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
 	if (t != NULL)
@@ -360,13 +421,15 @@ static void destroy_responses(struct http *h)
 			MHD_destroy_response(h->fixed[i].response);
 }
 
-struct http *http_start(const struct config *config, const int *fds, size_t n_fds)
+struct http *http_start(const struct config *config, const int *fds, size_t n_fds,
+                        struct acme *acme)
 {
 	struct http *h = calloc(1, sizeof(*h));
 	unsigned threads = config->threads;
 
 	if (h == NULL)
 		return NULL;
+	h->acme = acme;
 	if (n_fds > MAX_DAEMONS) {
 		log_msg("at most %d listen addresses", MAX_DAEMONS);
 		goto fail;

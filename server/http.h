@@ -23,10 +23,15 @@ struct http;
 /* Builds a doc's 200 response (headers included) when the doc is made. */
 extern const struct doc_renderer http_doc_renderer;
 
+struct acme;
+
 /* Starts serving on the bound, listening sockets fds (borrowed; closed by http_stop),
  * taking the tenant for each connection from snapshot_acquire(). Options come from
- * config (threads, timeouts, limits, access log). Logs and returns NULL on failure. */
-struct http *http_start(const struct config *config, const int *fds, size_t n_fds);
+ * config (threads, timeouts, limits, access log). TLS-ALPN-01 challenges are answered
+ * from acme (borrowed; must outlive the server; NULL: none). Logs and returns NULL on
+ * failure. */
+struct http *http_start(const struct config *config, const int *fds, size_t n_fds,
+                        struct acme *acme);
 
 /* Stops accepting, waits for the threads and closes the sockets. NULL is a no-op. */
 void http_stop(struct http *h);

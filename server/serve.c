@@ -13,9 +13,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "acme.h"
 #include "admin.h"
 #include "buf.h"
 #include "certcache.h"
+#include "challenge.h"
 #include "config.h"
 #include "hook.h"
 #include "http.h"
@@ -47,8 +49,10 @@ struct server {
 	struct http *http;
 	struct admin *admin;
 	struct upstreams *ups;
-	struct hooks *hooks; /* NULL without on_change */
-	char *hook_key;      /* the on_change settings hooks was made with */
+	struct acme *acme;
+	struct challenge_listener *challenge; /* acme_http_listen, or NULL */
+	struct hooks *hooks;                  /* NULL without on_change */
+	char *hook_key;                       /* the on_change settings hooks was made with */
 	struct preload preload;
 	uint64_t files;    /* fingerprint of the certificate files in service */
 	bool files_known;  /* files is taken (after a start or reload) */
@@ -138,6 +142,29 @@ static void provider_changed(void *owner, const char *provider, const char *id)
 	}
 	buf_finish(&v);
 	snapshot_unref(s);
+}
+
+/* Asked by the ACME threads before each order: whether host's certificate is still
+ * theirs to get (a certificate put in the certs directory takes over). */
+static bool acme_wanted(void *owner, const char *host)
+{
+	struct snapshot *s = snapshot_acquire();
+	const struct tenant *t = s != NULL ? snapshot_find(s, host, strlen(host)) : NULL;
+	bool wanted = t != NULL && certcache_acme(snapshot_certs(s), tenant_index(t));
+
+	(void)owner;
+	snapshot_unref(s);
+	return wanted;
+}
+
+/* A name's ACME files changed: its certificate (or its problem) is looked at again. */
+static void acme_pick_up(void *arg, const char *host)
+{
+	struct snapshot *s = arg;
+	const struct tenant *t = snapshot_find(s, host, strlen(host));
+
+	if (t != NULL)
+		certcache_refresh_domain(snapshot_certs(s), tenant_index(t), time(NULL));
 }
 
 static int bind_listen(const struct sockaddr_storage *addr, socklen_t len, const char *text)
@@ -235,6 +262,11 @@ static bool same_listen(const struct config *a, const struct config *b)
 		if (strcmp(a->listen[i].text, b->listen[i].text) != 0)
 			return false;
 	return true;
+}
+
+static bool same_string(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
 }
 
 /* Logs what a new snapshot changed against the old one (NULL at start), and announces
@@ -347,11 +379,15 @@ static void commit(struct server *sv, struct snapshot *s)
 	bool new_hooks;
 
 	upstreams_configure(sv->ups, c);
+	acme_configure(sv->acme, c);
 	if (sv->http != NULL)
 		http_set_access_log(sv->http, c->access_log);
 	new_hooks = configure_hooks(sv, c);
 	if (old != NULL && !same_listen(snapshot_config(old), c))
 		log_msg("listen addresses changed: they take effect on restart");
+	if (old != NULL &&
+	    !same_string(snapshot_config(old)->acme_http_listen, c->acme_http_listen))
+		log_msg("acme_http_listen changed: it takes effect on restart");
 	log_changes(sv, old, s, new_hooks);
 	snapshot_unref(old);
 	/* The files' fingerprint is taken by the next housekeeping, after "ready": with a
@@ -421,6 +457,7 @@ static void housekeeping(struct server *sv)
 		}
 	}
 	certcache_tick(cc, now);
+	acme_changed(sv->acme, acme_pick_up, s);
 	snapshot_unref(s);
 }
 
@@ -429,7 +466,7 @@ int serve_run(const char *path)
 	struct server sv = {.path = path};
 	struct snapshot *s = NULL;
 	struct diag d;
-	int fds[CONFIG_LISTEN_MAX], admin_fd = -1;
+	int fds[CONFIG_LISTEN_MAX], admin_fd = -1, challenge_fd = -1;
 	size_t n_fds = 0;
 	sigset_t set;
 	int sig, ret = 1;
@@ -445,7 +482,8 @@ int serve_run(const char *path)
 	signal(SIGPIPE, SIG_IGN);
 
 	sv.ups = upstreams_create(&http_doc_renderer, provider_changed, &sv);
-	if (sv.ups == NULL)
+	sv.acme = acme_create(acme_wanted, &sv);
+	if (sv.ups == NULL || sv.acme == NULL)
 		goto out;
 	diag_init(&d);
 	s = load(&sv, NULL, &d);
@@ -465,18 +503,28 @@ int serve_run(const char *path)
 	if (c->admin_listen != NULL &&
 	    (admin_fd = bind_listen(&c->admin_addr.addr, c->admin_addr.len, c->admin_listen)) < 0)
 		goto out;
+	if (c->acme_http_listen != NULL &&
+	    (challenge_fd = bind_listen(&c->acme_http_addr.addr, c->acme_http_addr.len,
+	                                c->acme_http_listen)) < 0)
+		goto out;
 	if (c->user != NULL && drop_privileges(c->user) < 0)
 		goto out;
 	commit(&sv, s);
-	if ((sv.http = http_start(c, fds, n_fds)) == NULL)
+	if ((sv.http = http_start(c, fds, n_fds, sv.acme)) == NULL)
 		goto out;
 	n_fds = 0; /* owned by the server now */
 	if (upstreams_start(sv.ups) < 0)
 		goto out;
 	if (admin_fd >= 0) {
-		sv.admin = admin_start(admin_fd);
+		sv.admin = admin_start(admin_fd, sv.acme);
 		admin_fd = -1;
 		if (sv.admin == NULL)
+			goto out;
+	}
+	if (challenge_fd >= 0) {
+		sv.challenge = challenge_start(challenge_fd, sv.acme);
+		challenge_fd = -1;
+		if (sv.challenge == NULL)
 			goto out;
 	}
 	log_msg("ready");
@@ -503,7 +551,11 @@ out:
 	admin_stop(sv.admin);
 	if (admin_fd >= 0)
 		close(admin_fd);
+	challenge_stop(sv.challenge);
+	if (challenge_fd >= 0)
+		close(challenge_fd);
 	http_stop(sv.http);
+	acme_destroy(sv.acme); /* after the listeners that answer its challenges */
 	for (size_t i = 0; i < n_fds; i++)
 		close(fds[i]);
 	snapshot_unref(s);

@@ -31,6 +31,7 @@ enum stats_status {
 enum stats_handshake {
 	STATS_HS_OK,
 	STATS_HS_RESUMED,
+	STATS_HS_ACME, /* an ACME CA validating by TLS-ALPN-01 */
 	STATS_HS_UNKNOWN_SNI,
 	STATS_HS_NO_SNI,
 	STATS_HS_FAILED, /* any other failure: protocol, version, cipher, timeout */

@@ -83,8 +83,8 @@ static void intern_release(const gnutls_pcert_st *pc)
 }
 
 const char *const tls_fault_names[TLS_FAULTS] = {
-    "none",          "missing", "unreadable",    "invalid",   "key_mismatch",
-    "name_mismatch", "expired", "not_yet_valid", "no_memory",
+    "none",    "missing",       "unreadable", "invalid",      "key_mismatch", "name_mismatch",
+    "expired", "not_yet_valid", "no_memory",  "acme_pending", "acme_failed",
 };
 
 void tls_problem_set(struct tls_problem *p, enum tls_fault fault, bool key, const char *fmt, ...)

@@ -31,6 +31,8 @@ enum tls_fault {
 	TLS_FAULT_EXPIRED,
 	TLS_FAULT_NOT_YET_VALID,
 	TLS_FAULT_NO_MEMORY,
+	TLS_FAULT_ACME_PENDING, /* no certificate yet: the ACME CA has not issued it */
+	TLS_FAULT_ACME_FAILED,  /* the last ACME order failed (retried with back-off) */
 	TLS_FAULTS,
 };
 

@@ -1,0 +1,74 @@
+/* acmeclient: RFC 8555 conversations with one CA: directory, nonces, account, orders */
+#ifndef MTASTSD_ACMECLIENT_H
+#define MTASTSD_ACMECLIENT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <time.h>
+
+#include "buf.h"
+
+#define ACME_PROBLEM_TYPE_MAX 96
+#define ACME_PROBLEM_DETAIL_MAX 240
+
+/* Why an order failed: the CA's problem document (RFC 8555 6.7, RFC 7807), or what went
+ * wrong on the way to it (type "", detail ours). */
+struct acme_problem {
+	char type[ACME_PROBLEM_TYPE_MAX]; /* e.g. "urn:ietf:params:acme:error:rateLimited" */
+	char detail[ACME_PROBLEM_DETAIL_MAX];
+	long retry_after; /* seconds the CA asked us to wait, 0: none */
+};
+
+/* Sets p's type and its detail, formatted (cut to fit). */
+void acme_problem_set(struct acme_problem *p, const char *type, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+struct acme_ca_opts {
+	const char *directory;   /* https URL */
+	const char *email;       /* contact, or NULL */
+	const char *ca_file;     /* trust store for the CA's API, or NULL: the system's */
+	const char *eab_kid;     /* External Account Binding, or NULL */
+	const char *eab_hmac;    /* base64url */
+	const char *account_key; /* file of the account key: made when missing (0600) */
+	unsigned timeout;        /* seconds per request */
+	const atomic_bool *stop; /* requests and waits end early when it becomes true */
+};
+
+/* A challenge to answer: the client asks its owner to answer it (present) before it tells
+ * the CA to look, and to stop answering (cleanup) once the CA has. */
+struct acme_challenge {
+	const char *host;
+	const char *type;              /* "tls-alpn-01" or "http-01" */
+	const char *token;             /* base64url, checked */
+	const char *key_authorization; /* token "." account key thumbprint */
+};
+
+struct acme_challenger {
+	const char *type; /* the challenge to answer */
+	int (*present)(void *arg, const struct acme_challenge *c, struct acme_problem *p);
+	void (*cleanup)(void *arg, const struct acme_challenge *c);
+	void *arg;
+};
+
+struct acme_ca;
+
+/* Copies o. NULL when out of memory. Nothing is sent before the first order. */
+struct acme_ca *acme_ca_create(const struct acme_ca_opts *o);
+/* NULL is a no-op. No order may be in progress. */
+void acme_ca_destroy(struct acme_ca *ca);
+
+/* Orders a certificate for host with a new P-256 key, answering its challenge through ch,
+ * within order_timeout seconds. Safe from several threads at once (one account, one nonce
+ * pool). 0 with the PEM chain (leaf first) followed by the key's PEM appended to ret, or -1
+ * with the problem in *p. */
+int acme_ca_order(struct acme_ca *ca, const char *host, const struct acme_challenger *ch,
+                  unsigned order_timeout, struct buf *ret, struct acme_problem *p);
+
+/* The directory's renewalInfo URL (RFC 9773 ARI) once the directory was read, or NULL. */
+bool acme_ca_has_ari(struct acme_ca *ca);
+/* When the CA suggests host's certificate (PEM, leaf first) be renewed: a time within its
+ * suggested window. 0 with *ret_at set, -1 when it cannot tell (no ARI, an error). */
+int acme_ca_renewal_time(struct acme_ca *ca, const char *pem, size_t len, time_t *ret_at);
+
+#endif
