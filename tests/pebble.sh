@@ -19,7 +19,8 @@
 # PEBBLE_WFE_NONCEREJECT (empty or absent: pebble's default of 5 %). Waits until /dir
 # answers, then exports PEBBLE_DIR (the directory URL), PEBBLE_CA (the CA file that trusts
 # pebble's API certificate), PEBBLE_ROOT (the file with pebble's current root), PEBBLE_PID
-# and PEBBLE_MGMT (the management API's base URL). Fails with pebble's log on error.
+# PEBBLE_MGMT (the management API's base URL) and PEBBLE_DNS_MGMT (challtestsrv's
+# management API: POST /add-a and /clear-a point a name elsewhere). Fails with pebble's log on error.
 pebble_up() {
 	local dir=${tmp:?make_tmp first}/pebble ports dns_port cts_port
 	pebble_tls_port=$1
@@ -53,6 +54,7 @@ EOF_JSON
 	export PEBBLE_CA=$dir/ca.pem
 	export PEBBLE_ROOT=$dir/root.pem
 	export PEBBLE_MGMT=https://localhost:$pebble_mgmt_port
+	export PEBBLE_DNS_MGMT=http://127.0.0.1:$cts_port
 	PEBBLE_PID=
 	pebble_start
 }
