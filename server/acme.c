@@ -14,6 +14,7 @@
 #include <gnutls/crypto.h>
 
 #include "acme.h"
+#include "acmeanswer.h"
 #include "acmecert.h"
 #include "acmeclient.h"
 #include "acmestate.h"
@@ -23,15 +24,12 @@
 #include "statefile.h"
 
 #define CERT_FILE_MAX (1024 * 1024)
-#define KEYAUTH_MAX 512
 /* Seconds before a name another replica is ordering is looked at again. */
 #define LOCKED_RETRY 5
 /* Seconds between looks at a name that is not ACME's now (a certificate appeared in the
  * certs directory), and at a renewal date the CA may move (ARI). */
 #define IDLE_RECHECK 3600
 #define ARI_RECHECK (6 * 3600)
-/* Validation certificates made for other replicas' challenges, kept at most. */
-#define FOREIGN_MAX 64
 #define THREADS_MAX 64
 #define TIME_MAX ((time_t)(~0ull >> 1))
 
@@ -42,17 +40,8 @@ struct entry {
 	struct tls_file_id seen;    /* the certificate file last seen */
 	time_t ari_at, ari_checked; /* the CA's renewal time (ARI), when asked */
 	bool busy;                  /* a thread is at it */
+	bool idle;                  /* not ACME's when last looked at (certs directory) */
 	bool gone;                  /* no longer in the configuration: freed when not busy */
-};
-
-/* A challenge answered by this process. */
-struct challenge {
-	struct challenge *next;
-	char *host;
-	char *token;
-	char keyauth[KEYAUTH_MAX];
-	struct tls_cert *cert; /* tls-alpn-01 */
-	time_t made;
 };
 
 /* What the threads work with; replaced (threads stopped first) when it changes. */
@@ -62,6 +51,7 @@ struct settings {
 	bool http01;
 	unsigned renew_before, concurrency, burst, interval, retry_min, retry_max, order_timeout;
 	struct acme_ca *ca;
+	struct acme_answers *answers;
 };
 
 struct acme {
@@ -83,8 +73,6 @@ struct acme {
 	time_t tokens_at;
 	char **changed; /* hosts, for acme_changed */
 	size_t n_changed, cap_changed;
-	struct challenge *challenges;
-	struct challenge *foreign; /* validation certificates of other replicas' challenges */
 	unsigned long long issued, failed;
 };
 
@@ -93,18 +81,10 @@ static void settings_free(struct settings *s)
 	if (s == NULL)
 		return;
 	acme_ca_destroy(s->ca);
+	acme_answers_destroy(s->answers);
 	free(s->key);
 	free(s->state_dir);
 	free(s);
-}
-
-static void challenge_free(struct challenge *c)
-{
-	tls_cert_unref(c->cert);
-	free(c->host);
-	free(c->token);
-	gnutls_memset(c->keyauth, 0, sizeof(c->keyauth));
-	free(c);
 }
 
 static void entry_free(struct entry *e)
@@ -141,178 +121,24 @@ static void changed(struct acme *a, const char *host)
 	pthread_mutex_unlock(&a->lock);
 }
 
-/* ---- challenges ---- */
-
-static int http01_path(char *out, size_t size, const char *state_dir, const char *token)
-{
-	int n = snprintf(out, size, "%s/acme/http-01/%s", state_dir, token);
-
-	return n > 0 && (size_t)n < size ? 0 : -1;
-}
-
-static bool token_ok(const char *token)
-{
-	size_t len = strlen(token);
-
-	return len > 0 && len <= 256 &&
-	       strspn(token, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") ==
-	           len;
-}
-
-/* Answers a challenge: in memory for this process, in state_dir for the other replicas
- * the CA may reach instead. */
-static int present(void *arg, const struct acme_challenge *ch, struct acme_problem *p)
-{
-	struct acme *a = arg;
-	struct challenge *c = calloc(1, sizeof(*c));
-	const char *dir = a->set->state_dir;
-	char path[4096];
-
-	if (c == NULL || (c->host = strdup(ch->host)) == NULL ||
-	    (c->token = strdup(ch->token)) == NULL)
-		goto oom;
-	snprintf(c->keyauth, sizeof(c->keyauth), "%s", ch->key_authorization);
-	c->made = time(NULL);
-	if (!a->set->http01) {
-		if ((c->cert = acmecert_challenge(ch->host, ch->key_authorization, c->made)) ==
-		    NULL)
-			goto oom;
-		if (acmestate_path(path, sizeof(path), dir, ch->host, "alpn") < 0)
-			goto oom;
-	} else {
-		char d[4096];
-
-		if (snprintf(d, sizeof(d), "%s/acme/http-01", dir) >= (int)sizeof(d) ||
-		    statefile_mkdirs(d, 0755) < 0 ||
-		    http01_path(path, sizeof(path), dir, ch->token) < 0)
-			goto io;
-	}
-	if (statefile_write(path, ch->key_authorization, strlen(ch->key_authorization), 0644) < 0)
-		goto io;
-	pthread_mutex_lock(&a->lock);
-	c->next = a->challenges;
-	a->challenges = c;
-	pthread_mutex_unlock(&a->lock);
-	return 0;
-io:
-	acme_problem_set(p, "", "%s: cannot write the challenge: %s", path, strerror(errno));
-	challenge_free(c);
-	return -1;
-oom:
-	acme_problem_set(p, "", "cannot make the %s answer", ch->type);
-	if (c != NULL)
-		challenge_free(c);
-	return -1;
-}
-
-static void cleanup(void *arg, const struct acme_challenge *ch)
-{
-	struct acme *a = arg;
-	struct challenge **pp, *c = NULL;
-	char path[4096];
-
-	pthread_mutex_lock(&a->lock);
-	for (pp = &a->challenges; *pp != NULL; pp = &(*pp)->next) {
-		if (strcmp((*pp)->token, ch->token) == 0 && strcmp((*pp)->host, ch->host) == 0) {
-			c = *pp;
-			*pp = c->next;
-			break;
-		}
-	}
-	pthread_mutex_unlock(&a->lock);
-	if (c != NULL)
-		challenge_free(c);
-	if (!a->set->http01
-	        ? acmestate_path(path, sizeof(path), a->set->state_dir, ch->host, "alpn") == 0
-	        : http01_path(path, sizeof(path), a->set->state_dir, ch->token) == 0)
-		unlink(path);
-}
-
-/* Another replica's pending TLS-ALPN-01 challenge for host, from state_dir: its
- * validation certificate (made once per key authorization). Lock held. */
-static struct tls_cert *foreign_alpn(struct acme *a, const char *host)
-{
-	char path[4096], *keyauth = NULL;
-	struct challenge *c, **pp;
-	size_t len, n = 0;
-
-	if (acmestate_path(path, sizeof(path), a->set->state_dir, host, "alpn") < 0 ||
-	    statefile_read(path, KEYAUTH_MAX - 1, &keyauth, &len) < 0)
-		return NULL;
-	for (c = a->foreign; c != NULL; c = c->next)
-		if (strcmp(c->host, host) == 0 && strcmp(c->keyauth, keyauth) == 0)
-			break;
-	if (c == NULL && (c = calloc(1, sizeof(*c))) != NULL) {
-		snprintf(c->keyauth, sizeof(c->keyauth), "%s", keyauth);
-		c->host = strdup(host);
-		c->token = strdup("");
-		c->cert = acmecert_challenge(host, keyauth, time(NULL));
-		if (c->host == NULL || c->token == NULL || c->cert == NULL) {
-			challenge_free(c);
-			c = NULL;
-		} else {
-			c->next = a->foreign;
-			a->foreign = c;
-		}
-	}
-	free(keyauth);
-	/* Keep the newest few. */
-	for (pp = &a->foreign; *pp != NULL; pp = &(*pp)->next) {
-		if (++n > FOREIGN_MAX) {
-			struct challenge *old = *pp;
-
-			*pp = NULL;
-			while (old != NULL) {
-				struct challenge *next = old->next;
-
-				challenge_free(old);
-				old = next;
-			}
-			break;
-		}
-	}
-	return c != NULL ? tls_cert_ref(c->cert) : NULL;
-}
-
 struct tls_cert *acme_alpn_cert(struct acme *a, const char *host)
 {
 	struct tls_cert *cert = NULL;
 
 	pthread_mutex_lock(&a->lock);
-	if (a->set != NULL && !a->set->http01) {
-		for (struct challenge *c = a->challenges; c != NULL && cert == NULL; c = c->next)
-			if (c->cert != NULL && strcasecmp(c->host, host) == 0)
-				cert = tls_cert_ref(c->cert);
-		if (cert == NULL)
-			cert = foreign_alpn(a, host);
-	}
+	if (a->set != NULL)
+		cert = acme_answers_alpn(a->set->answers, host);
 	pthread_mutex_unlock(&a->lock);
 	return cert;
 }
 
 int acme_http_answer(struct acme *a, const char *token, char *out, size_t size)
 {
-	char path[4096], *keyauth = NULL;
-	size_t len;
 	int ret = -1;
 
-	if (!token_ok(token))
-		return -1;
 	pthread_mutex_lock(&a->lock);
-	if (a->set == NULL || !a->set->http01)
-		goto out;
-	for (struct challenge *c = a->challenges; c != NULL; c = c->next) {
-		if (strcmp(c->token, token) == 0) {
-			ret = snprintf(out, size, "%s", c->keyauth) < (int)size ? 0 : -1;
-			goto out;
-		}
-	}
-	if (http01_path(path, sizeof(path), a->set->state_dir, token) == 0 &&
-	    statefile_read(path, KEYAUTH_MAX - 1, &keyauth, &len) == 0 &&
-	    strncmp(keyauth, token, strlen(token)) == 0 && keyauth[strlen(token)] == '.')
-		ret = snprintf(out, size, "%s", keyauth) < (int)size ? 0 : -1;
-	free(keyauth);
-out:
+	if (a->set != NULL)
+		ret = acme_answers_http(a->set->answers, token, out, size);
 	pthread_mutex_unlock(&a->lock);
 	return ret;
 }
@@ -445,7 +271,8 @@ static void problem_text(const struct acme_problem *p, char *out, size_t size)
 /* Orders host's certificate: the name's lock held. Returns when to look at it again. */
 static time_t order(struct acme *a, struct settings *s, struct entry *e, time_t now)
 {
-	struct acme_challenger ch = {s->http01 ? "http-01" : "tls-alpn-01", present, cleanup, a};
+	struct acme_challenger ch = {s->http01 ? "http-01" : "tls-alpn-01", acme_answers_add,
+	                             acme_answers_remove, s->answers};
 	struct acme_status st;
 	struct acme_problem p;
 	struct buf pem;
@@ -516,7 +343,8 @@ static time_t visit(struct acme *a, struct settings *s, struct entry *e, time_t 
 	time_t next, wait;
 	int fd = -1;
 
-	if (!a->wanted(a->owner, e->host))
+	e->idle = !a->wanted(a->owner, e->host);
+	if (e->idle)
 		return now + IDLE_RECHECK;
 	on_disk_read(s, e->host, &d);
 	if (d.ok && !same_id(&d.id, &e->seen)) {
@@ -680,16 +508,6 @@ struct acme *acme_create(acme_wanted_fn wanted, void *owner)
 	return a;
 }
 
-static void challenges_free(struct challenge *c)
-{
-	while (c != NULL) {
-		struct challenge *next = c->next;
-
-		challenge_free(c);
-		c = next;
-	}
-}
-
 void acme_destroy(struct acme *a)
 {
 	if (a == NULL)
@@ -702,8 +520,6 @@ void acme_destroy(struct acme *a)
 	for (size_t i = 0; i < a->n_changed; i++)
 		free(a->changed[i]);
 	free(a->changed);
-	challenges_free(a->challenges);
-	challenges_free(a->foreign);
 	settings_free(a->set);
 	pthread_cond_destroy(&a->wake);
 	pthread_mutex_destroy(&a->lock);
@@ -764,7 +580,7 @@ static struct settings *settings_create(const struct config *c, const atomic_boo
 	    .timeout = c->acme_timeout,
 	    .stop = stop,
 	});
-	if (s->ca == NULL)
+	if (s->ca == NULL || (s->answers = acme_answers_create(c->state_dir, s->http01)) == NULL)
 		goto fail;
 	return s;
 fail:
@@ -801,7 +617,10 @@ static int set_entries(struct acme *a, const struct config *c)
 			}
 		}
 		e->gone = true; /* taken: marked so that the sweep below keeps it */
-		e->next_at = 0;
+		/* A new configuration may have made an idle name ACME's again (its pair left
+		 * the certs directory); the others keep their schedule. */
+		if (e->idle)
+			e->next_at = 0;
 		if (hash_put(&index, e->host, e, NULL) < 0) {
 			entry_free(e);
 			continue;
@@ -843,8 +662,6 @@ void acme_configure(struct acme *a, const struct config *c)
 		settings_free(a->set);
 		a->set = s;
 		s = NULL;
-		challenges_free(a->foreign);
-		a->foreign = NULL;
 		pthread_mutex_unlock(&a->lock);
 		if (a->set != NULL)
 			threads_start(a);

@@ -8,21 +8,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 #include <gnutls/crypto.h>
 #include <jansson.h>
 
 #include "acmecert.h"
 #include "acmeclient.h"
-#include "fetch.h"
 #include "jose.h"
 #include "statefile.h"
 
 #define ERR "urn:ietf:params:acme:error:"
-/* Answers larger than this are aborted: a chain is a few KB, a directory or order less. */
-#define RESPONSE_MAX (128 * 1024)
-#define URL_MAX 1024
-#define NONCE_MAX 128
+#define URL_MAX ACME_URL_MAX
+#define NONCE_MAX ACME_NONCE_MAX
 #define NONCES_KEPT 32
 /* badNonce is retried with the nonce of the error, this many times in a row at most. */
 #define POST_TRIES 8
@@ -55,51 +51,21 @@ struct acme_ca {
 	size_t n_nonces;
 };
 
-struct response {
-	long status;
-	struct buf body;
-	bool too_big;
-	char location[URL_MAX];
-	char nonce[NONCE_MAX];
-	char content_type[96];
-	long retry_after;
-};
-
 /* One order's connection to the CA. */
 struct session {
 	struct acme_ca *ca;
-	CURL *easy;
-	time_t deadline;
+	struct acme_session h;
 };
+
+static int session_init(struct session *s, struct acme_ca *ca, unsigned order_timeout)
+{
+	s->ca = ca;
+	return acme_session_init(&s->h, ca->o.ca_file, ca->o.timeout, order_timeout, ca->o.stop);
+}
 
 static char *dup_or_null(const char *s)
 {
 	return s != NULL ? strdup(s) : NULL;
-}
-
-static bool stopping(const struct acme_ca *ca)
-{
-	return ca->o.stop != NULL && atomic_load(ca->o.stop);
-}
-
-/* Copies text a CA sent into out, printable ASCII only. */
-static void copy_text(char *out, size_t size, const char *s, size_t len)
-{
-	size_t n = 0;
-
-	for (size_t i = 0; i < len && n + 1 < size; i++)
-		out[n++] = s[i] >= 0x20 && s[i] < 0x7f ? s[i] : '?';
-	out[n] = '\0';
-}
-
-void acme_problem_set(struct acme_problem *p, const char *type, const char *fmt, ...)
-{
-	va_list ap;
-
-	snprintf(p->type, sizeof(p->type), "%s", type);
-	va_start(ap, fmt);
-	vsnprintf(p->detail, sizeof(p->detail), fmt, ap);
-	va_end(ap);
 }
 
 struct acme_ca *acme_ca_create(const struct acme_ca_opts *o)
@@ -145,275 +111,33 @@ void acme_ca_destroy(struct acme_ca *ca)
 	free(ca);
 }
 
-/* ---- HTTP ---- */
-
-static size_t on_body(char *data, size_t size, size_t nmemb, void *arg)
-{
-	struct response *r = arg;
-	size_t n = size * nmemb;
-
-	if (r->body.len + n > RESPONSE_MAX) {
-		r->too_big = true;
-		return 0;
-	}
-	return buf_append(&r->body, data, n) == 0 ? n : 0;
-}
-
-/* The value of header name in line (name: value\r\n) into out, when it is that header and
- * the value fits; true when it is that header. */
-static bool header(const char *line, size_t len, const char *name, char *out, size_t size)
-{
-	size_t n = strlen(name);
-
-	if (len <= n || strncasecmp(line, name, n) != 0 || line[n] != ':')
-		return false;
-	line += n + 1;
-	len -= n + 1;
-	while (len > 0 && (*line == ' ' || *line == '\t'))
-		line++, len--;
-	while (len > 0 && (line[len - 1] == '\r' || line[len - 1] == '\n' || line[len - 1] == ' ' ||
-	                   line[len - 1] == '\t'))
-		len--;
-	if (len < size)
-		copy_text(out, size, line, len);
-	else
-		out[0] = '\0';
-	return true;
-}
-
-static size_t on_header(char *data, size_t size, size_t nmemb, void *arg)
-{
-	struct response *r = arg;
-	size_t n = size * nmemb;
-	char v[64];
-
-	if (n >= 5 && strncmp(data, "HTTP/", 5) == 0) {
-		/* A new response (after a 1xx): forget the previous one's headers. */
-		r->location[0] = r->nonce[0] = r->content_type[0] = '\0';
-		r->retry_after = 0;
-		return n;
-	}
-	header(data, n, "Location", r->location, sizeof(r->location));
-	header(data, n, "Content-Type", r->content_type, sizeof(r->content_type));
-	if (header(data, n, "Replay-Nonce", r->nonce, sizeof(r->nonce)) &&
-	    strspn(r->nonce, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") !=
-	        strlen(r->nonce))
-		r->nonce[0] = '\0';
-	if (header(data, n, "Retry-After", v, sizeof(v))) {
-		char *end;
-		long s;
-
-		errno = 0;
-		s = strtol(v, &end, 10);
-		if (errno == 0 && end != v && *end == '\0' && s >= 0) {
-			r->retry_after = s;
-		} else {
-			time_t t = curl_getdate(v, NULL);
-
-			r->retry_after = t > time(NULL) ? (long)(t - time(NULL)) : 0;
-		}
-		if (r->retry_after > 86400)
-			r->retry_after = 86400;
-	}
-	return n;
-}
-
-static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
-                       curl_off_t ulnow)
-{
-	const struct session *s = arg;
-
-	(void)dltotal, (void)dlnow, (void)ultotal, (void)ulnow;
-	return stopping(s->ca) ? 1 : 0;
-}
-
-static int session_init(struct session *s, struct acme_ca *ca, unsigned order_timeout)
-{
-	struct fetch_opts fo = {
-	    .ca_file = ca->o.ca_file,
-	    .connect_timeout = ca->o.timeout < 10 ? ca->o.timeout : 10,
-	    .timeout = ca->o.timeout,
-	};
-
-	s->ca = ca;
-	s->deadline = time(NULL) + order_timeout;
-	if ((s->easy = curl_easy_init()) == NULL)
-		return -1;
-	if (fetch_harden(s->easy, &fo, RESPONSE_MAX) < 0 ||
-	    curl_easy_setopt(s->easy, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK ||
-	    curl_easy_setopt(s->easy, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK ||
-	    curl_easy_setopt(s->easy, CURLOPT_XFERINFOFUNCTION, on_progress) != CURLE_OK ||
-	    curl_easy_setopt(s->easy, CURLOPT_XFERINFODATA, s) != CURLE_OK ||
-	    curl_easy_setopt(s->easy, CURLOPT_NOPROGRESS, 0L) != CURLE_OK) {
-		curl_easy_cleanup(s->easy);
-		return -1;
-	}
-	return 0;
-}
-
-static void response_finish(struct response *r)
-{
-	buf_finish(&r->body);
-}
-
-/* GET (post NULL), HEAD (head) or POST of a JWS to url. 0 with *r filled (any status), or
- * -1 with the transport problem in *p. r must be response_finish()ed either way. */
-static int request(struct session *s, const char *url, const char *post, bool head,
-                   struct response *r, struct acme_problem *p)
-{
-	struct curl_slist *hdr = NULL;
-	CURL *e = s->easy;
-	CURLcode code;
-
-	memset(r, 0, sizeof(*r));
-	buf_init(&r->body);
-	if (stopping(s->ca)) {
-		acme_problem_set(p, "", "stopping");
-		return -1;
-	}
-	if (post != NULL &&
-	    (hdr = curl_slist_append(NULL, "Content-Type: application/jose+json")) == NULL) {
-		acme_problem_set(p, "", "out of memory");
-		return -1;
-	}
-	curl_easy_setopt(e, CURLOPT_URL, url);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
-	curl_easy_setopt(e, CURLOPT_HEADERDATA, r);
-	curl_easy_setopt(e, CURLOPT_NOBODY, 0L);
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdr);
-	if (post != NULL) {
-		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(post));
-		curl_easy_setopt(e, CURLOPT_POSTFIELDS, post);
-	} else {
-		curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
-		if (head)
-			curl_easy_setopt(e, CURLOPT_NOBODY, 1L);
-	}
-	code = curl_easy_perform(e);
-	curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
-	curl_slist_free_all(hdr);
-	if (code != CURLE_OK) {
-		if (r->too_big || code == CURLE_FILESIZE_EXCEEDED)
-			acme_problem_set(p, "", "%s: answer larger than %d bytes", url,
-			                 RESPONSE_MAX);
-		else if (stopping(s->ca))
-			acme_problem_set(p, "", "stopping");
-		else
-			acme_problem_set(p, "", "%s: %s", url, curl_easy_strerror(code));
-		return -1;
-	}
-	if (r->body.failed) {
-		acme_problem_set(p, "", "out of memory");
-		return -1;
-	}
-	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r->status);
-	return 0;
-}
-
-static json_t *parse_json(const struct response *r)
-{
-	return r->body.len > 0 ? json_loadb(r->body.data, r->body.len, JSON_REJECT_DUPLICATES, NULL)
-	                       : NULL;
-}
-
-static const char *jstr(const json_t *o, const char *key)
-{
-	const json_t *v = json_object_get(o, key);
-
-	return json_is_string(v) ? json_string_value(v) : NULL;
-}
-
-/* An https URL the CA gave, into out; false when it is missing, not https or too long. */
-static bool jurl(const json_t *o, const char *key, char *out, size_t size)
-{
-	const char *v = jstr(o, key);
-
-	if (v == NULL || strncmp(v, "https://", 8) != 0 || strlen(v) >= size ||
-	    strpbrk(v, " \t\r\n\"") != NULL)
-		return false;
-	memcpy(out, v, strlen(v) + 1);
-	return true;
-}
-
-/* The problem document of an error answer, or what the status says. */
-static void problem_from(const struct response *r, const char *what, struct acme_problem *p)
-{
-	json_t *j = NULL;
-	const char *type = NULL, *detail = NULL;
-
-	if (strncasecmp(r->content_type, "application/problem+json", 24) == 0 &&
-	    (j = parse_json(r)) != NULL && json_is_object(j)) {
-		type = jstr(j, "type");
-		detail = jstr(j, "detail");
-	}
-	copy_text(p->type, sizeof(p->type), type ? type : "", type ? strlen(type) : 0);
-	if (detail != NULL)
-		snprintf(p->detail, sizeof(p->detail), "%s: %s", what, detail);
-	else
-		snprintf(p->detail, sizeof(p->detail), "%s: HTTP status %ld", what, r->status);
-	/* The CA's words are shown as they are, minus control characters. */
-	copy_text(p->detail, sizeof(p->detail), p->detail, strlen(p->detail));
-	p->retry_after = r->retry_after;
-	json_decref(j);
-}
-
-/* The problem of an object that became invalid: its "error" member, else what. */
-static void problem_of(const json_t *o, const char *what, struct acme_problem *p)
-{
-	const json_t *e = json_object_get(o, "error");
-	const char *type = json_is_object(e) ? jstr(e, "type") : NULL;
-	const char *detail = json_is_object(e) ? jstr(e, "detail") : NULL;
-
-	copy_text(p->type, sizeof(p->type), type ? type : "", type ? strlen(type) : 0);
-	snprintf(p->detail, sizeof(p->detail), "%s%s%s", what, detail ? ": " : "",
-	         detail ? detail : "");
-	copy_text(p->detail, sizeof(p->detail), p->detail, strlen(p->detail));
-}
-
-/* Waits seconds, or less when stopping or past the deadline. false when it should end. */
-static bool pause_for(const struct session *s, long seconds)
-{
-	time_t until = time(NULL) + seconds;
-
-	if (until > s->deadline)
-		return false;
-	while (time(NULL) < until) {
-		struct timespec t = {0, 100 * 1000 * 1000};
-
-		if (stopping(s->ca))
-			return false;
-		nanosleep(&t, NULL);
-	}
-	return !stopping(s->ca);
-}
-
 /* ---- directory, nonces, account ---- */
 
 static int read_directory(struct session *s, struct acme_problem *p)
 {
 	struct acme_ca *ca = s->ca;
-	struct response r;
+	struct acme_response r;
 	json_t *j = NULL, *meta;
 	int ret = -1;
 
 	if (ca->have_dir)
 		return 0;
-	if (request(s, ca->o.directory, NULL, false, &r, p) < 0)
+	if (acme_request(&s->h, ca->o.directory, NULL, false, &r, p) < 0)
 		goto out;
 	if (r.status != 200) {
-		problem_from(&r, "the CA's directory", p);
+		acme_problem_from(&r, "the CA's directory", p);
 		goto out;
 	}
-	if ((j = parse_json(&r)) == NULL || !json_is_object(j) ||
-	    !jurl(j, "newNonce", ca->dir.new_nonce, URL_MAX) ||
-	    !jurl(j, "newAccount", ca->dir.new_account, URL_MAX) ||
-	    !jurl(j, "newOrder", ca->dir.new_order, URL_MAX)) {
+	if ((j = acme_json(&r)) == NULL || !json_is_object(j) ||
+	    !acme_json_url(j, "newNonce", ca->dir.new_nonce, URL_MAX) ||
+	    !acme_json_url(j, "newAccount", ca->dir.new_account, URL_MAX) ||
+	    !acme_json_url(j, "newOrder", ca->dir.new_order, URL_MAX)) {
 		acme_problem_set(p, "",
 		                 "%s: not an ACME directory (newNonce, newAccount, newOrder)",
 		                 ca->o.directory);
 		goto out;
 	}
-	if (!jurl(j, "renewalInfo", ca->dir.renewal_info, URL_MAX))
+	if (!acme_json_url(j, "renewalInfo", ca->dir.renewal_info, URL_MAX))
 		ca->dir.renewal_info[0] = '\0';
 	meta = json_object_get(j, "meta");
 	ca->dir.eab_required =
@@ -428,7 +152,7 @@ static int read_directory(struct session *s, struct acme_problem *p)
 	ret = 0;
 out:
 	json_decref(j);
-	response_finish(&r);
+	acme_response_finish(&r);
 	return ret;
 }
 
@@ -448,7 +172,7 @@ static void give_nonce(struct acme_ca *ca, const char *nonce)
 static int take_nonce(struct session *s, char *out, struct acme_problem *p)
 {
 	struct acme_ca *ca = s->ca;
-	struct response r;
+	struct acme_response r;
 	int ret = -1;
 
 	pthread_mutex_lock(&ca->lock);
@@ -458,7 +182,7 @@ static int take_nonce(struct session *s, char *out, struct acme_problem *p)
 		return 0;
 	}
 	pthread_mutex_unlock(&ca->lock);
-	if (request(s, ca->dir.new_nonce, NULL, true, &r, p) < 0)
+	if (acme_request(&s->h, ca->dir.new_nonce, NULL, true, &r, p) < 0)
 		goto out;
 	if ((r.status != 200 && r.status != 204) || r.nonce[0] == '\0') {
 		acme_problem_set(p, "", "%s: no Replay-Nonce (HTTP status %ld)", ca->dir.new_nonce,
@@ -468,7 +192,7 @@ static int take_nonce(struct session *s, char *out, struct acme_problem *p)
 	memcpy(out, r.nonce, NONCE_MAX);
 	ret = 0;
 out:
-	response_finish(&r);
+	acme_response_finish(&r);
 	return ret;
 }
 
@@ -479,7 +203,7 @@ static int account(struct session *s, struct acme_problem *p);
  * registered again once. 0 on a 2xx answer in *r (response_finish it), else -1 with the
  * problem. */
 static int post(struct session *s, const char *url, const char *payload, bool jwk,
-                struct response *r, struct acme_problem *p)
+                struct acme_response *r, struct acme_problem *p)
 {
 	struct acme_ca *ca = s->ca;
 	bool registered_again = false;
@@ -491,7 +215,7 @@ static int post(struct session *s, const char *url, const char *payload, bool jw
 		struct buf jws;
 		int rc;
 
-		response_finish(r);
+		acme_response_finish(r);
 		memset(r, 0, sizeof(*r));
 		buf_init(&r->body);
 		if (take_nonce(s, nonce, p) < 0)
@@ -506,14 +230,14 @@ static int post(struct session *s, const char *url, const char *payload, bool jw
 			acme_problem_set(p, "", "cannot sign the request");
 			return -1;
 		}
-		rc = request(s, url, jws.data, false, r, p);
+		rc = acme_request(&s->h, url, jws.data, false, r, p);
 		buf_finish(&jws);
 		if (rc < 0)
 			return -1;
 		give_nonce(ca, r->nonce);
 		if (r->status >= 200 && r->status < 300)
 			return 0;
-		problem_from(r, url, p);
+		acme_problem_from(r, url, p);
 		if (strcmp(p->type, ERR "badNonce") == 0)
 			continue;
 		if (!jwk && !registered_again && strcmp(p->type, ERR "accountDoesNotExist") == 0) {
@@ -648,7 +372,7 @@ oom:
 static int account(struct session *s, struct acme_problem *p)
 {
 	struct acme_ca *ca = s->ca;
-	struct response r = {0};
+	struct acme_response r = {0};
 	char *payload = NULL;
 	json_t *j = NULL;
 	const char *status;
@@ -665,11 +389,11 @@ static int account(struct session *s, struct acme_problem *p)
 		goto out;
 	if ((payload = account_payload(ca, p)) == NULL)
 		goto out;
-	response_finish(&r);
+	acme_response_finish(&r);
 	if (post(s, ca->dir.new_account, payload, true, &r, p) < 0)
 		goto out;
-	j = parse_json(&r);
-	status = jstr(j, "status");
+	j = acme_json(&r);
+	status = acme_json_str(j, "status");
 	if (r.location[0] == '\0' || strncmp(r.location, "https://", 8) != 0) {
 		acme_problem_set(p, "", "%s: the CA gave no account URL", ca->dir.new_account);
 		goto out;
@@ -685,7 +409,7 @@ static int account(struct session *s, struct acme_problem *p)
 out:
 	json_decref(j);
 	free(payload);
-	response_finish(&r);
+	acme_response_finish(&r);
 	pthread_mutex_unlock(&ca->setup);
 	return ret;
 }
@@ -696,17 +420,17 @@ out:
 static int fetch_object(struct session *s, const char *url, json_t **ret, long *ret_retry,
                         struct acme_problem *p)
 {
-	struct response r;
+	struct acme_response r;
 	json_t *j;
 
 	if (post(s, url, "", false, &r, p) < 0) {
-		response_finish(&r);
+		acme_response_finish(&r);
 		return -1;
 	}
-	j = parse_json(&r);
+	j = acme_json(&r);
 	*ret_retry = r.retry_after;
-	response_finish(&r);
-	if (!json_is_object(j) || jstr(j, "status") == NULL) {
+	acme_response_finish(&r);
+	if (!json_is_object(j) || acme_json_str(j, "status") == NULL) {
 		json_decref(j);
 		acme_problem_set(p, "", "%s: not an ACME object (no status)", url);
 		return -1;
@@ -731,7 +455,7 @@ static bool find_challenge(const json_t *authz, const char *type, char *url, siz
 		return false;
 	json_array_foreach(list, i, c)
 	{
-		const char *t = jstr(c, "type"), *tok = jstr(c, "token");
+		const char *t = acme_json_str(c, "type"), *tok = acme_json_str(c, "token");
 
 		if (t == NULL || strcmp(t, type) != 0 || tok == NULL)
 			continue;
@@ -739,7 +463,7 @@ static bool find_challenge(const json_t *authz, const char *type, char *url, siz
 		    strspn(tok,
 		           "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") !=
 		        strlen(tok) ||
-		    !jurl(c, "url", url, url_size))
+		    !acme_json_url(c, "url", url, url_size))
 			return false;
 		memcpy(token, tok, strlen(tok) + 1);
 		return true;
@@ -756,10 +480,10 @@ static void challenge_problem(const json_t *authz, const char *type, struct acme
 	acme_problem_set(p, "", "validation failed");
 	json_array_foreach(list, i, c)
 	{
-		const char *t = jstr(c, "type");
+		const char *t = acme_json_str(c, "type");
 
 		if (t != NULL && strcmp(t, type) == 0 && json_object_get(c, "error") != NULL)
-			problem_of(c, "validation failed", p);
+			acme_problem_of(c, "validation failed", p);
 	}
 }
 
@@ -771,7 +495,7 @@ static int authorize(struct session *s, const char *url, const char *host,
 	struct acme_challenge c = {host, ch->type, token, keyauth};
 	const json_t *id;
 	json_t *authz = NULL;
-	struct response r = {0};
+	struct acme_response r = {0};
 	const char *status, *value;
 	long retry = 0;
 	int ret = -1;
@@ -780,18 +504,18 @@ static int authorize(struct session *s, const char *url, const char *host,
 	if (fetch_object(s, url, &authz, &retry, p) < 0)
 		goto out;
 	id = json_object_get(authz, "identifier");
-	value = json_is_object(id) ? jstr(id, "value") : NULL;
+	value = json_is_object(id) ? acme_json_str(id, "value") : NULL;
 	if (value == NULL || strcasecmp(value, host) != 0) {
 		acme_problem_set(p, "", "%s: an authorization for another name", url);
 		goto out;
 	}
-	status = jstr(authz, "status");
+	status = acme_json_str(authz, "status");
 	if (strcmp(status, "valid") == 0) {
 		ret = 0;
 		goto out;
 	}
 	if (strcmp(status, "pending") != 0) {
-		problem_of(authz, "authorization", p);
+		acme_problem_of(authz, "authorization", p);
 		snprintf(p->detail + strlen(p->detail), sizeof(p->detail) - strlen(p->detail),
 		         " (%.20s)", status);
 		goto out;
@@ -808,7 +532,7 @@ static int authorize(struct session *s, const char *url, const char *host,
 	for (;;) {
 		json_decref(authz);
 		authz = NULL;
-		if (!pause_for(s, poll_wait(retry))) {
+		if (!acme_session_pause(&s->h, poll_wait(retry))) {
 			acme_problem_set(
 			    p, "", "%s: still %s at the order's deadline (acme_order_timeout)", url,
 			    "pending");
@@ -816,7 +540,7 @@ static int authorize(struct session *s, const char *url, const char *host,
 		}
 		if (fetch_object(s, url, &authz, &retry, p) < 0)
 			goto cleanup;
-		status = jstr(authz, "status");
+		status = acme_json_str(authz, "status");
 		if (strcmp(status, "valid") == 0)
 			break;
 		if (strcmp(status, "pending") != 0) {
@@ -828,7 +552,7 @@ static int authorize(struct session *s, const char *url, const char *host,
 cleanup:
 	ch->cleanup(ch->arg, &c);
 out:
-	response_finish(&r);
+	acme_response_finish(&r);
 	json_decref(authz);
 	return ret;
 }
@@ -839,10 +563,10 @@ static int await_certificate(struct session *s, const char *order_url, json_t *o
 {
 	json_incref(order);
 	for (;;) {
-		const char *status = jstr(order, "status");
+		const char *status = acme_json_str(order, "status");
 
 		if (status != NULL && strcmp(status, "valid") == 0) {
-			bool ok = jurl(order, "certificate", cert_url, URL_MAX);
+			bool ok = acme_json_url(order, "certificate", cert_url, URL_MAX);
 
 			json_decref(order);
 			if (!ok)
@@ -854,13 +578,13 @@ static int await_certificate(struct session *s, const char *order_url, json_t *o
 		if (status == NULL ||
 		    (strcmp(status, "processing") != 0 && strcmp(status, "ready") != 0 &&
 		     strcmp(status, "pending") != 0)) {
-			problem_of(order, "the order became invalid", p);
+			acme_problem_of(order, "the order became invalid", p);
 			json_decref(order);
 			return -1;
 		}
 		json_decref(order);
 		order = NULL;
-		if (!pause_for(s, poll_wait(retry))) {
+		if (!acme_session_pause(&s->h, poll_wait(retry))) {
 			acme_problem_set(
 			    p, "", "%s: not issued by the order's deadline (acme_order_timeout)",
 			    order_url);
@@ -877,7 +601,7 @@ int acme_ca_order(struct acme_ca *ca, const char *host, const struct acme_challe
 	struct session s = {0};
 	struct jose_key key;
 	bool have_key = false;
-	struct response r = {0};
+	struct acme_response r = {0};
 	json_t *order = NULL, *payload = NULL;
 	const json_t *authzs, *a;
 	char order_url[URL_MAX], finalize[URL_MAX], cert_url[URL_MAX], *text = NULL;
@@ -902,8 +626,8 @@ int acme_ca_order(struct acme_ca *ca, const char *host, const struct acme_challe
 	}
 	if (post(&s, ca->dir.new_order, text, false, &r, p) < 0)
 		goto out;
-	order = parse_json(&r);
-	if (!jurl(order, "finalize", finalize, sizeof(finalize)) ||
+	order = acme_json(&r);
+	if (!acme_json_url(order, "finalize", finalize, sizeof(finalize)) ||
 	    !json_is_array(authzs = json_object_get(order, "authorizations")) ||
 	    json_array_size(authzs) == 0 || r.location[0] == '\0' ||
 	    strncmp(r.location, "https://", 8) != 0) {
@@ -943,17 +667,17 @@ int acme_ca_order(struct acme_ca *ca, const char *host, const struct acme_challe
 		text = NULL;
 		goto out;
 	}
-	response_finish(&r);
+	acme_response_finish(&r);
 	if (post(&s, finalize, text, false, &r, p) < 0)
 		goto out;
 	json_decref(order);
-	if ((order = parse_json(&r)) == NULL || !json_is_object(order)) {
+	if ((order = acme_json(&r)) == NULL || !json_is_object(order)) {
 		acme_problem_set(p, "", "%s: not an order", finalize);
 		goto out;
 	}
 	if (await_certificate(&s, order_url, order, r.retry_after, cert_url, p) < 0)
 		goto out;
-	response_finish(&r);
+	acme_response_finish(&r);
 	if (post(&s, cert_url, "", false, &r, p) < 0)
 		goto out;
 	if (strncasecmp(r.content_type, "application/pem-certificate-chain", 33) != 0 ||
@@ -986,9 +710,8 @@ out:
 	free(text);
 	json_decref(payload);
 	json_decref(order);
-	response_finish(&r);
-	if (s.easy != NULL)
-		curl_easy_cleanup(s.easy);
+	acme_response_finish(&r);
+	acme_session_finish(&s.h);
 	return rc;
 }
 
@@ -1040,7 +763,7 @@ int acme_ca_renewal_time(struct acme_ca *ca, const char *pem, size_t len, time_t
 {
 	struct session s = {0};
 	struct acme_problem p;
-	struct response r = {0};
+	struct acme_response r = {0};
 	struct buf id, url;
 	json_t *j = NULL, *w;
 	time_t start, end;
@@ -1057,13 +780,13 @@ int acme_ca_renewal_time(struct acme_ca *ca, const char *pem, size_t len, time_t
 	buf_printf(&url, "%s%s%s", ca->dir.renewal_info,
 	           ca->dir.renewal_info[strlen(ca->dir.renewal_info) - 1] == '/' ? "" : "/",
 	           id.data);
-	response_finish(&r);
-	if (url.failed || request(&s, url.data, NULL, false, &r, &p) < 0 || r.status != 200)
+	acme_response_finish(&r);
+	if (url.failed || acme_request(&s.h, url.data, NULL, false, &r, &p) < 0 || r.status != 200)
 		goto out;
-	j = parse_json(&r);
+	j = acme_json(&r);
 	w = json_object_get(j, "suggestedWindow");
-	a = jstr(w, "start");
-	b = jstr(w, "end");
+	a = acme_json_str(w, "start");
+	b = acme_json_str(w, "end");
 	if (a == NULL || b == NULL || parse_time(a, &start) < 0 || parse_time(b, &end) < 0 ||
 	    end < start)
 		goto out;
@@ -1073,10 +796,9 @@ int acme_ca_renewal_time(struct acme_ca *ca, const char *pem, size_t len, time_t
 	rc = 0;
 out:
 	json_decref(j);
-	response_finish(&r);
+	acme_response_finish(&r);
 	buf_finish(&id);
 	buf_finish(&url);
-	if (s.easy != NULL)
-		curl_easy_cleanup(s.easy);
+	acme_session_finish(&s.h);
 	return rc;
 }

@@ -7,22 +7,8 @@
 #include <stddef.h>
 #include <time.h>
 
+#include "acmehttp.h"
 #include "buf.h"
-
-#define ACME_PROBLEM_TYPE_MAX 96
-#define ACME_PROBLEM_DETAIL_MAX 240
-
-/* Why an order failed: the CA's problem document (RFC 8555 6.7, RFC 7807), or what went
- * wrong on the way to it (type "", detail ours). */
-struct acme_problem {
-	char type[ACME_PROBLEM_TYPE_MAX]; /* e.g. "urn:ietf:params:acme:error:rateLimited" */
-	char detail[ACME_PROBLEM_DETAIL_MAX];
-	long retry_after; /* seconds the CA asked us to wait, 0: none */
-};
-
-/* Sets p's type and its detail, formatted (cut to fit). */
-void acme_problem_set(struct acme_problem *p, const char *type, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
 
 struct acme_ca_opts {
 	const char *directory;   /* https URL */
