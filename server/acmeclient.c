@@ -681,7 +681,7 @@ int acme_ca_order(struct acme_ca *ca, const char *host, const struct acme_challe
 	if (post(&s, cert_url, "", false, &r, p) < 0)
 		goto out;
 	if (strncasecmp(r.content_type, "application/pem-certificate-chain", 33) != 0 ||
-	    r.body.len == 0 ||
+	    r.body.data == NULL || r.body.len == 0 ||
 	    memmem(r.body.data, r.body.len, "-----BEGIN CERTIFICATE-----", 27) == NULL ||
 	    memchr(r.body.data, '\0', r.body.len) != NULL) {
 		acme_problem_set(p, "", "%s: not a PEM certificate chain", cert_url);
