@@ -24,9 +24,11 @@
 #define POST_TRIES 8
 #define ACCOUNT_KEY_MAX 16384
 #define TOKEN_MAX 256
-/* Polls wait what Retry-After says, within these bounds (seconds). */
-#define POLL_MIN 1
+/* Polls wait what Retry-After says, at most POLL_MAX seconds; without it,
+ * POLL_FIRST milliseconds doubling to POLL_MAX (a CA validates in tens of milliseconds, or
+ * takes seconds when busy). */
 #define POLL_MAX 10
+#define POLL_FIRST 250
 
 struct directory {
 	char new_nonce[URL_MAX];
@@ -439,9 +441,16 @@ static int fetch_object(struct session *s, const char *url, json_t **ret, long *
 	return 0;
 }
 
-static long poll_wait(long retry_after)
+/* Milliseconds before poll number n (from 0) of an object. */
+static long poll_wait(long retry_after, unsigned n)
 {
-	return retry_after < POLL_MIN ? POLL_MIN : retry_after > POLL_MAX ? POLL_MAX : retry_after;
+	long ms = POLL_FIRST;
+
+	if (retry_after > 0)
+		return 1000L * (retry_after > POLL_MAX ? POLL_MAX : retry_after);
+	for (; n > 0 && ms < POLL_MAX * 1000L; n--)
+		ms *= 2;
+	return ms < POLL_MAX * 1000L ? ms : POLL_MAX * 1000L;
 }
 
 /* The challenge of type in authz: its URL and token. */
@@ -529,10 +538,10 @@ static int authorize(struct session *s, const char *url, const char *host,
 		goto out;
 	if (post(s, chal_url, "{}", false, &r, p) < 0)
 		goto cleanup;
-	for (;;) {
+	for (unsigned n = 0;; n++) {
 		json_decref(authz);
 		authz = NULL;
-		if (!acme_session_pause(&s->h, poll_wait(retry))) {
+		if (!acme_session_pause(&s->h, poll_wait(retry, n))) {
 			acme_problem_set(
 			    p, "", "%s: still %s at the order's deadline (acme_order_timeout)", url,
 			    "pending");
@@ -561,6 +570,8 @@ out:
 static int await_certificate(struct session *s, const char *order_url, json_t *order, long retry,
                              char *cert_url, struct acme_problem *p)
 {
+	unsigned n = 0;
+
 	json_incref(order);
 	for (;;) {
 		const char *status = acme_json_str(order, "status");
@@ -584,7 +595,7 @@ static int await_certificate(struct session *s, const char *order_url, json_t *o
 		}
 		json_decref(order);
 		order = NULL;
-		if (!acme_session_pause(&s->h, poll_wait(retry))) {
+		if (!acme_session_pause(&s->h, poll_wait(retry, n++))) {
 			acme_problem_set(
 			    p, "", "%s: not issued by the order's deadline (acme_order_timeout)",
 			    order_url);

@@ -273,18 +273,28 @@ void acme_problem_of(const json_t *o, const char *what, struct acme_problem *p)
 }
 
 /* Waits seconds, or less when stopping or past the deadline. false when it should end. */
-bool acme_session_pause(const struct acme_session *s, long seconds)
+bool acme_session_pause(const struct acme_session *s, long ms)
 {
-	time_t until = time(NULL) + seconds;
+	struct timespec now, until;
 
-	if (until > s->deadline)
+	if (time(NULL) + (ms + 999) / 1000 > s->deadline)
 		return false;
-	while (time(NULL) < until) {
-		struct timespec t = {0, 100 * 1000 * 1000};
+	clock_gettime(CLOCK_MONOTONIC, &until);
+	until.tv_sec += ms / 1000;
+	until.tv_nsec += (ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	for (;;) {
+		struct timespec step = {0, 50 * 1000 * 1000};
 
 		if (acme_session_stopping(s))
 			return false;
-		nanosleep(&t, NULL);
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (now.tv_sec > until.tv_sec ||
+		    (now.tv_sec == until.tv_sec && now.tv_nsec >= until.tv_nsec))
+			return true;
+		nanosleep(&step, NULL);
 	}
-	return !acme_session_stopping(s);
 }

@@ -53,9 +53,9 @@ int acme_session_init(struct acme_session *s, const char *ca_file, unsigned time
                       unsigned order_timeout, const atomic_bool *stop);
 void acme_session_finish(struct acme_session *s);
 bool acme_session_stopping(const struct acme_session *s);
-/* Waits seconds, in steps that notice stop. false when stopping or when the wait would
- * pass the deadline (nothing is waited then). */
-bool acme_session_pause(const struct acme_session *s, long seconds);
+/* Waits ms milliseconds, in steps that notice stop. false when stopping or when the wait
+ * would pass the deadline (nothing is waited then). */
+bool acme_session_pause(const struct acme_session *s, long ms);
 
 /* GET (post NULL), HEAD (head) or POST of a JWS (post) to url. 0 with *r filled, whatever
  * the status, or -1 with the transport problem in *p. acme_response_finish(r) either way. */
