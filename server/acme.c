@@ -353,7 +353,7 @@ static time_t visit(struct acme *a, struct settings *s, struct entry *e, time_t 
 		e->ari_at = e->ari_checked = 0;
 		changed(a, e->host);
 	}
-	if (d.ok && acme_ca_has_ari(s->ca) && now - e->ari_checked >= ARI_RECHECK) {
+	if (d.ok && now - e->ari_checked >= ARI_RECHECK) {
 		time_t at;
 
 		e->ari_checked = now;

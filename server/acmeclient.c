@@ -24,6 +24,8 @@
 #define POST_TRIES 8
 #define ACCOUNT_KEY_MAX 16384
 #define TOKEN_MAX 256
+/* Seconds before an unreachable directory is read again for an ARI lookup. */
+#define DIRECTORY_RETRY 60
 /* Polls wait what Retry-After says, at most POLL_MAX seconds; without it,
  * POLL_FIRST milliseconds doubling to POLL_MAX (a CA validates in tens of milliseconds, or
  * takes seconds when busy). */
@@ -43,6 +45,7 @@ struct acme_ca {
 	/* Directory and account are set up once, by one thread at a time. */
 	pthread_mutex_t setup;
 	bool have_dir;
+	time_t dir_failed_at; /* for ARI lookups only */
 	struct directory dir;
 	bool have_key; /* key never changes once set */
 	struct jose_key key;
@@ -728,11 +731,19 @@ out:
 
 /* ---- ARI (RFC 9773) ---- */
 
-bool acme_ca_has_ari(struct acme_ca *ca)
+/* Whether the CA offers ARI: the directory is read first when it was not (a restart
+ * with every certificate in place orders nothing, so nothing else reads it); a CA that
+ * cannot be reached is asked again after DIRECTORY_RETRY seconds, not for every name. */
+static bool has_ari(struct session *s)
 {
+	struct acme_ca *ca = s->ca;
+	struct acme_problem p;
 	bool ari;
 
 	pthread_mutex_lock(&ca->setup);
+	if (!ca->have_dir && time(NULL) - ca->dir_failed_at >= DIRECTORY_RETRY &&
+	    read_directory(s, &p) < 0)
+		ca->dir_failed_at = time(NULL);
 	ari = ca->have_dir && ca->dir.renewal_info[0] != '\0';
 	pthread_mutex_unlock(&ca->setup);
 	return ari;
@@ -785,8 +796,8 @@ int acme_ca_renewal_time(struct acme_ca *ca, const char *pem, size_t len, time_t
 	buf_init(&id);
 	buf_init(&url);
 	buf_init(&r.body);
-	if (!acme_ca_has_ari(ca) || acmecert_ari_id(pem, len, &id) < 0 || id.failed ||
-	    session_init(&s, ca, ca->o.timeout) < 0)
+	if (session_init(&s, ca, ca->o.timeout) < 0 || !has_ari(&s) ||
+	    acmecert_ari_id(pem, len, &id) < 0 || id.failed)
 		goto out;
 	buf_printf(&url, "%s%s%s", ca->dir.renewal_info,
 	           ca->dir.renewal_info[strlen(ca->dir.renewal_info) - 1] == '/' ? "" : "/",

@@ -51,10 +51,9 @@ void acme_ca_destroy(struct acme_ca *ca);
 int acme_ca_order(struct acme_ca *ca, const char *host, const struct acme_challenger *ch,
                   unsigned order_timeout, struct buf *ret, struct acme_problem *p);
 
-/* The directory's renewalInfo URL (RFC 9773 ARI) once the directory was read, or NULL. */
-bool acme_ca_has_ari(struct acme_ca *ca);
-/* When the CA suggests host's certificate (PEM, leaf first) be renewed: a time within its
- * suggested window. 0 with *ret_at set, -1 when it cannot tell (no ARI, an error). */
+/* When the CA suggests a certificate (PEM, leaf first) be renewed (RFC 9773 ARI, read from
+ * the directory's renewalInfo): a random time within its suggested window. 0 with *ret_at
+ * set, -1 when it cannot tell (no ARI, an error). */
 int acme_ca_renewal_time(struct acme_ca *ca, const char *pem, size_t len, time_t *ret_at);
 
 #endif

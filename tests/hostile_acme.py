@@ -30,6 +30,9 @@ and HEAD or GET /nonce gives a fresh Replay-Nonce. MODE is one of:
              application/problem+json, type malformed, detail "hostile says no"; every
              other POST answers 400 badNonce, with a fresh Replay-Nonce each time
   reset      every connection is reset (RST) right after it is accepted
+  ari        a CA with ARI (RFC 9773): the directory has renewalInfo, and GET
+             /renewal-info/ID answers a suggested window that ended an hour ago (renew
+             now); every POST answers 400 malformed "ari says no"
 """
 
 import base64
@@ -43,7 +46,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-MODES = ("garbage", "huge", "slow", "wrongtype", "redirect", "problem", "reset")
+MODES = ("garbage", "huge", "slow", "wrongtype", "redirect", "problem", "reset", "ari")
 HUGE = 64 * 1024 * 1024
 GARBAGE = b"\x89PNG\r\n\x1a\n<html>not json {{{ \xff\xfe\x00 ]]]\n"
 
@@ -194,6 +197,25 @@ class Handler(BaseHTTPRequestHandler):
         else:
             body = problem("badNonce", "hostile rejects every nonce")
         self.reply(400, "application/problem+json", body, [("Replay-Nonce", nonce())])
+
+
+    def mode_ari(self, path):
+        if path == "/dir":
+            d = directory(self.base())
+            d["renewalInfo"] = self.base() + "/renewal-info"
+            self.reply(200, "application/json", d)
+        elif path.startswith("/renewal-info/"):
+            t = time.time() - 3600
+            fmt = "%Y-%m-%dT%H:%M:%SZ"
+            self.reply(200, "application/json", {"suggestedWindow": {
+                "start": time.strftime(fmt, time.gmtime(t - 60)),
+                "end": time.strftime(fmt, time.gmtime(t))}}, [("Retry-After", "21600")])
+        elif self.command != "POST":
+            self.reply(200 if self.command == "HEAD" else 204, None, b"",
+                       [("Replay-Nonce", nonce())])
+        else:
+            self.reply(400, "application/problem+json", problem("malformed", "ari says no"),
+                       [("Replay-Nonce", nonce())])
 
 
 class Server(ThreadingHTTPServer):

@@ -6,7 +6,8 @@
 # client fetching throughout fails no request; pebble down at start (explicit certificates
 # serve, the ACME domains are degraded with the CA's problem and back off, then are issued
 # once pebble is up); HTTP-01 through acme_http_listen; two replicas sharing state_dir
-# order each name once; one domain whose validation fails is degraded alone.
+# order each name once; one domain whose validation fails is degraded alone; a CA's ARI
+# window moves a renewal forward; hostile CAs never crash or hang the server.
 # usage: test-acme.sh MTASTSD MAKE_CERTS
 set -euo pipefail
 # shellcheck source=lib.sh
@@ -240,6 +241,37 @@ wait_metric "$admin" 'mtastsd_certificate_domains{state="ok"}' 3 60
 get "$port" mta-sts.d2.test || fail "d2.test not issued once its name was fixed"
 stop_server
 echo "ok: one failing validation"
+
+# 9 (a certificate of 7, under pebble's current root). ARI (RFC 9773): a CA whose
+# renewalInfo says "renew now" for a certificate years from its end gets a renewal order
+# at once (here refused), while the certificate in place keeps serving.
+ari_port=$(free_port)
+python3 "$(dirname "${BASH_SOURCE[0]}")/hostile_acme.py" "$tmp/pebble/cert.pem" \
+	"$tmp/pebble/key.pem" "$ari_port" ari >"$tmp/ari.out" 2>"$tmp/ari.log" &
+kill_at_exit "$!"
+for _ in $(seq 1 100); do
+	grep -q ready "$tmp/ari.out" && break
+	sleep 0.05
+done
+mkdir -p "$tmp/state-ari/acme"
+cp -a "$tmp/state-v/acme/mta-sts.d1.test" "$tmp/state-ari/acme/"
+rm -f "$tmp/state-ari/acme/mta-sts.d1.test/status"
+write_acme_config "$tmp/ari.ini" "$port" "$admin" "$tmp/state-ari" 1
+sed -i "s|^acme = .*|acme = https://localhost:$ari_port/dir|" "$tmp/ari.ini"
+start_server "$tmp/ari-server.log" "$mtastsd" serve -c "$tmp/ari.ini"
+wait_log 'mtastsd: ready' 10
+wait_log 'mta-sts.d1.test: ACME order failed (1 in a row): urn:ietf:params:acme:error:malformed' 30
+grep -q 'GET /renewal-info/[A-Za-z0-9_-]*\.[A-Za-z0-9_-]* ' "$tmp/ari.log" ||
+	fail "no ARI lookup: $(cat "$tmp/ari.log")"
+aki=$(openssl x509 -in "$tmp/state-v/acme/mta-sts.d1.test/cert.pem" -noout -ext authorityKeyIdentifier |
+	sed -n 's/^ *\(keyid:\)\{0,1\}\([0-9A-F:]\{20,\}\)$/\2/p' | tr -d ':')
+want=$(python3 -c 'import base64, sys
+print(base64.urlsafe_b64encode(bytes.fromhex(sys.argv[1])).rstrip(b"=").decode())' "$aki")
+grep -q "GET /renewal-info/$want\." "$tmp/ari.log" ||
+	fail "the ARI id does not start with the AKI $want: $(grep renewal-info "$tmp/ari.log")"
+get "$port" mta-sts.d1.test || fail "d1.test stopped serving while its renewal failed"
+stop_server
+echo "ok: ARI"
 
 # 8. A hostile or broken CA never crashes or hangs the server: every ACME domain is
 # degraded with a problem, the others serve, /healthz stays 200, SIGTERM ends it.
