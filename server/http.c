@@ -227,6 +227,9 @@ static int handshake_hook(gnutls_session_t session, unsigned int htype, unsigned
 	char sni[256];
 	size_t len;
 
+	/* A resumed session skipped the certificate callback: acme-tls/1 is known here. */
+	if (cn != NULL && !cn->acme && session_acme(session))
+		cn->acme = true;
 	if (cn != NULL && cn->acme) {
 		/* RFC 8737 3: nothing is sent over a validation connection. The last Finished
 		 * is the client's in TLS 1.3 and ours in a full TLS 1.2 handshake; then the
