@@ -16,6 +16,7 @@
 #include "log.h"
 #include "doc.h"
 #include "schedule.h"
+#include "statefile.h"
 #include "upstream.h"
 
 #define CACHE_MAGIC "mtastsd-upstream-cache 1"
@@ -155,10 +156,9 @@ void upstreams_destroy(struct upstreams *u)
 	free(u);
 }
 
-static int cache_path(char *out, size_t n, const char *dir, const char *provider, bool tmp)
+static int cache_path(char *out, size_t n, const char *dir, const char *provider)
 {
-	int r =
-	    snprintf(out, n, "%s/%s%s.policy%s", dir, tmp ? "." : "", provider, tmp ? ".tmp" : "");
+	int r = snprintf(out, n, "%s/%s.policy", dir, provider);
 
 	return (r < 0 || (size_t)r >= n) ? -1 : 0;
 }
@@ -211,7 +211,7 @@ static void load_cache(struct upstream *up, const char *dir)
 	size_t len;
 	FILE *f;
 
-	if (dir == NULL || cache_path(path, sizeof(path), dir, up->provider, false) < 0)
+	if (dir == NULL || cache_path(path, sizeof(path), dir, up->provider) < 0)
 		return;
 	if ((f = fopen(path, "rb")) == NULL)
 		return;
@@ -256,41 +256,23 @@ bad:
 	free(data);
 }
 
-/* Writes the copy being served: temp file, fsync, rename, fsync of the directory. */
+/* Writes the copy being served, whole or not at all (statefile). */
 static void persist(const struct upstream *up, const char *dir, const char *url,
                     const struct doc *d, time_t fetched_at, const char *txt_id)
 {
-	char path[4096], tmp[4096];
+	char path[4096];
 	struct buf b;
-	int fd = -1;
 
-	if (dir == NULL || cache_path(path, sizeof(path), dir, up->provider, false) < 0 ||
-	    cache_path(tmp, sizeof(tmp), dir, up->provider, true) < 0)
+	if (dir == NULL || cache_path(path, sizeof(path), dir, up->provider) < 0)
 		return;
 	buf_init(&b);
 	buf_printf(&b, CACHE_MAGIC "\nprovider %s\nurl %s\nfetched %lld\ntxt-id %s\n\n",
 	           up->provider, url, (long long)fetched_at, txt_id[0] ? txt_id : "-");
 	buf_append(&b, d->body, d->len);
 	if (b.failed)
-		goto fail;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0 || write(fd, b.data, b.len) != (ssize_t)b.len || fsync(fd) < 0)
-		goto fail;
-	close(fd);
-	fd = -1;
-	if (rename(tmp, path) < 0)
-		goto fail;
-	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
-		fsync(fd);
-		close(fd);
-	}
-	buf_finish(&b);
-	return;
-fail:
-	log_msg("%s: cannot save the provider policy: %s", path, strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	unlink(tmp);
+		errno = ENOMEM;
+	if (b.failed || statefile_write(path, b.data, b.len, 0644) < 0)
+		log_msg("%s: cannot save the provider policy: %s", path, strerror(errno));
 	buf_finish(&b);
 }
 
