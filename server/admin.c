@@ -482,7 +482,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 
 		if (json)
 			type = "application/json";
-		if (snapshot_records(s, json, &b) < 0)
+		if (snapshot_records(s, NULL, 0, json, &b) < 0)
 			status = 500;
 	} else if (strcmp(url, "/status") == 0 || strcmp(url, "/") == 0) {
 		type = "text/html; charset=utf-8";

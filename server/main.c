@@ -30,7 +30,7 @@ static const char usage_text[] =
     "                                   SIGHUP reloads, SIGTERM/SIGINT stop\n"
     "  check   -c FILE [--no-certs]     validate config, policies and certificates;\n"
     "                                   prints 'configuration OK' or FILE:LINE errors\n"
-    "  records -c FILE [--format zone|json]\n"
+    "  records -c FILE [--format zone|json] [--no-certs] [DOMAIN...]\n"
     "                                   print the DNS records to publish\n"
     "  id      [FILE]                   validate a policy body (FILE or stdin) and print\n"
     "                                   the id of its canonical form\n"
@@ -38,7 +38,7 @@ static const char usage_text[] =
     "options:\n"
     "  -c, --config FILE   configuration file (default " DEFAULT_CONFIG ")\n"
     "  -f, --format FMT    records output: zone (default) or json\n"
-    "      --no-certs      check: everything but the certificate and key files\n"
+    "      --no-certs      check, records: everything but the certificate and key files\n"
     "  -h, --help          show this help\n"
     "  -V, --version       show the version\n"
     "\n"
@@ -54,8 +54,11 @@ static const char *const command_help[][2] = {
               "A domain whose certificate is missing, unreadable, damaged, mismatched, expired\n"
               "or not yet valid is an error here, although 'serve' runs with it (degraded).\n"
               "--no-certs checks everything but certificate and key files (CI without keys).\n"},
-    {"records", "usage: mtastsd records [-c FILE] [--format zone|json]\n"
-                "Prints the _mta-sts and _smtp._tls records to publish for every domain.\n"},
+    {"records", "usage: mtastsd records [-c FILE] [--format zone|json] [--no-certs] [DOMAIN...]\n"
+                "Prints the _mta-sts and _smtp._tls records to publish for the DOMAINs named, or\n"
+                "every domain. Only for a configuration that 'check' accepts: on any error it\n"
+                "prints them as check does and no record (exit 1); an unknown DOMAIN exits 2.\n"
+                "--no-certs leaves the certificate and key files out of that check.\n"},
     {"id", "usage: mtastsd id [FILE]\n"
            "Reads a policy body from FILE or stdin, validates it strictly (RFC 8461 3.2)\n"
            "and prints the id of its canonical form. Errors: FILE:LINE: message, exit 1.\n"},
@@ -106,23 +109,43 @@ static int cmd_check(const char *path, bool no_certs)
 	return ret;
 }
 
-static int cmd_records(const char *path, const char *format)
+/* The records of the domains named (all when n is 0), only for a configuration that
+ * 'check' accepts: ids of domains that cannot be served must not be published. */
+static int cmd_records(const char *path, const char *format, bool no_certs, char **names, size_t n)
 {
 	struct diag d;
 	struct snapshot *s = NULL;
 	struct buf out;
 	struct upstreams *ups = upstreams_create(NULL, NULL, NULL);
+	const struct tenant **sel = calloc(n ? n : 1, sizeof(*sel));
 	int ret = 1;
 
 	diag_init(&d);
-	if (ups != NULL)
-		s = load(path, false, ups, &d);
+	if (ups != NULL && sel != NULL)
+		s = load(path, !no_certs, ups, &d);
 	print_diag(&d);
-	diag_finish(&d);
 	buf_init(&out);
-	if (s == NULL)
+	if (s == NULL || d.n_errors != 0) {
+		fprintf(stderr, "mtastsd: %s: no records printed: the configuration has errors\n",
+		        path);
 		goto out;
-	if (snapshot_records(s, strcmp(format, "json") == 0, &out) < 0) {
+	}
+	for (size_t i = 0; i < n; i++) {
+		char host[300];
+		int len = snprintf(host, sizeof(host), "mta-sts.%s", names[i]);
+
+		for (char *h = host; *h != '\0'; h++)
+			*h = (char)(*h >= 'A' && *h <= 'Z' ? *h - 'A' + 'a' : *h);
+		if (len > 0 && (size_t)len < sizeof(host) && host[len - 1] == '.')
+			host[--len] = '\0';
+		if (len < 0 || (size_t)len >= sizeof(host) ||
+		    (sel[i] = snapshot_find(s, host, (size_t)len)) == NULL) {
+			fprintf(stderr, "mtastsd: %s is not a domain of %s\n", names[i], path);
+			ret = 2;
+			goto out;
+		}
+	}
+	if (snapshot_records(s, n ? sel : NULL, n, strcmp(format, "json") == 0, &out) < 0) {
 		fputs("mtastsd: cannot render the records\n", stderr);
 		goto out;
 	}
@@ -132,6 +155,8 @@ static int cmd_records(const char *path, const char *format)
 	}
 	ret = 0;
 out:
+	diag_finish(&d);
+	free(sel);
 	buf_finish(&out);
 	snapshot_unref(s);
 	upstreams_destroy(ups);
@@ -231,8 +256,10 @@ int main(int argc, char **argv)
 			format = optarg;
 			break;
 		case 'n':
-			if (strcmp(command, "check") != 0) {
-				fprintf(stderr, "mtastsd: --no-certs is an option of check only\n");
+			if (strcmp(command, "check") != 0 && strcmp(command, "records") != 0) {
+				fprintf(
+				    stderr,
+				    "mtastsd: --no-certs is an option of check and records only\n");
 				return 2;
 			}
 			no_certs = true;
@@ -252,7 +279,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mtastsd: --format must be zone or json\n");
 		return 2;
 	}
-	if (strcmp(command, "id") == 0 ? argc - optind > 1 : optind != argc) {
+	if (strcmp(command, "id") == 0        ? argc - optind > 1
+	    : strcmp(command, "records") == 0 ? false
+	                                      : optind != argc) {
 		fprintf(stderr, "mtastsd: unexpected argument '%s'\n\n%s", argv[argc - 1],
 		        find_help(command));
 		return 2;
@@ -266,7 +295,7 @@ int main(int argc, char **argv)
 	else if (strcmp(command, "check") == 0)
 		ret = cmd_check(path, no_certs);
 	else if (strcmp(command, "records") == 0)
-		ret = cmd_records(path, format);
+		ret = cmd_records(path, format, no_certs, argv + optind, (size_t)(argc - optind));
 	else
 		ret = serve_run(path);
 	stats_finish();
