@@ -65,7 +65,7 @@ struct config_domain {
 #define CONFIG_INCLUDE_DEPTH 8
 
 struct config {
-	char *file; /* path as given */
+	char *file;   /* path as given */
 	char **files; /* every file read: file first, then the included ones in reading order */
 	size_t n_files;
 
