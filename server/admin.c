@@ -1,4 +1,5 @@
 /* admin: the plain-HTTP admin listener: /metrics, /healthz, /records, /status */
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -10,6 +11,7 @@
 #include "admin.h"
 #include "buf.h"
 #include "hash.h"
+#include "journal.h"
 #include "log.h"
 #include "snapshot.h"
 #include "stats.h"
@@ -24,6 +26,7 @@ struct admin {
 	struct MHD_Daemon *daemon;
 	int fd;
 	struct acme *acme;
+	struct journal *journal;
 };
 
 static void fmt_time(time_t t, char *out, size_t size)
@@ -302,8 +305,36 @@ static void status_certificate(struct buf *b, const struct cert_info *ci, time_t
 	}
 }
 
+/* The lifecycle line: since when the policy is served, when a none one can go. */
+static void status_journal(struct buf *b, struct journal *j, const char *domain, time_t now)
+{
+	struct journal_entry v[JOURNAL_KEEP];
+	char text[300];
+	bool live;
+	size_t n = j != NULL ? journal_history(j, domain, v, &live) : 0;
+
+	if (n == 0)
+		return;
+	journal_summary(v, n, live, now, text, sizeof(text));
+	buf_puts(b, "<dt>lifecycle</dt><dd>");
+	html_escape(b, text);
+	if (n > 1) {
+		buf_puts(b, "<details><summary>earlier policies</summary><ul>");
+		for (size_t k = n - 1; k-- > 0;) {
+			char first[32], last[32];
+
+			fmt_time(v[k].first, first, sizeof(first));
+			fmt_time(v[k].last, last, sizeof(last));
+			buf_printf(b, "<li><code>%s</code> %s, max_age %" PRIu32 ": %s to %s</li>",
+			           v[k].id, policy_mode_name(v[k].mode), v[k].max_age, first, last);
+		}
+		buf_puts(b, "</ul></details>");
+	}
+	buf_puts(b, "</dd>");
+}
+
 static void status_domain(struct buf *b, struct snapshot *s, const struct tenant *t,
-                          const struct cert_info *ci, time_t now)
+                          const struct cert_info *ci, struct journal *j, time_t now)
 {
 	const struct config_domain *cd = tenant_domain(t);
 	struct upstream *up = tenant_upstream(t);
@@ -322,6 +353,7 @@ static void status_domain(struct buf *b, struct snapshot *s, const struct tenant
 	buf_puts(b, "</code></dd>");
 	if (ci != NULL)
 		status_certificate(b, ci, now);
+	status_journal(b, j, cd->name, now);
 	if (up != NULL) {
 		struct upstream_info in;
 		char fetched[32];
@@ -364,7 +396,7 @@ static void status_domain(struct buf *b, struct snapshot *s, const struct tenant
 }
 
 /* Degraded domains first (every one of them, up to the page's limit), then the others. */
-static void render_status(struct snapshot *s, const char *only, struct buf *b)
+static void render_status(struct snapshot *s, struct journal *j, const char *only, struct buf *b)
 {
 	struct certcache *cc = snapshot_certs(s);
 	size_t n = snapshot_size(s), shown = 0, states[CERT_STATES], faults[TLS_FAULTS];
@@ -403,7 +435,7 @@ static void render_status(struct snapshot *s, const char *only, struct buf *b)
 			if (only != NULL ? strcasecmp(only, name) != 0
 			                 : !degraded && !domain_listed(s, t))
 				continue;
-			status_domain(b, s, t, cc != NULL ? &ci : NULL, now);
+			status_domain(b, s, t, cc != NULL ? &ci : NULL, j, now);
 			shown++;
 		}
 	}
@@ -486,8 +518,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 			status = 500;
 	} else if (strcmp(url, "/status") == 0 || strcmp(url, "/") == 0) {
 		type = "text/html; charset=utf-8";
-		render_status(s, MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "domain"),
-		              &b);
+		render_status(s, a->journal,
+		              MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "domain"), &b);
 	} else {
 		status = 404;
 		buf_puts(&b, "Not Found: /metrics /healthz /records /status\n");
@@ -505,7 +537,7 @@ static void admin_log(void *cls, const char *fmt, va_list ap)
 	log_vmsg(fmt, ap);
 }
 
-struct admin *admin_start(int fd, struct acme *acme)
+struct admin *admin_start(int fd, struct acme *acme, struct journal *journal)
 {
 	struct admin *a = calloc(1, sizeof(*a));
 
@@ -515,6 +547,7 @@ struct admin *admin_start(int fd, struct acme *acme)
 	}
 	a->fd = fd;
 	a->acme = acme;
+	a->journal = journal;
 	a->daemon = MHD_start_daemon(
 	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG | MHD_USE_ITC, 0,
 	    NULL, NULL, handle, a, MHD_OPTION_EXTERNAL_LOGGER, admin_log, NULL,

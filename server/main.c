@@ -9,7 +9,9 @@
 #include "buf.h"
 #include "certcache.h"
 #include "config.h"
+#include "doc.h"
 #include "fetch.h"
+#include "journal.h"
 #include "policy.h"
 #include "serve.h"
 #include "snapshot.h"
@@ -86,6 +88,49 @@ static struct snapshot *load(const char *path, bool certs, struct upstreams *ups
 	return snapshot_create(c, cc, ups, NULL, d);
 }
 
+struct gone {
+	const struct snapshot *s;
+	struct diag *d;
+	time_t now;
+};
+
+/* A domain of the journal that the configuration no longer has, while senders may still
+ * hold a policy of it that is not none: its records must stay (RFC 8461 §8.3). */
+static void gone_check(void *arg, const char *domain, const struct journal_entry *v, size_t n,
+                       bool live)
+{
+	struct gone *g = arg;
+	char host[300], until_s[32];
+	int len = snprintf(host, sizeof(host), "mta-sts.%s", domain);
+	time_t until;
+	struct tm tm;
+
+	if (len < 0 || (size_t)len >= sizeof(host) ||
+	    snapshot_find(g->s, host, (size_t)len) != NULL)
+		return;
+	(void)live; /* by this process: no server runs here */
+	until = journal_cached_until(v, n, false);
+	if (until <= g->now || gmtime_r(&until, &tm) == NULL ||
+	    strftime(until_s, sizeof(until_s), "%Y-%m-%d %H:%M UTC", &tm) == 0)
+		return;
+	diag_warn(g->d, snapshot_config(g->s)->file, 0,
+	          "%s is no longer configured, but senders may hold its policy (id %s, mode %s) "
+	          "until %s: serve it with mode none until then, then remove its records",
+	          domain, v[n - 1].id, policy_mode_name(v[n - 1].mode), until_s);
+}
+
+/* Warnings from the journal in state_dir: domains taken out too early. */
+static void journal_check(const struct snapshot *s, struct diag *d)
+{
+	const struct config *c = snapshot_config(s);
+	struct journal *j = c->state_dir != NULL ? journal_open(c->state_dir, false) : NULL;
+	struct gone g = {s, d, time(NULL)};
+
+	if (j != NULL)
+		journal_each(j, gone_check, &g);
+	journal_close(j, false, 0);
+}
+
 static int cmd_check(const char *path, bool no_certs)
 {
 	struct diag d;
@@ -96,6 +141,8 @@ static int cmd_check(const char *path, bool no_certs)
 	diag_init(&d);
 	if (ups != NULL)
 		s = load(path, !no_certs, ups, &d);
+	if (s != NULL)
+		journal_check(s, &d);
 	print_diag(&d);
 	/* Certificate problems leave the server running for the other domains, but here
 	 * they fail: CI should catch them before they ship. */
@@ -107,6 +154,45 @@ static int cmd_check(const char *path, bool no_certs)
 	snapshot_unref(s);
 	upstreams_destroy(ups);
 	return ret;
+}
+
+/* Zone comments for the domains in mode none: from the journal, whether their records can
+ * go yet. */
+static void removal_comments(const struct snapshot *s, const struct tenant *const *sel,
+                             size_t n_sel, struct buf *out)
+{
+	const struct config *c = snapshot_config(s);
+	struct journal *j = c->state_dir != NULL ? journal_open(c->state_dir, false) : NULL;
+	size_t count = sel != NULL ? n_sel : snapshot_size(s);
+	time_t now = time(NULL);
+
+	for (size_t i = 0; j != NULL && i < count; i++) {
+		const struct tenant *t = sel != NULL ? sel[i] : snapshot_tenant(s, i);
+		const char *name = tenant_domain(t)->name;
+		struct doc *doc = tenant_doc(t, now);
+		struct journal_entry v[JOURNAL_KEEP];
+		char text[300];
+		bool live;
+		size_t k;
+
+		if (doc == NULL || strcmp(doc->mode, "none") != 0 ||
+		    (k = journal_history(j, name, v, &live)) == 0) {
+			doc_unref(doc);
+			continue;
+		}
+		if (strcmp(v[k - 1].id, doc->id) != 0) {
+			buf_printf(out,
+			           "; %s: mode none is not served yet (state_dir has id %s): "
+			           "reload the server, publish this id, then wait out the earlier "
+			           "max_age before removing the records\n",
+			           name, v[k - 1].id);
+		} else {
+			journal_summary(v, k, false, now, text, sizeof(text));
+			buf_printf(out, "; %s: %s\n", name, text);
+		}
+		doc_unref(doc);
+	}
+	journal_close(j, false, 0);
 }
 
 /* The records of the domains named (all when n is 0), only for a configuration that
@@ -149,6 +235,8 @@ static int cmd_records(const char *path, const char *format, bool no_certs, char
 		fputs("mtastsd: cannot render the records\n", stderr);
 		goto out;
 	}
+	if (strcmp(format, "zone") == 0)
+		removal_comments(s, n ? sel : NULL, n, &out);
 	if (fwrite(out.data, 1, out.len, stdout) != out.len || fflush(stdout) != 0) {
 		fprintf(stderr, "mtastsd: cannot write the records: %s\n", strerror(errno));
 		goto out;
