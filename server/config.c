@@ -35,6 +35,11 @@
  */
 
 #define NO_CERT_REPORTED 10
+/* bytes of a line kept: more than any valid line (a key line is cut by inih's limit, a
+ * section header holds at most a 253-byte name) */
+#define LINE_CAP 4096
+/* the served body but its mx lines: version, mode and max_age lines, at most */
+#define BODY_FIXED 50
 #define POLICY_NAME_MAX 64
 
 /* clang-format off */
@@ -85,16 +90,32 @@ static const char *section_kind(const struct parser *p)
 	return p->r.section == SECTION_POLICY ? "policy" : "domain";
 }
 
-static bool mx_listed(const struct policy *pol, const char *mx)
+/* Adds mx to the section's policy unless it is there already (1) or the served body would
+ * grow past POLICY_BODY_MAX (2, the mx left out; domain_check reports it). A hash of the
+ * section's mx keeps this linear: a file of 80,000 mx lines is refused in no time. 0, or -1
+ * when out of memory. */
+static int mx_add(struct parser *p, const char *mx)
 {
-	for (size_t i = 0; i < pol->n_mx; i++)
-		if (strcasecmp(pol->mx[i], mx) == 0)
-			return true;
-	return false;
+	struct policy *pol = &p->dom->policy;
+	size_t line = strlen("mx: \r\n") + strlen(mx);
+
+	if (p->mx_seen.slots == NULL && hash_init(&p->mx_seen, 16) < 0)
+		return -1;
+	if (hash_get(&p->mx_seen, mx, strlen(mx)) != NULL)
+		return 1;
+	if (p->body_bytes + line > POLICY_BODY_MAX) {
+		p->body_over = true;
+		return 2;
+	}
+	if (policy_add_mx(pol, mx) < 0)
+		return -1;
+	p->body_bytes += line;
+	return hash_put(&p->mx_seen, pol->mx[pol->n_mx - 1], pol, NULL) < 0 ? -1 : 0;
 }
 
 static void domain_key(struct parser *p, const char *name, const char *value)
 {
+	int r;
 	struct config_domain *dom = p->dom;
 	unsigned line = p->r.lineno;
 	size_t k = 0;
@@ -181,10 +202,10 @@ static void domain_key(struct parser *p, const char *name, const char *value)
 			           "invalid mx \"%s\" (expected a host name or *.domain, A-labels "
 			           "only)",
 			           value);
-		else if (mx_listed(&dom->policy, value))
+		else if ((r = mx_add(p, value)) == 1)
 			diag_warn(p->d, p->file, line, "duplicate mx \"%s\" ignored", value);
 		else
-			no_memory = policy_add_mx(&dom->policy, value) < 0;
+			no_memory = r < 0;
 		break;
 	case DK_MAX_AGE:
 		if (config_parse_uint(value, POLICY_MAX_AGE_MAX, &v) < 0)
@@ -292,11 +313,7 @@ static void domain_check(struct parser *p)
 		diag_error(p->d, file, dom->mode_line, "mode %s needs at least one mx",
 		           policy_mode_name(dom->policy.mode));
 
-	/* The served body: version, mode, max_age lines (at most 50 bytes) and the mx lines. */
-	size_t body = 50;
-	for (size_t i = 0; i < dom->policy.n_mx; i++)
-		body += strlen("mx: \r\n") + strlen(dom->policy.mx[i]);
-	if (body > POLICY_BODY_MAX)
+	if (p->body_over)
 		diag_error(p->d, file, dom->line, "[%s %s]: policy over %d bytes", kind, dom->name,
 		           POLICY_BODY_MAX);
 
@@ -335,6 +352,9 @@ static void section_start(struct parser *p, struct config_domain *dom, enum sect
 	p->static_line = 0;
 	p->static_key = NULL;
 	p->mode_ok = false;
+	hash_finish(&p->mx_seen);
+	p->body_bytes = BODY_FIXED;
+	p->body_over = false;
 }
 
 static void domain_section(struct parser *p, const char *raw)
@@ -529,14 +549,51 @@ static char *line_clean(char *s)
 	return s;
 }
 
+/* One physical line into p->line, at most LINE_CAP bytes of it kept (the rest is read and
+ * dropped: *ret_long), within the CONFIG_BYTES_MAX of all files. Its length, or -1 at the
+ * end of the file (or of the budget, reported). */
+static ssize_t get_line(struct parser *p, bool *ret_long)
+{
+	size_t n = 0, total = 0;
+	int ch = EOF;
+
+	*ret_long = false;
+	if (p->line == NULL && (p->line = malloc(LINE_CAP + 1)) == NULL) {
+		oom(p);
+		return -1;
+	}
+	while (p->bytes < CONFIG_BYTES_MAX && (ch = getc_unlocked(p->r.fp)) != EOF) {
+		p->bytes++;
+		total++;
+		if (n < LINE_CAP)
+			p->line[n++] = (char)ch;
+		else
+			*ret_long = true;
+		if (ch == '\n')
+			break;
+	}
+	if (ch != EOF && ch != '\n' && p->bytes >= CONFIG_BYTES_MAX) {
+		if (!p->too_big)
+			diag_error(p->d, p->file, p->r.lineno + 1,
+			           "the configuration files are larger than %d MiB in all: the "
+			           "rest is not read",
+			           CONFIG_BYTES_MAX >> 20);
+		p->too_big = true;
+		return -1;
+	}
+	p->line[n] = '\0';
+	return total == 0 ? -1 : (ssize_t)n;
+}
+
 /* The ini_reader: one physical line per call, so inih's line numbers stay ours. */
 static char *read_line(char *str, int num, void *stream)
 {
 	struct parser *p = stream;
+	bool too_long;
 
 	syntax_check(p);
 	errno = 0;
-	ssize_t n = getline(&p->line, &p->line_cap, p->r.fp);
+	ssize_t n = get_line(p, &too_long);
 	if (n < 0) {
 		if (ferror(p->r.fp))
 			diag_error(p->d, p->file, 0, "cannot read: %s", strerror(errno));
@@ -547,6 +604,11 @@ static char *read_line(char *str, int num, void *stream)
 	str[1] = '\0';
 
 	char *s = p->line;
+	if (too_long) {
+		diag_error(p->d, p->file, p->r.lineno, "line too long (at most %d characters)",
+		           num - 2);
+		return str;
+	}
 	if (memchr(s, '\0', (size_t)n) != NULL) {
 		diag_error(p->d, p->file, p->r.lineno, "NUL byte in line");
 		return str;
@@ -862,6 +924,7 @@ struct config *config_load(const char *path, struct diag *d)
 	policies_free(&p);
 	free(p.line);
 	hash_finish(&p.names);
+	hash_finish(&p.mx_seen);
 	if (d->n_errors != errors) {
 		config_destroy(c);
 		return NULL;

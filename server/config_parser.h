@@ -16,6 +16,8 @@
 #define HOST_PREFIX "mta-sts."
 #define HOST_PREFIX_LEN (sizeof(HOST_PREFIX) - 1)
 #define DOMAIN_MAX 253
+/* bytes of configuration read in all, included files too */
+#define CONFIG_BYTES_MAX (1 << 30)
 
 /* the keys of [server] (config_server.c checks its table against it) */
 #define CONFIG_SERVER_KEYS 38
@@ -51,9 +53,10 @@ struct parser {
 	struct diag *d;
 	const char *file; /* r.file, or the main file once every file is read */
 	struct reading r;
-	char *line; /* getline() buffer */
-	size_t line_cap;
-	unsigned depth;                                   /* include nesting */
+	char *line;     /* the line read: LINE_CAP + 1 bytes */
+	size_t bytes;   /* read from every file so far, at most CONFIG_BYTES_MAX */
+	bool too_big;   /* CONFIG_BYTES_MAX reported */
+	unsigned depth; /* include nesting */
 	struct stat open_files[CONFIG_INCLUDE_DEPTH + 1]; /* the files being read */
 	bool listen_full;                                 /* "at most CONFIG_LISTEN_MAX" reported */
 
@@ -72,7 +75,10 @@ struct parser {
 	unsigned static_line; /* first mode/mx/max_age/id line in dom */
 	const char *static_key;
 	bool mode_ok;
-	struct hash names; /* domain name -> index + 1 */
+	struct hash mx_seen; /* the section's mx (borrowed from its policy) */
+	size_t body_bytes;   /* of the section's policy as served */
+	bool body_over;      /* an mx left out: the body would pass POLICY_BODY_MAX */
+	struct hash names;   /* domain name -> index + 1 */
 };
 
 static inline void oom(struct parser *p)

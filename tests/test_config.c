@@ -825,6 +825,48 @@ START_TEST(test_policy_shared)
 }
 END_TEST
 
+/* Inputs built to be expensive: 80,000 mx lines are one error (the body cap), found without
+ * comparing every mx with every other; a 4 MiB line is one "line too long" error, read
+ * without keeping it; a million bad lines keep only the first diagnostics. */
+START_TEST(test_hostile_sizes)
+{
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(SERVER "[domain example.com]\nmode = enforce\nmax_age = 86400\n", f);
+	for (unsigned i = 0; i < 80000; i++)
+		fprintf(f, "mx = mx%u.example.com\n", i);
+	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_ptr_null(config_load(path, &d));
+	ck_assert_uint_eq(d.n_errors, 1);
+	assert_error(3, "[domain example.com]: policy over 65536 bytes");
+	diag_finish(&d);
+	diag_init(&d);
+
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(SERVER "[domain example.com]\n" BODY "tlsrpt = mailto:", f);
+	for (unsigned i = 0; i < 4u << 20; i++)
+		fputc('a', f);
+	fputs("@example.com\n", f);
+	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_ptr_null(config_load(path, &d));
+	ck_assert_uint_eq(d.n_errors, 1);
+	assert_error(7, "line too long");
+	diag_finish(&d);
+	diag_init(&d);
+
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(SERVER "[domain example.com]\n" BODY, f);
+	for (unsigned i = 0; i < 1000000; i++)
+		fputs("bogus line\n", f);
+	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_ptr_null(config_load(path, &d));
+	ck_assert_uint_eq(d.n_errors, 1000000);
+	ck_assert_uint_le(d.n, DIAG_KEEP * 2);
+}
+END_TEST
+
 /* [domain mta-sts.example.com] is almost always meant as [domain example.com]. */
 START_TEST(test_policy_host_hint)
 {
@@ -1039,6 +1081,7 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_include_not_regular);
 	tcase_add_test(tc, test_policy_shared);
 	tcase_add_test(tc, test_policy_host_hint);
+	tcase_add_test(tc, test_hostile_sizes);
 	tcase_add_test(tc, test_acme);
 	tcase_add_test(tc, test_syntax_variants);
 	tcase_add_test(tc, test_long_domain);
