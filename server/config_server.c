@@ -1,5 +1,6 @@
 /* config_server: the [server] section: its keys, their values, and the checks across them */
 #include <errno.h>
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -271,10 +272,30 @@ unsigned config_server_seen(const struct parser *p, const char *name)
 	return p->server_seen[server_key_find(name)];
 }
 
+static bool any_addr(const struct sockaddr_storage *a)
+{
+	if (a->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)a)->sin_addr.s_addr == htonl(INADDR_ANY);
+	return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)a)->sin6_addr);
+}
+
+static in_port_t port_of(const struct sockaddr_storage *a)
+{
+	return a->ss_family == AF_INET ? ((const struct sockaddr_in *)a)->sin_port
+	                               : ((const struct sockaddr_in6 *)a)->sin6_port;
+}
+
+/* Whether binding a and b would collide: the same address, or the same port of one family
+ * where either is the wildcard address (IPv6 sockets are bound IPV6_V6ONLY, so [::] and
+ * 0.0.0.0 do not collide). */
 static bool same_sockaddr(const struct config_sockaddr *a, const struct sockaddr_storage *b,
                           socklen_t len)
 {
-	return a->len == len && memcmp(&a->addr, b, len) == 0;
+	if (a->len == len && memcmp(&a->addr, b, len) == 0)
+		return true;
+	if (port_of(&a->addr) != port_of(b) || (!any_addr(&a->addr) && !any_addr(b)))
+		return false;
+	return a->addr.ss_family == b->ss_family;
 }
 
 /* The ACME keys make sense together: a CA URL the client may use, somewhere to keep the
@@ -370,6 +391,11 @@ void config_server_check(struct parser *p)
 	    (config_listen_add(p, "0.0.0.0:443", 0) < 0 || config_listen_add(p, "[::]:443", 0) < 0))
 		oom(p);
 	acme_check(p);
+	for (size_t i = 0; c->admin_listen != NULL && i < c->n_listen; i++)
+		if (same_sockaddr(&c->admin_addr, &c->listen[i].addr, c->listen[i].addr_len))
+			diag_error(p->d, p->file, c->admin_listen_line,
+			           "admin_listen %s is also a listen address (line %u)",
+			           c->admin_listen, c->listen[i].line);
 	if (c->upstream_connect_timeout > c->upstream_timeout) {
 		unsigned line = config_server_seen(p, "upstream_connect_timeout");
 		if (line == 0)

@@ -326,6 +326,10 @@ static const struct {
      "include of a file being read (a cycle): "},
     {SERVER "[domain example.com]\n" BODY "include = x.ini\n", 7,
      "unknown key \"include\" in [domain example.com]"},
+    {SERVER "listen = 127.0.0.1:8443\nadmin_listen = 127.0.0.1:8443\n[domain example.com]\n" BODY,
+     4, "admin_listen 127.0.0.1:8443 is also a listen address (line 3)"},
+    {SERVER "listen = 0.0.0.0:8443\nadmin_listen = 127.0.0.1:8443\n[domain example.com]\n" BODY, 4,
+     "admin_listen 127.0.0.1:8443 is also a listen address (line 3)"},
     /* the file as a whole */
     {SERVER, 0, "no [domain ...] section"},
     {"", 0, "no [domain ...] section"},
