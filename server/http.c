@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -136,7 +137,8 @@ struct conn {
 	unsigned tls;                /* 12 or 13 once the handshake is done */
 	bool handshake_done;
 	bool handshake_counted;
-	bool acme; /* an acme-tls/1 validation: ends after the handshake, serves nothing */
+	bool acme;       /* an acme-tls/1 validation: ends after the handshake, serves nothing */
+	bool bad_target; /* the request target has %00 or %2F (set when it is unescaped) */
 };
 
 /* Whether the handshake negotiated acme-tls/1 (known once the ClientHello is read, before
@@ -289,6 +291,17 @@ static void notify_connection(void *cls, struct MHD_Connection *c, void **socket
 	}
 }
 
+static int hex_digit(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
 static const struct sockaddr *client_sockaddr(struct MHD_Connection *c)
 {
 	const union MHD_ConnectionInfo *info =
@@ -309,6 +322,76 @@ static void client_address(const struct sockaddr *sa, char *out, size_t size)
 		          out, (socklen_t)size);
 }
 
+/* The unescape callback (for the target's path and query): %XX decoded as MHD does, but
+ * a NUL or a slash written as %00 or %2F marks the request bad (400): it could only be
+ * meant to make the path read as another one. A NUL is never written into the string. */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+	struct conn *cn = connection_conn(c);
+	char *w = s;
+
+	for (const char *r = s; *r != '\0';) {
+		int hi = r[0] == '%' ? hex_digit(r[1]) : -1, lo = hi >= 0 ? hex_digit(r[2]) : -1;
+
+		if (lo < 0) {
+			*w++ = *r++;
+			continue;
+		}
+		if ((hi == 0 && lo == 0) || (hi == 2 && lo == 0xf)) {
+			if (cn != NULL)
+				cn->bad_target = true;
+		}
+		*w++ = hi == 0 && lo == 0 ? '?' : (char)(hi * 16 + lo);
+		r += 3;
+	}
+	*w = '\0';
+	return (size_t)(w - s);
+}
+
+struct framing {
+	unsigned hosts, lengths, encodings;
+};
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+	struct framing *f = cls;
+
+	(void)kind;
+	(void)value;
+	if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0)
+		f->hosts++;
+	else if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+		f->lengths++;
+	else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
+		f->encodings++;
+	return MHD_YES;
+}
+
+/* What a strict reading of RFC 9112 refuses with 400, decided once the head is read (before
+ * any body, so that a body never becomes a request): not exactly one Host (none only in
+ * HTTP/1.0), a Host with a NUL, space, userinfo or bad port, several Content-Length or
+ * Transfer-Encoding fields or both kinds at once, a target with %00 or %2F. */
+static bool request_malformed(struct MHD_Connection *c, const struct conn *cn, const char *version)
+{
+	struct framing f = {0, 0, 0};
+	const char *host = NULL;
+	size_t len = 0;
+
+	if (cn != NULL && cn->bad_target)
+		return true;
+	MHD_get_connection_values(c, MHD_HEADER_KIND, count_header, &f);
+	if (f.hosts > 1 || f.lengths > 1 || f.encodings > 1 || (f.lengths != 0 && f.encodings != 0))
+		return true;
+	if (f.hosts == 0)
+		return strcmp(version, MHD_HTTP_VERSION_1_0) != 0;
+	if (MHD_lookup_connection_value_n(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST,
+	                                  strlen(MHD_HTTP_HEADER_HOST), &host, &len) != MHD_YES ||
+	    host == NULL)
+		return true;
+	return strlen(host) != len || !host_well_formed(host, len);
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
                               const char *method, const char *version, const char *upload_data,
                               size_t *upload_data_size, void **req_cls)
@@ -316,9 +399,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	static int seen;
 	struct http *h = cls;
 	const struct sockaddr *client;
-	struct conn *cn;
-	const struct tenant *t;
-	const struct config_domain *cd = NULL;
+	struct conn *cn = connection_conn(c);
+	const struct tenant *t = cn != NULL ? cn->tenant : NULL;
+	const struct config_domain *cd = t != NULL ? tenant_domain(t) : NULL;
 	struct MHD_Response *r;
 	struct doc *doc = NULL;
 	enum http_status status;
@@ -326,27 +409,25 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	size_t bytes = 0;
 	enum MHD_Result ret;
 
-	/* Answer on the second call: queuing on the first makes MHD close the connection. */
+	if (cn != NULL && cn->acme)
+		return MHD_NO; /* a validation connection: nothing is served over it */
+	/* Answer on the second call: queuing on the first makes MHD close the connection,
+	 * which is what a malformed request gets. */
 	if (*req_cls == NULL) {
 		*req_cls = &seen;
-		return MHD_YES;
+		if (!request_malformed(c, cn, version))
+			return MHD_YES;
+		status = HTTP_BAD_REQUEST;
+		goto respond;
 	}
 	if (*upload_data_size != 0) {
 		*upload_data_size = 0; /* a body is read and dropped */
 		return MHD_YES;
 	}
-	cn = connection_conn(c);
-	if (cn != NULL && cn->acme)
-		return MHD_NO; /* a validation connection: nothing is served over it */
-	t = cn != NULL ? cn->tenant : NULL;
 	host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
-	if (t != NULL)
-		cd = tenant_domain(t);
 
 	if (t == NULL)
 		status = HTTP_MISDIRECTED;
-	else if (host == NULL && strcmp(version, MHD_HTTP_VERSION_1_0) != 0)
-		status = HTTP_BAD_REQUEST;
 	else if (host != NULL && !host_matches(host, cd->host))
 		status = HTTP_MISDIRECTED;
 	else if (strcmp(url, POLICY_PATH) != 0)
@@ -359,6 +440,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	else
 		status = HTTP_OK;
 
+respond:
+	if (cn != NULL)
+		cn->bad_target = false; /* for the next request on the connection */
 	if (status == HTTP_OK) {
 		r = doc->response;
 		bytes = doc->len;
@@ -409,7 +493,10 @@ static int make_responses(struct http *h)
 		if (f->response == NULL)
 			return -1;
 	}
-	if (MHD_add_response_header(fixed_for(h, HTTP_METHOD_NOT_ALLOWED)->response,
+	/* A malformed request may have been framed wrongly: nothing more is read after it. */
+	if (MHD_add_response_header(fixed_for(h, HTTP_BAD_REQUEST)->response,
+	                            MHD_HTTP_HEADER_CONNECTION, "close") == MHD_NO ||
+	    MHD_add_response_header(fixed_for(h, HTTP_METHOD_NOT_ALLOWED)->response,
 	                            MHD_HTTP_HEADER_ALLOW, "GET, HEAD") == MHD_NO ||
 	    MHD_add_response_header(fixed_for(h, HTTP_UNAVAILABLE)->response,
 	                            MHD_HTTP_HEADER_RETRY_AFTER, "60") == MHD_NO)
@@ -459,7 +546,7 @@ struct http *http_start(const struct config *config, const int *fds, size_t n_fd
 		    MHD_OPTION_CONNECTION_LIMIT, config->max_connections,
 		    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
 		    MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, MHD_OPTION_THREAD_POOL_SIZE, threads,
-		    MHD_OPTION_END);
+		    MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
 		if (h->daemons[i] == NULL) {
 			log_msg("cannot start the HTTPS server on listen socket %zu", i + 1);
 			goto fail;

@@ -601,6 +601,70 @@ START_TEST(http11_without_host_400)
 }
 END_TEST
 
+/* Requests a strict reading of RFC 9112 refuses (400, one response, the connection closed,
+ * so nothing after the head is read as a request), and a few that look odd but are fine. */
+struct strict_case {
+	const char *name;
+	const char *request; /* after "GET " */
+	int status;
+	int responses; /* HTTP/1.1 status lines in the answer */
+};
+
+#define H "Host: mta-sts.a.test\r\n"
+static const struct strict_case strict_cases[] = {
+    {"two Host (good, evil)", POLICY_PATH " HTTP/1.1\r\n" H "Host: evil.test\r\n\r\n", 400, 1},
+    {"two Host (evil, good)", POLICY_PATH " HTTP/1.1\r\nHost: evil.test\r\n" H "\r\n", 400, 1},
+    {"two Host (the same)", POLICY_PATH " HTTP/1.1\r\n" H H "\r\n", 400, 1},
+    {"two Content-Length",
+     POLICY_PATH " HTTP/1.1\r\n" H "Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello", 400, 1},
+    {"Content-Length and chunked (smuggling)",
+     POLICY_PATH " HTTP/1.1\r\n" H "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "0\r\n\r\nGET /x HTTP/1.1\r\n" H "\r\n",
+     400, 1},
+    {"Host port out of range", POLICY_PATH " HTTP/1.1\r\nHost: mta-sts.a.test:99999999999\r\n\r\n",
+     400, 1},
+    {"Host port 0", POLICY_PATH " HTTP/1.1\r\nHost: mta-sts.a.test:0\r\n\r\n", 400, 1},
+    {"Host with userinfo", POLICY_PATH " HTTP/1.1\r\nHost: x@mta-sts.a.test\r\n\r\n", 400, 1},
+    {"%00 in the path", POLICY_PATH "%00.bak HTTP/1.1\r\n" H "\r\n", 400, 1},
+    {"%2F in the path", "%2F.well-known%2Fmta-sts.txt HTTP/1.1\r\n" H "\r\n", 400, 1},
+    {"%2f in the query", POLICY_PATH "?a=%2f HTTP/1.1\r\n" H "\r\n", 400, 1},
+    /* fine */
+    {"%2e decoded", "/%2ewell-known/mta-sts.txt HTTP/1.1\r\n" H "Connection: close\r\n\r\n", 200,
+     1},
+    {"empty port", POLICY_PATH " HTTP/1.1\r\nHost: mta-sts.a.test:\r\nConnection: close\r\n\r\n",
+     200, 1},
+    {"a body on GET, then the next request",
+     POLICY_PATH " HTTP/1.1\r\n" H "Content-Length: 5\r\n\r\n"
+                 "helloGET " POLICY_PATH " HTTP/1.1\r\n" H "Connection: close\r\n\r\n",
+     200, 2},
+};
+#undef H
+
+START_TEST(strict_requests)
+{
+	const struct strict_case *c = &strict_cases[_i];
+	char *req = h_strf("GET %s", c->request);
+	struct tls_exchange x;
+	int n = 0;
+
+	ck_assert_int_eq(tls_exchange(&x, port, "mta-sts.a.test", req, 10000), 0);
+	ck_assert_msg(x.handshake == 0, "%s: handshake error %d", c->name, x.handshake);
+	ck_assert_msg(raw_status(x.response) == c->status, "%s: want %d:\n%s", c->name, c->status,
+	              x.response);
+	for (const char *p = x.response; (p = strstr(p, "HTTP/1.1 ")) != NULL; p++)
+		n++;
+	ck_assert_msg(n == c->responses, "%s: %d responses, want %d:\n%s", c->name, n, c->responses,
+	              x.response);
+	if (c->status == 400)
+		ck_assert_msg(h_contains(x.response, "Connection: close"), "%s: not closed:\n%s",
+		              c->name, x.response);
+	ck_assert_msg(!h_contains(x.response, "404"), "%s: a smuggled request was answered:\n%s",
+	              c->name, x.response);
+	tls_exchange_finish(&x);
+	free(req);
+}
+END_TEST
+
 struct header_case {
 	int n;   /* header lines */
 	int len; /* bytes of each value */
@@ -1362,6 +1426,8 @@ static Suite *integration_suite(void)
 	tcase_add_test(tc, head_same_headers_no_body);
 	tcase_add_loop_test(tc, other_methods_405, 0, N(other_methods));
 	tcase_add_test(tc, http11_without_host_400);
+	tcase_add_loop_test(tc, strict_requests, 0,
+	                    (int)(sizeof(strict_cases) / sizeof(strict_cases[0])));
 	tcase_add_loop_test(tc, header_section_limit, 0, N(header_sizes));
 	tcase_add_loop_test(tc, incomplete_request_idle_timeout, 0, N(incomplete));
 	tcase_add_loop_test(tc, tls_versions, 0, N(tls_cases));
