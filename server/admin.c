@@ -411,7 +411,8 @@ static void render_status(struct snapshot *s, struct journal *j, const char *onl
 	           " at %s. Handshakes: %lu full, %lu resumed, %lu unknown SNI, %lu failed.</p>\n",
 	           when, stats_handshakes(STATS_HS_OK), stats_handshakes(STATS_HS_RESUMED),
 	           stats_handshakes(STATS_HS_UNKNOWN_SNI) + stats_handshakes(STATS_HS_NO_SNI),
-	           stats_handshakes(STATS_HS_FAILED));
+	           stats_handshakes(STATS_HS_NO_HELLO) + stats_handshakes(STATS_HS_OLD_VERSION) +
+	               stats_handshakes(STATS_HS_CLIENT_ALERT) + stats_handshakes(STATS_HS_FAILED));
 	if (cc != NULL) {
 		certcache_count(cc, states, faults);
 		buf_printf(

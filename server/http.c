@@ -1,6 +1,7 @@
 /* http: libmicrohttpd glue: TLS by SNI, routing, headers, status codes, access log */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -25,6 +26,8 @@
 #define MAX_DAEMONS 16
 /* Per-connection memory pool: bounds the request header section (431 above ~8 KiB). */
 #define CONNECTION_MEMORY 8192
+/* "handshake failed" lines a second at most */
+#define HS_LOG_PER_SECOND 10
 
 /* The answers that are not a policy, by status. */
 static const struct {
@@ -52,6 +55,10 @@ struct http {
 	gnutls_datum_t ticket_key;
 	struct fixed fixed[N_FIXED]; /* error answers, shared by every request */
 	struct acme *acme;           /* answers TLS-ALPN-01 challenges */
+	pthread_mutex_t hs_log_lock; /* the rate of "handshake failed" lines */
+	time_t hs_log_second;
+	unsigned hs_log_count;
+	unsigned long hs_log_skipped;
 };
 
 /* ALPN: what MHD offers, plus acme-tls/1 while ACME validates by TLS-ALPN-01 (RFC 8737). A
@@ -139,6 +146,9 @@ struct conn {
 	bool handshake_counted;
 	bool acme;       /* an acme-tls/1 validation: ends after the handshake, serves nothing */
 	bool bad_target; /* the request target has %00 or %2F (set when it is unescaped) */
+	bool hello;      /* a ClientHello arrived */
+	enum stats_handshake failure; /* counted in the certificate callback, if so */
+	char *bad_sni;                /* an SNI no tenant has, for the log */
 };
 
 /* Whether the handshake negotiated acme-tls/1 (known once the ClientHello is read, before
@@ -206,8 +216,14 @@ static int cert_callback(gnutls_session_t session, const gnutls_datum_t *req_ca_
 		 * once. */
 		if (cn == NULL || !cn->handshake_counted)
 			stats_handshake(has_sni ? STATS_HS_UNKNOWN_SNI : STATS_HS_NO_SNI);
-		if (cn != NULL)
+		if (cn != NULL) {
 			cn->handshake_counted = true;
+			cn->failure = has_sni ? STATS_HS_UNKNOWN_SNI : STATS_HS_NO_SNI;
+			if (has_sni && cn->bad_sni == NULL && (cn->bad_sni = strdup(sni)) != NULL)
+				for (char *p = cn->bad_sni; *p != '\0'; p++)
+					if (*p <= ' ' || *p > '~')
+						*p = '?'; /* a log line is one line */
+		}
 		gnutls_alert_send(session, GNUTLS_AL_FATAL, GNUTLS_A_UNRECOGNIZED_NAME);
 		return -1;
 	}
@@ -229,10 +245,29 @@ static int handshake_hook(gnutls_session_t session, unsigned int htype, unsigned
 	char sni[256];
 	size_t len;
 
+	if (cn == NULL)
+		return 0;
+	if (htype == GNUTLS_HANDSHAKE_CLIENT_HELLO && incoming && when == GNUTLS_HOOK_PRE) {
+		cn->hello = true;
+		/* client_version, the hello's first two bytes, under 3.3: TLS 1.1 or older.
+		 * GnuTLS would drop it without a word; RFC 8446 (and 5246) want an alert. */
+		if (msg != NULL && msg->size >= 2 &&
+		    (msg->data[0] < 3 || (msg->data[0] == 3 && msg->data[1] < 3))) {
+			cn->failure = STATS_HS_OLD_VERSION;
+			cn->handshake_counted = true;
+			stats_handshake(STATS_HS_OLD_VERSION);
+			gnutls_alert_send(session, GNUTLS_AL_FATAL, GNUTLS_A_PROTOCOL_VERSION);
+			return GNUTLS_E_UNSUPPORTED_VERSION_PACKET;
+		}
+		return 0;
+	}
+	if (htype != GNUTLS_HANDSHAKE_FINISHED || when != GNUTLS_HOOK_POST)
+		return 0;
+
 	/* A resumed session skipped the certificate callback: acme-tls/1 is known here. */
-	if (cn != NULL && !cn->acme && session_acme(session))
+	if (!cn->acme && session_acme(session))
 		cn->acme = true;
-	if (cn != NULL && cn->acme) {
+	if (cn->acme) {
 		/* RFC 8737 3: nothing is sent over a validation connection. The last Finished
 		 * is the client's in TLS 1.3 and ours in a full TLS 1.2 handshake; then the
 		 * read side is shut so that MHD sees the end and closes. */
@@ -242,7 +277,7 @@ static int handshake_hook(gnutls_session_t session, unsigned int htype, unsigned
 			shutdown(gnutls_transport_get_int(session), SHUT_RD);
 		return 0;
 	}
-	if (incoming && cn != NULL && !cn->handshake_done) {
+	if (incoming && !cn->handshake_done) {
 		if (cn->tenant == NULL && cn->snap != NULL &&
 		    session_sni(session, sni, sizeof(sni), &len) == 0)
 			cn->tenant = snapshot_find(cn->snap, sni, len);
@@ -252,6 +287,56 @@ static int handshake_hook(gnutls_session_t session, unsigned int htype, unsigned
 		                                                   : STATS_HS_OK);
 	}
 	return 0;
+}
+
+static const struct sockaddr *client_sockaddr(struct MHD_Connection *c);
+static void client_address(const struct sockaddr *sa, char *out, size_t size);
+
+/* A connection closed before its handshake completed: counted by reason (unless the
+ * certificate callback or the hello hook did) and logged, at most HS_LOG_PER_SECOND lines a
+ * second with what was left out said in the next one. */
+static void handshake_failed(struct http *h, struct MHD_Connection *c, struct conn *cn)
+{
+	const union MHD_ConnectionInfo *info =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	gnutls_session_t session = info != NULL ? info->tls_session : NULL;
+	enum stats_handshake why = cn->failure;
+	gnutls_alert_description_t alert = session != NULL ? gnutls_alert_get(session) : 0;
+	char addr[INET6_ADDRSTRLEN], more[64] = "";
+	const char *sni = cn->bad_sni != NULL  ? cn->bad_sni
+	                  : cn->tenant != NULL ? tenant_domain(cn->tenant)->host
+	                                       : "-";
+	unsigned long skipped = 0;
+	time_t now = time(NULL);
+	bool log;
+
+	if (!cn->handshake_counted) {
+		why = !cn->hello                       ? STATS_HS_NO_HELLO
+		      : alert != GNUTLS_A_CLOSE_NOTIFY ? STATS_HS_CLIENT_ALERT
+		                                       : STATS_HS_FAILED;
+		stats_handshake(why);
+	}
+	pthread_mutex_lock(&h->hs_log_lock);
+	if (now != h->hs_log_second) {
+		h->hs_log_second = now;
+		h->hs_log_count = 0;
+	}
+	log = h->hs_log_count++ < HS_LOG_PER_SECOND;
+	if (log) {
+		skipped = h->hs_log_skipped;
+		h->hs_log_skipped = 0;
+	} else {
+		h->hs_log_skipped++;
+	}
+	pthread_mutex_unlock(&h->hs_log_lock);
+	if (!log)
+		return;
+	client_address(client_sockaddr(c), addr, sizeof(addr));
+	if (skipped != 0)
+		snprintf(more, sizeof(more), " (%lu more not logged)", skipped);
+	log_msg("handshake failed: client %s, sni %s: %s%s%s%s", addr, sni,
+	        stats_handshake_names[why], why == STATS_HS_CLIENT_ALERT ? ", alert " : "",
+	        why == STATS_HS_CLIENT_ALERT ? gnutls_alert_get_name(alert) : "", more);
 }
 
 static void notify_connection(void *cls, struct MHD_Connection *c, void **socket_context,
@@ -277,14 +362,14 @@ static void notify_connection(void *cls, struct MHD_Connection *c, void **socket
 			if (cf != NULL && cf->acme != NULL && !cf->acme_http01 && h->acme != NULL)
 				gnutls_alpn_set_protocols(info->tls_session, alpn_acme, 3, 0);
 			gnutls_session_ticket_enable_server(info->tls_session, &h->ticket_key);
-			gnutls_handshake_set_hook_function(info->tls_session,
-			                                   GNUTLS_HANDSHAKE_FINISHED,
-			                                   GNUTLS_HOOK_POST, handshake_hook);
+			gnutls_handshake_set_hook_function(info->tls_session, GNUTLS_HANDSHAKE_ANY,
+			                                   GNUTLS_HOOK_BOTH, handshake_hook);
 		}
 	} else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && cn != NULL) {
-		if (!cn->handshake_counted)
-			stats_handshake(STATS_HS_FAILED);
+		if (!cn->handshake_done && !cn->acme)
+			handshake_failed(h, c, cn);
 		tls_cert_unref(cn->cert);
+		free(cn->bad_sni);
 		snapshot_unref(cn->snap);
 		free(cn);
 		*socket_context = NULL;
@@ -479,6 +564,9 @@ respond:
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
+	/* Every failed handshake: handshake_failed() says it better, once, rate-limited. */
+	if (strstr(fmt, "handshake message out of context") != NULL)
+		return;
 	log_vmsg(fmt, ap);
 }
 
@@ -520,6 +608,7 @@ struct http *http_start(const struct config *config, const int *fds, size_t n_fd
 	if (h == NULL)
 		return NULL;
 	h->acme = acme;
+	pthread_mutex_init(&h->hs_log_lock, NULL);
 	if (n_fds > MAX_DAEMONS) {
 		log_msg("at most %d listen addresses", MAX_DAEMONS);
 		goto fail;
@@ -576,6 +665,7 @@ void http_stop(struct http *h)
 			close(fd);
 	}
 	destroy_responses(h);
+	pthread_mutex_destroy(&h->hs_log_lock);
 	if (h->ticket_key.data != NULL) {
 		gnutls_memset(h->ticket_key.data, 0, h->ticket_key.size);
 		gnutls_free(h->ticket_key.data);
