@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <microhttpd.h>
 
@@ -339,6 +340,33 @@ static void handshake_failed(struct http *h, struct MHD_Connection *c, struct co
 	        why == STATS_HS_CLIENT_ALERT ? gnutls_alert_get_name(alert) : "", more);
 }
 
+/* Once the ClientHello's SNI is known, before its tickets are looked at: the ticket key of
+ * that name, derived from the process's key, so that a ticket issued for one tenant never
+ * resumes a session under another tenant's name (RFC 6066 3; virtual host confusion). */
+static int post_client_hello(gnutls_session_t session)
+{
+	struct conn *cn = session_conn(session);
+	unsigned char key[64];
+	gnutls_datum_t k = {key, sizeof(key)};
+	char sni[256];
+	size_t len = 0;
+
+	if (cn == NULL)
+		return 0;
+	if (session_sni(session, sni, sizeof(sni), &len) < 0)
+		len = 0;
+	for (size_t i = 0; i < len; i++)
+		sni[i] = (char)(sni[i] >= 'A' && sni[i] <= 'Z' ? sni[i] + 32 : sni[i]);
+	if (gnutls_hmac_fast(GNUTLS_MAC_SHA512, cn->http->ticket_key.data,
+	                     cn->http->ticket_key.size, sni, len, key) < 0 ||
+	    gnutls_session_ticket_enable_server(session, &k) < 0) {
+		gnutls_memset(key, 0, sizeof(key));
+		return GNUTLS_E_INTERNAL_ERROR; /* no ticket of another name may slip through */
+	}
+	gnutls_memset(key, 0, sizeof(key));
+	return 0;
+}
+
 static void notify_connection(void *cls, struct MHD_Connection *c, void **socket_context,
                               enum MHD_ConnectionNotificationCode toe)
 {
@@ -362,6 +390,8 @@ static void notify_connection(void *cls, struct MHD_Connection *c, void **socket
 			if (cf != NULL && cf->acme != NULL && !cf->acme_http01 && h->acme != NULL)
 				gnutls_alpn_set_protocols(info->tls_session, alpn_acme, 3, 0);
 			gnutls_session_ticket_enable_server(info->tls_session, &h->ticket_key);
+			gnutls_handshake_set_post_client_hello_function(info->tls_session,
+			                                                post_client_hello);
 			gnutls_handshake_set_hook_function(info->tls_session, GNUTLS_HANDSHAKE_ANY,
 			                                   GNUTLS_HOOK_BOTH, handshake_hook);
 		}
