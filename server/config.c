@@ -889,6 +889,8 @@ struct config *config_load(const char *path, struct diag *d)
 	*c = (struct config){
 	    .idle_timeout = 10,
 	    .max_connections = 4096,
+	    .max_connections_per_ip = 256,
+	    .request_timeout = 10,
 	    .access_log = true,
 	    .sts_ttl = 3600,
 	    .tlsrpt_ttl = 86400,

@@ -78,9 +78,12 @@ struct config {
 	char *user; /* drop privileges to this user after binding, or NULL */
 	unsigned user_line;
 
-	unsigned threads;         /* 0 = number of CPUs */
-	unsigned idle_timeout;    /* seconds, default 10 */
-	unsigned max_connections; /* default 4096 */
+	unsigned threads;                /* 0 = number of CPUs */
+	unsigned idle_timeout;           /* seconds, default 10 */
+	unsigned max_connections;        /* default 4096 */
+	unsigned max_connections_per_ip; /* from one client address, 0 = no limit; default 256 */
+	unsigned request_timeout; /* seconds to a complete request head, TLS handshake included,
+	                           * not extended by each byte; default 10 */
 	bool access_log;          /* default true */
 	unsigned sts_ttl;         /* default 3600 */
 	unsigned tlsrpt_ttl;      /* default 86400 */

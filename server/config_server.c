@@ -43,6 +43,8 @@ static const struct server_key server_keys[] = {
     {"threads", KEY_UINT, CF(threads), NO_LINE, 0, 256, 0},
     {"idle_timeout", KEY_UINT, CF(idle_timeout), NO_LINE, 1, 3600, 0},
     {"max_connections", KEY_UINT, CF(max_connections), NO_LINE, 1, 1000000, 0},
+    {"max_connections_per_ip", KEY_UINT, CF(max_connections_per_ip), NO_LINE, 0, 1000000, 0},
+    {"request_timeout", KEY_UINT, CF(request_timeout), NO_LINE, 1, 3600, 0},
     {"access_log", KEY_BOOL, CF(access_log), NO_LINE, 0, 0, 0},
     {"sts_ttl", KEY_UINT, CF(sts_ttl), NO_LINE, 60, 604800, 0},
     {"tlsrpt_ttl", KEY_UINT, CF(tlsrpt_ttl), NO_LINE, 60, 604800, 0},

@@ -17,6 +17,7 @@
 #include <microhttpd.h>
 
 #include "acme.h"
+#include "admission.h"
 #include "host.h"
 #include "http.h"
 #include "log.h"
@@ -56,6 +57,7 @@ struct http {
 	gnutls_datum_t ticket_key;
 	struct fixed fixed[N_FIXED]; /* error answers, shared by every request */
 	struct acme *acme;           /* answers TLS-ALPN-01 challenges */
+	struct admission *adm;       /* deadlines, per-address limit, shedding */
 	pthread_mutex_t hs_log_lock; /* the rate of "handshake failed" lines */
 	time_t hs_log_second;
 	unsigned hs_log_count;
@@ -150,6 +152,8 @@ struct conn {
 	bool hello;      /* a ClientHello arrived */
 	enum stats_handshake failure; /* counted in the certificate callback, if so */
 	char *bad_sni;                /* an SNI no tenant has, for the log */
+	struct admission_conn adm;
+	bool admitted; /* adm is known to h->adm */
 };
 
 /* Whether the handshake negotiated acme-tls/1 (known once the ClientHello is read, before
@@ -377,10 +381,18 @@ static void notify_connection(void *cls, struct MHD_Connection *c, void **socket
 		const union MHD_ConnectionInfo *info =
 		    MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
 
+		const union MHD_ConnectionInfo *fd =
+		    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+
 		cn = calloc(1, sizeof(*cn));
 		if (cn != NULL) {
 			cn->http = h;
 			cn->snap = snapshot_acquire();
+			if (fd != NULL) {
+				admission_start(h->adm, &cn->adm, fd->connect_fd,
+				                client_sockaddr(c));
+				cn->admitted = true;
+			}
 		}
 		*socket_context = cn;
 		if (info != NULL && info->tls_session != NULL) {
@@ -398,6 +410,8 @@ static void notify_connection(void *cls, struct MHD_Connection *c, void **socket
 	} else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && cn != NULL) {
 		if (!cn->handshake_done && !cn->acme)
 			handshake_failed(h, c, cn);
+		if (cn->admitted)
+			admission_end(h->adm, &cn->adm);
 		tls_cert_unref(cn->cert);
 		free(cn->bad_sni);
 		snapshot_unref(cn->snap);
@@ -556,8 +570,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		status = HTTP_OK;
 
 respond:
-	if (cn != NULL)
+	if (cn != NULL) {
 		cn->bad_target = false; /* for the next request on the connection */
+		if (cn->admitted)
+			admission_head(h->adm, &cn->adm); /* head and body are in */
+	}
 	if (status == HTTP_OK) {
 		r = doc->response;
 		bytes = doc->len;
@@ -590,6 +607,26 @@ respond:
 		log_access(addr, cd != NULL ? cd->host : "-", method, url, (unsigned)status, bytes);
 	}
 	return ret;
+}
+
+static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+	struct http *h = cls;
+
+	(void)addrlen;
+	return admission_accept(h->adm, addr) ? MHD_YES : MHD_NO;
+}
+
+/* A response went out: a connection that stays open waits for its next request. */
+static void request_completed(void *cls, struct MHD_Connection *c, void **req_cls,
+                              enum MHD_RequestTerminationCode toe)
+{
+	struct http *h = cls;
+	struct conn *cn = connection_conn(c);
+
+	(void)req_cls;
+	if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && cn != NULL && cn->admitted)
+		admission_idle(h->adm, &cn->adm);
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
@@ -648,6 +685,15 @@ struct http *http_start(const struct config *config, const int *fds, size_t n_fd
 		threads = n > 0 ? (unsigned)n : 1;
 	}
 	atomic_init(&h->access_log, config->access_log);
+	h->adm = admission_create(&(struct admission_opts){
+	    .name = "https",
+	    .max_connections = config->max_connections,
+	    .per_ip = config->max_connections_per_ip,
+	    .head_timeout = config->request_timeout,
+	    .idle_timeout = config->idle_timeout,
+	});
+	if (h->adm == NULL)
+		goto fail;
 	if (make_responses(h) < 0 || gnutls_session_ticket_key_generate(&h->ticket_key) < 0) {
 		log_msg("out of memory");
 		goto fail;
@@ -657,12 +703,17 @@ struct http *http_start(const struct config *config, const int *fds, size_t n_fd
 		 * (NOTES-mhd-gnutls.md). */
 		unsigned flags =
 		    MHD_USE_TLS | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+		/* The connection limit is admission's: libmicrohttpd's own is higher, so that
+		 * shed connections may finish closing while new ones come in. */
 		h->daemons[i] = MHD_start_daemon(
-		    flags, 0, NULL, NULL, handle, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-		    MHD_OPTION_LISTEN_SOCKET, fds[i], MHD_OPTION_HTTPS_CERT_CALLBACK, cert_callback,
-		    MHD_OPTION_HTTPS_PRIORITIES, tls_priorities, MHD_OPTION_NOTIFY_CONNECTION,
-		    notify_connection, h, MHD_OPTION_CONNECTION_TIMEOUT, config->idle_timeout,
-		    MHD_OPTION_CONNECTION_LIMIT, config->max_connections,
+		    flags, 0, accept_policy, h, handle, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+		    NULL, MHD_OPTION_LISTEN_SOCKET, fds[i], MHD_OPTION_HTTPS_CERT_CALLBACK,
+		    cert_callback, MHD_OPTION_HTTPS_PRIORITIES, tls_priorities,
+		    MHD_OPTION_NOTIFY_CONNECTION, notify_connection, h,
+		    MHD_OPTION_CONNECTION_TIMEOUT, config->idle_timeout,
+		    MHD_OPTION_CONNECTION_LIMIT,
+		    config->max_connections + config->max_connections / 8 + 64,
+		    MHD_OPTION_NOTIFY_COMPLETED, request_completed, h,
 		    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
 		    MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, MHD_OPTION_THREAD_POOL_SIZE, threads,
 		    MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
@@ -695,6 +746,7 @@ void http_stop(struct http *h)
 			close(fd);
 	}
 	destroy_responses(h);
+	admission_destroy(h->adm); /* after the daemons: every connection has ended */
 	pthread_mutex_destroy(&h->hs_log_lock);
 	if (h->ticket_key.data != NULL) {
 		gnutls_memset(h->ticket_key.data, 0, h->ticket_key.size);
