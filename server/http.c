@@ -58,6 +58,7 @@ struct http {
 	struct fixed fixed[N_FIXED]; /* error answers, shared by every request */
 	struct acme *acme;           /* answers TLS-ALPN-01 challenges */
 	struct admission *adm;       /* deadlines, per-address limit, shedding */
+	bool plain;                  /* http_start_plain(): the first tenant for everyone */
 	pthread_mutex_t hs_log_lock; /* the rate of "handshake failed" lines */
 	time_t hs_log_second;
 	unsigned hs_log_count;
@@ -529,7 +530,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	struct http *h = cls;
 	const struct sockaddr *client;
 	struct conn *cn = connection_conn(c);
-	const struct tenant *t = cn != NULL ? cn->tenant : NULL;
+	const struct tenant *t = cn == NULL           ? NULL
+	                         : cn->tenant != NULL ? cn->tenant
+	                         : h->plain && cn->snap != NULL && snapshot_size(cn->snap) > 0
+	                             ? snapshot_tenant(cn->snap, 0)
+	                             : NULL;
 	const struct config_domain *cd = t != NULL ? tenant_domain(t) : NULL;
 	struct MHD_Response *r;
 	struct doc *doc = NULL;
@@ -729,6 +734,60 @@ fail:
 	return NULL;
 }
 
+/* The fuzzer's server on socket pairs: libmicrohttpd's complaints about TCP options on them
+ * (and about what the fuzzer sends) would only slow it down. */
+static void plain_log(void *cls, const char *fmt, va_list ap)
+{
+	(void)cls;
+	(void)fmt;
+	(void)ap;
+}
+
+struct http *http_start_plain(const struct config *config)
+{
+	struct http *h = calloc(1, sizeof(*h));
+
+	if (h == NULL)
+		return NULL;
+	h->plain = true;
+	pthread_mutex_init(&h->hs_log_lock, NULL);
+	atomic_init(&h->access_log, false);
+	h->adm = admission_create(&(struct admission_opts){
+	    .name = "plain",
+	    .max_connections = config->max_connections,
+	    .head_timeout = config->request_timeout,
+	    .idle_timeout = config->idle_timeout,
+	});
+	if (h->adm == NULL || make_responses(h) < 0 ||
+	    gnutls_session_ticket_key_generate(&h->ticket_key) < 0)
+		goto fail;
+	h->daemons[0] = MHD_start_daemon(
+	    MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC |
+	        MHD_USE_NO_LISTEN_SOCKET,
+	    0, NULL, NULL, handle, h, MHD_OPTION_EXTERNAL_LOGGER, plain_log, NULL,
+	    MHD_OPTION_NOTIFY_CONNECTION, notify_connection, h, MHD_OPTION_CONNECTION_TIMEOUT,
+	    config->idle_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
+	    MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
+	    MHD_OPTION_NOTIFY_COMPLETED, request_completed, h, MHD_OPTION_END);
+	if (h->daemons[0] == NULL)
+		goto fail;
+	h->n_daemons = 1;
+	return h;
+fail:
+	log_msg("cannot start the plain HTTP server");
+	http_stop(h);
+	return NULL;
+}
+
+int http_plain_add(struct http *h, int fd)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+
+	return MHD_add_connection(h->daemons[0], fd, (struct sockaddr *)&sa, sizeof(sa)) == MHD_YES
+	           ? 0
+	           : -1;
+}
+
 void http_set_access_log(struct http *h, bool on)
 {
 	atomic_store(&h->access_log, on);
@@ -739,7 +798,7 @@ void http_stop(struct http *h)
 	if (h == NULL)
 		return;
 	for (size_t i = 0; i < h->n_daemons; i++) {
-		MHD_socket fd = MHD_quiesce_daemon(h->daemons[i]);
+		MHD_socket fd = h->plain ? MHD_INVALID_SOCKET : MHD_quiesce_daemon(h->daemons[i]);
 
 		MHD_stop_daemon(h->daemons[i]);
 		if (fd != MHD_INVALID_SOCKET)
