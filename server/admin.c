@@ -502,7 +502,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 
 static void admin_log(void *cls, const char *fmt, va_list ap)
 {
-	log_vmsg(fmt, ap);
+	log_vmsg(LOG_LEVEL_WARNING, fmt, ap);
 }
 
 struct admin *admin_start(int fd, struct acme *acme)
@@ -521,7 +521,7 @@ struct admin *admin_start(int fd, struct acme *acme)
 	    MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
 	    MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_END);
 	if (a->daemon == NULL) {
-		log_msg("cannot start the admin listener");
+		log_err("cannot start the admin listener");
 		close(fd);
 		free(a);
 		return NULL;

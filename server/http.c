@@ -395,7 +395,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
-	log_vmsg(fmt, ap);
+	log_vmsg(LOG_LEVEL_WARNING, fmt, ap);
 }
 
 static int make_responses(struct http *h)
@@ -434,7 +434,7 @@ struct http *http_start(const struct config *config, const int *fds, size_t n_fd
 		return NULL;
 	h->acme = acme;
 	if (n_fds > MAX_DAEMONS) {
-		log_msg("at most %d listen addresses", MAX_DAEMONS);
+		log_err("at most %d listen addresses", MAX_DAEMONS);
 		goto fail;
 	}
 	if (threads == 0) {
@@ -443,7 +443,7 @@ struct http *http_start(const struct config *config, const int *fds, size_t n_fd
 	}
 	atomic_init(&h->access_log, config->access_log);
 	if (make_responses(h) < 0 || gnutls_session_ticket_key_generate(&h->ticket_key) < 0) {
-		log_msg("out of memory");
+		log_err("out of memory");
 		goto fail;
 	}
 	for (size_t i = 0; i < n_fds; i++) {
@@ -461,7 +461,7 @@ struct http *http_start(const struct config *config, const int *fds, size_t n_fd
 		    MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, MHD_OPTION_THREAD_POOL_SIZE, threads,
 		    MHD_OPTION_END);
 		if (h->daemons[i] == NULL) {
-			log_msg("cannot start the HTTPS server on listen socket %zu", i + 1);
+			log_err("cannot start the HTTPS server on listen socket %zu", i + 1);
 			goto fail;
 		}
 		h->n_daemons++;
