@@ -326,29 +326,17 @@ static void log_changes(struct server *sv, const struct snapshot *old, const str
 	        changed, added, removed);
 }
 
-/* One diagnostic as check prints it: "FILE:LINE: [warning: ]message". */
-static void diag_line(const struct diag_entry *e, char *out, size_t size)
+static void log_diag_line(void *arg, enum diag_level level, const char *line)
 {
-	const char *kind = e->level == DIAG_WARNING ? "warning: " : "";
-
-	if (e->file != NULL && e->line != 0)
-		snprintf(out, size, "%s:%u: %s%s", e->file, e->line, kind, e->msg);
-	else if (e->file != NULL)
-		snprintf(out, size, "%s: %s%s", e->file, kind, e->msg);
-	else
-		snprintf(out, size, "%s%s", kind, e->msg);
+	(void)arg;
+	log_plain(level == DIAG_ERROR ? LOG_LEVEL_ERR : LOG_LEVEL_WARNING, "%s", line);
 }
 
-/* Every diagnostic of a load, one line each at its level (the journal tells them apart). */
+/* The diagnostics of a load as check prints them, each line at its level (the journal
+ * tells them apart). */
 static void log_diag(const struct diag *d)
 {
-	char line[1024];
-
-	for (size_t i = 0; i < d->n; i++) {
-		diag_line(&d->v[i], line, sizeof(line));
-		log_plain(d->v[i].level == DIAG_ERROR ? LOG_LEVEL_ERR : LOG_LEVEL_WARNING, "%s",
-		          line);
-	}
+	diag_lines(d, log_diag_line, NULL);
 }
 
 /* Loads the configuration into a new snapshot, certificates taken over from the running
@@ -429,17 +417,31 @@ static void commit(struct server *sv, struct snapshot *s)
 	preload_start(&sv->preload);
 }
 
+struct first_error {
+	char *out;
+	size_t size;
+	bool found;
+};
+
+static void first_error_line(void *arg, enum diag_level level, const char *line)
+{
+	struct first_error *fe = arg;
+
+	if (level != DIAG_ERROR || fe->found)
+		return;
+	snprintf(fe->out, fe->size, "%s", line);
+	fe->found = true;
+}
+
 /* The first error of a rejected load, for the service manager's one status line
  * (control characters from file names or values become '?'). */
 static void first_error(const struct diag *d, char *out, size_t size)
 {
-	snprintf(out, size, "an error (see the log)");
-	for (size_t i = 0; i < d->n; i++) {
-		if (d->v[i].level != DIAG_ERROR)
-			continue;
-		diag_line(&d->v[i], out, size);
-		break;
-	}
+	struct first_error fe = {out, size, false};
+
+	diag_lines(d, first_error_line, &fe);
+	if (!fe.found)
+		snprintf(out, size, "an error (see the log)");
 	for (char *p = out; *p != '\0'; p++)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			*p = '?';
