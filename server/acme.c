@@ -320,14 +320,14 @@ static time_t order(struct acme *a, struct settings *s, struct entry *e, time_t 
 		st.retry_at = next = now + (time_t)wait;
 		problem_text(&p, st.problem, sizeof(st.problem));
 		log_time(next, when, sizeof(when));
-		log_msg("%s: ACME order failed (%u in a row): %s; next attempt at %s", e->host,
-		        st.failures, st.problem, when);
+		log_warn("%s: ACME order failed (%u in a row): %s; next attempt at %s", e->host,
+		         st.failures, st.problem, when);
 		pthread_mutex_lock(&a->lock);
 		a->failed++;
 		pthread_mutex_unlock(&a->lock);
 	}
 	if (acmestate_status_write(s->state_dir, e->host, &st) < 0)
-		log_msg("%s: cannot save the ACME status: %s", e->host, strerror(errno));
+		log_err("%s: cannot save the ACME status: %s", e->host, strerror(errno));
 	changed(a, e->host);
 	return next;
 }
@@ -376,7 +376,7 @@ static time_t visit(struct acme *a, struct settings *s, struct entry *e, time_t 
 	statefile_mkdirs(path, 0700);
 	if (acmestate_path(path, sizeof(path), s->state_dir, e->host, "lock") < 0 ||
 	    (fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0) {
-		log_msg("%s: cannot open its ACME lock %s: %s", e->host, path, strerror(errno));
+		log_err("%s: cannot open its ACME lock %s: %s", e->host, path, strerror(errno));
 		next = now + s->retry_min;
 		goto out;
 	}
@@ -483,7 +483,7 @@ static void threads_start(struct acme *a)
 {
 	for (unsigned i = 0; i < a->set->concurrency && i < THREADS_MAX; i++) {
 		if (pthread_create(&a->threads[i], NULL, thread_main, a) != 0) {
-			log_msg("acme: cannot start an order thread: %s", strerror(errno));
+			log_err("acme: cannot start an order thread: %s", strerror(errno));
 			break;
 		}
 		a->n_threads++;
@@ -569,7 +569,7 @@ static struct settings *settings_create(const struct config *c, const atomic_boo
 		goto fail;
 	snprintf(dir, sizeof(dir), "%s/acme", c->state_dir);
 	if (statefile_mkdirs(dir, 0700) < 0)
-		log_msg("acme: cannot create %s: %s", dir, strerror(errno));
+		log_err("acme: cannot create %s: %s", dir, strerror(errno));
 	s->ca = acme_ca_create(&(struct acme_ca_opts){
 	    .directory = c->acme,
 	    .email = c->acme_email,
@@ -653,7 +653,7 @@ void acme_configure(struct acme *a, const struct config *c)
 	struct settings *s = NULL;
 
 	if (c->acme != NULL && (s = settings_create(c, &a->stop)) == NULL) {
-		log_msg("acme: out of memory: certificates are not ordered");
+		log_err("acme: out of memory: certificates are not ordered");
 		return;
 	}
 	if ((s == NULL) != (a->set == NULL) || (s != NULL && strcmp(s->key, a->set->key) != 0)) {
@@ -669,7 +669,7 @@ void acme_configure(struct acme *a, const struct config *c)
 	settings_free(s);
 	pthread_mutex_lock(&a->lock);
 	if (set_entries(a, c) < 0)
-		log_msg("acme: out of memory: the names kept are not updated");
+		log_err("acme: out of memory: the names kept are not updated");
 	pthread_cond_broadcast(&a->wake);
 	pthread_mutex_unlock(&a->lock);
 }

@@ -613,7 +613,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 
 static void admin_log(void *cls, const char *fmt, va_list ap)
 {
-	log_vmsg(fmt, ap);
+	log_vmsg(LOG_LEVEL_WARNING, fmt, ap);
 }
 
 struct admin *admin_start(int fd, struct acme *acme, struct journal *journal)
@@ -647,7 +647,7 @@ struct admin *admin_start(int fd, struct acme *acme, struct journal *journal)
 		    notify_connection, a, MHD_OPTION_NOTIFY_COMPLETED, request_completed, a,
 		    MHD_OPTION_END);
 	if (a->daemon == NULL) {
-		log_msg("cannot start the admin listener");
+		log_err("cannot start the admin listener");
 		admission_destroy(a->adm);
 		close(fd);
 		free(a);

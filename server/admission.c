@@ -155,11 +155,11 @@ static void log_shed(struct admission *a, time_t now)
 		return;
 	memcpy(a->logged, a->count, sizeof(a->logged));
 	a->logged_at = now;
-	log_msg("%s: %lu connections shed or refused in %d s (no request head in time: %lu, "
-	        "idle closed for new ones: %lu, slowest closed for new ones: %lu, table full: "
-	        "%lu, over the per-address limit: %lu); %u open",
-	        a->o.name, total, LOG_EVERY, d[ADMISSION_DEADLINE], d[ADMISSION_IDLE],
-	        d[ADMISSION_SLOW], d[ADMISSION_FULL], d[ADMISSION_PER_IP], a->open - a->closing);
+	log_warn("%s: %lu connections shed or refused in %d s (no request head in time: %lu, "
+	         "idle closed for new ones: %lu, slowest closed for new ones: %lu, table full: "
+	         "%lu, over the per-address limit: %lu); %u open",
+	         a->o.name, total, LOG_EVERY, d[ADMISSION_DEADLINE], d[ADMISSION_IDLE],
+	         d[ADMISSION_SLOW], d[ADMISSION_FULL], d[ADMISSION_PER_IP], a->open - a->closing);
 }
 
 /* Every admission, for admission_each(). */
@@ -209,14 +209,14 @@ struct admission *admission_create(const struct admission_opts *o)
 	int err;
 
 	if (a == NULL) {
-		log_msg("%s: out of memory", o->name);
+		log_err("%s: out of memory", o->name);
 		return NULL;
 	}
 	a->o = *o;
 	pthread_mutex_init(&a->lock, NULL);
 	pthread_cond_init(&a->wake, NULL);
 	if ((err = pthread_create(&a->thread, NULL, reaper, a)) != 0) {
-		log_msg("%s: cannot start a thread: %s", o->name, strerror(err));
+		log_err("%s: cannot start a thread: %s", o->name, strerror(err));
 		pthread_cond_destroy(&a->wake);
 		pthread_mutex_destroy(&a->lock);
 		free(a);

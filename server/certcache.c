@@ -250,7 +250,7 @@ static void log_transition(const struct certcache *cc, size_t i, const struct ou
 	if (o->state == CERT_DEGRADED) {
 		if (old_state == CERT_DEGRADED && old_fault == o->problem.fault) {
 			if (old != NULL && o->cert == NULL)
-				log_msg(
+				log_err(
 				    "%s: its previous certificate is no longer valid either: no "
 				    "handshake for %s until it is fixed",
 				    cd->name, cd->host);
@@ -258,12 +258,12 @@ static void log_transition(const struct certcache *cc, size_t i, const struct ou
 		}
 		if (o->cert != NULL) {
 			log_time(o->cert->not_after, when, sizeof(when));
-			log_msg(
+			log_warn(
 			    "%s: certificate degraded (%s): %s; keeping the previous certificate "
 			    "(valid until %s)",
 			    cd->name, tls_fault_names[o->problem.fault], o->problem.msg, when);
 		} else {
-			log_msg("%s: certificate degraded (%s): %s; no handshake for %s until it "
+			log_err("%s: certificate degraded (%s): %s; no handshake for %s until it "
 			        "is fixed",
 			        cd->name, tls_fault_names[o->problem.fault], o->problem.msg,
 			        cd->host);
@@ -355,7 +355,7 @@ static void read_dir(struct certcache *cc, const struct tls_store *reuse, struct
 		if ((cc->flags & CERTCACHE_VALIDATE) && d != NULL)
 			diag_error(d, c->file, c->certs_dir_line, "%s", cc->dir_problem.msg);
 		else if (strcmp(before.msg, cc->dir_problem.msg) != 0)
-			log_msg("certs directory %s", cc->dir_problem.msg);
+			log_err("certs directory %s", cc->dir_problem.msg);
 	}
 	if (cc->dir != reuse)
 		tls_store_destroy(cc->dir);

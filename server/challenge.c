@@ -60,7 +60,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 
 static void challenge_log(void *cls, const char *fmt, va_list ap)
 {
-	log_vmsg(fmt, ap);
+	log_vmsg(LOG_LEVEL_WARNING, fmt, ap);
 }
 
 struct challenge_listener *challenge_start(int fd, struct acme *acme)
@@ -79,7 +79,7 @@ struct challenge_listener *challenge_start(int fd, struct acme *acme)
 	    MHD_OPTION_CONNECTION_LIMIT, 256u, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)8192,
 	    MHD_OPTION_END);
 	if (l->daemon == NULL) {
-		log_msg("cannot start the acme_http_listen listener");
+		log_err("cannot start the acme_http_listen listener");
 		close(fd);
 		free(l);
 		return NULL;

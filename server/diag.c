@@ -85,22 +85,44 @@ void diag_add(struct diag *d, enum diag_level level, const char *file, unsigned 
 	count(d, level);
 }
 
-void diag_print(const struct diag *d, FILE *out)
+void diag_lines(const struct diag *d, diag_emit_fn *emit, void *arg)
 {
 	for (size_t i = 0; i < d->n; i++) {
 		const struct diag_entry *e = &d->v[i];
 		const char *kind = e->level == DIAG_WARNING ? "warning: " : "";
+		char *line = NULL;
+		int n;
+
 		if (e->file && e->line)
-			fprintf(out, "%s:%u: %s%s\n", e->file, e->line, kind, e->msg);
+			n = asprintf(&line, "%s:%u: %s%s", e->file, e->line, kind, e->msg);
 		else if (e->file)
-			fprintf(out, "%s: %s%s\n", e->file, kind, e->msg);
+			n = asprintf(&line, "%s: %s%s", e->file, kind, e->msg);
 		else
-			fprintf(out, "%s%s\n", kind, e->msg);
+			n = asprintf(&line, "%s%s", kind, e->msg);
+		/* Out of memory: the message at least. */
+		emit(arg, e->level, n >= 0 ? line : e->msg);
+		if (n >= 0)
+			free(line);
 	}
-	if (d->n_errors > d->kept[DIAG_ERROR] || d->n_warnings > d->kept[DIAG_WARNING])
-		fprintf(out,
-		        "... %zu errors and %zu warnings in all (the first %d of each shown)\n",
-		        d->n_errors, d->n_warnings, DIAG_KEEP);
+	if (d->n_errors > d->kept[DIAG_ERROR] || d->n_warnings > d->kept[DIAG_WARNING]) {
+		char line[160];
+
+		snprintf(line, sizeof(line),
+		         "... %zu errors and %zu warnings in all (the first %d of each shown)",
+		         d->n_errors, d->n_warnings, DIAG_KEEP);
+		emit(arg, d->n_errors > d->kept[DIAG_ERROR] ? DIAG_ERROR : DIAG_WARNING, line);
+	}
+}
+
+static void print_line(void *arg, enum diag_level level, const char *line)
+{
+	(void)level;
+	fprintf(arg, "%s\n", line);
+}
+
+void diag_print(const struct diag *d, FILE *out)
+{
+	diag_lines(d, print_line, out);
 }
 
 void diag_merge(struct diag *dst, const struct diag *src)

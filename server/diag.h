@@ -44,6 +44,11 @@ void diag_add(struct diag *d, enum diag_level level, const char *file, unsigned 
  * more there were when any was not kept. */
 void diag_print(const struct diag *d, FILE *out);
 
+/* The lines diag_print prints, without their newline, each given to emit with its level
+ * (line borrowed for the call). */
+typedef void diag_emit_fn(void *arg, enum diag_level level, const char *line);
+void diag_lines(const struct diag *d, diag_emit_fn *emit, void *arg);
+
 /* Appends all entries of src to dst (copies). */
 void diag_merge(struct diag *dst, const struct diag *src);
 

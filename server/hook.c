@@ -194,8 +194,12 @@ static int load(struct hooks *h)
 	FILE *f = fopen(h->state_path, "re");
 
 	if (f == NULL) {
-		log_msg("%s: %s: every domain is announced", h->state_path,
-		        errno == ENOENT ? "no announced ids yet" : strerror(errno));
+		if (errno == ENOENT)
+			log_msg("%s: no announced ids yet: every domain is announced",
+			        h->state_path);
+		else
+			log_warn("%s: %s: every domain is announced", h->state_path,
+			         strerror(errno));
 		return 0;
 	}
 	while (fgets(line, sizeof(line), f) != NULL) {
@@ -217,14 +221,14 @@ static int load(struct hooks *h)
 		}
 	}
 	if (ferror(f)) {
-		log_msg("%s: cannot read: %s; every domain is announced", h->state_path,
-		        strerror(errno));
+		log_warn("%s: cannot read: %s; every domain is announced", h->state_path,
+		         strerror(errno));
 		goto forget;
 	}
 	fclose(f);
 	return 0;
 damaged:
-	log_msg("%s:%u: damaged, ignored: every domain is announced", h->state_path, lineno);
+	log_warn("%s:%u: damaged, ignored: every domain is announced", h->state_path, lineno);
 forget:
 	fclose(f);
 	entries_free(h);
@@ -263,7 +267,7 @@ static int save(const struct hooks *h, const struct entry *newest)
 	close(fd);
 	return 0;
 fail:
-	log_msg("%s: cannot save the announced ids: %s", h->state_path, strerror(errno));
+	log_err("%s: cannot save the announced ids: %s", h->state_path, strerror(errno));
 	unlink(h->state_tmp);
 	return -1;
 }
@@ -504,7 +508,7 @@ static void run_entry(struct hooks *h, struct entry *e)
 		log_msg("on_change %s %s %s: done after %u failed runs", h->cmd, e->domain, id,
 		        failures);
 	else
-		log_msg("on_change %s %s %s: %s%s", h->cmd, e->domain, id, why, next);
+		log_warn("on_change %s %s %s: %s%s", h->cmd, e->domain, id, why, next);
 	pthread_mutex_lock(&h->lock);
 }
 
@@ -557,8 +561,8 @@ void hooks_announce(struct hooks *h, const char *domain, const char *id)
 	struct entry *e;
 
 	if (!word_valid(domain, DOMAIN_MAX) || !word_valid(id, ID_MAX)) {
-		log_msg("on_change: unusable domain or id ignored (%zu and %zu bytes)",
-		        strlen(domain), strlen(id));
+		log_warn("on_change: unusable domain or id ignored (%zu and %zu bytes)",
+		         strlen(domain), strlen(id));
 		return;
 	}
 	pthread_mutex_lock(&h->lock);
@@ -589,7 +593,7 @@ done:
 	return;
 oom:
 	pthread_mutex_unlock(&h->lock);
-	log_msg("on_change %s %s: out of memory, not announced", domain, id);
+	log_err("on_change %s %s: out of memory, not announced", domain, id);
 }
 
 size_t hooks_pending(struct hooks *h)
@@ -639,7 +643,7 @@ struct hooks *hooks_create(const char *cmd, const char *state_dir, unsigned time
 	int r = ENOMEM;
 
 	if (timeout == 0) {
-		log_msg("on_change: the timeout must be at least 1 s");
+		log_err("on_change: the timeout must be at least 1 s");
 		return NULL;
 	}
 	if ((h = calloc(1, sizeof(*h))) == NULL)
@@ -679,7 +683,7 @@ fail_cond:
 fail_free:
 	hooks_free(h);
 fail:
-	log_msg("on_change: cannot start: %s", strerror(r));
+	log_err("on_change: cannot start: %s", strerror(r));
 	return NULL;
 }
 
@@ -693,7 +697,7 @@ void hooks_destroy(struct hooks *h)
 	pthread_mutex_unlock(&h->lock);
 	/* A child being waited for is killed now rather than at its timeout. */
 	if (write(h->stop_pipe[1], "", 1) != 1)
-		log_msg("on_change: cannot stop the worker: %s", strerror(errno));
+		log_err("on_change: cannot stop the worker: %s", strerror(errno));
 	pthread_join(h->thread, NULL);
 	if (h->state_path != NULL && h->gen != h->saved_gen)
 		save(h, h->newest);

@@ -340,9 +340,9 @@ static void handshake_failed(struct http *h, struct MHD_Connection *c, struct co
 	client_address(client_sockaddr(c), addr, sizeof(addr));
 	if (skipped != 0)
 		snprintf(more, sizeof(more), " (%lu more not logged)", skipped);
-	log_msg("handshake failed: client %s, sni %s: %s%s%s%s", addr, sni,
-	        stats_handshake_names[why], why == STATS_HS_CLIENT_ALERT ? ", alert " : "",
-	        why == STATS_HS_CLIENT_ALERT ? gnutls_alert_get_name(alert) : "", more);
+	log_warn("handshake failed: client %s, sni %s: %s%s%s%s", addr, sni,
+	         stats_handshake_names[why], why == STATS_HS_CLIENT_ALERT ? ", alert " : "",
+	         why == STATS_HS_CLIENT_ALERT ? gnutls_alert_get_name(alert) : "", more);
 }
 
 /* Once the ClientHello's SNI is known, before its tickets are looked at: the ticket key of
@@ -639,7 +639,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	/* Every failed handshake: handshake_failed() says it better, once, rate-limited. */
 	if (strstr(fmt, "handshake message out of context") != NULL)
 		return;
-	log_vmsg(fmt, ap);
+	log_vmsg(LOG_LEVEL_WARNING, fmt, ap);
 }
 
 static int make_responses(struct http *h)
@@ -682,7 +682,7 @@ struct http *http_start(const struct config *config, const int *fds, size_t n_fd
 	h->acme = acme;
 	pthread_mutex_init(&h->hs_log_lock, NULL);
 	if (n_fds > MAX_DAEMONS) {
-		log_msg("at most %d listen addresses", MAX_DAEMONS);
+		log_err("at most %d listen addresses", MAX_DAEMONS);
 		goto fail;
 	}
 	if (threads == 0) {
@@ -700,7 +700,7 @@ struct http *http_start(const struct config *config, const int *fds, size_t n_fd
 	if (h->adm == NULL)
 		goto fail;
 	if (make_responses(h) < 0 || gnutls_session_ticket_key_generate(&h->ticket_key) < 0) {
-		log_msg("out of memory");
+		log_err("out of memory");
 		goto fail;
 	}
 	for (size_t i = 0; i < n_fds; i++) {
@@ -723,7 +723,7 @@ struct http *http_start(const struct config *config, const int *fds, size_t n_fd
 		    MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, MHD_OPTION_THREAD_POOL_SIZE, threads,
 		    MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
 		if (h->daemons[i] == NULL) {
-			log_msg("cannot start the HTTPS server on listen socket %zu", i + 1);
+			log_err("cannot start the HTTPS server on listen socket %zu", i + 1);
 			goto fail;
 		}
 		h->n_daemons++;
@@ -774,7 +774,7 @@ struct http *http_start_plain(const struct config *config)
 	h->n_daemons = 1;
 	return h;
 fail:
-	log_msg("cannot start the plain HTTP server");
+	log_err("cannot start the plain HTTP server");
 	http_stop(h);
 	return NULL;
 }

@@ -137,13 +137,13 @@ static void load(struct journal *j, bool log)
 
 	if (statefile_read(j->path, FILE_MAX, &text, &len) < 0) {
 		if (errno != ENOENT && log)
-			log_msg("%s: cannot read: %s; the journal starts anew", j->path,
-			        strerror(errno));
+			log_warn("%s: cannot read: %s; the journal starts anew", j->path,
+			         strerror(errno));
 		return;
 	}
 	if (len < strlen(MAGIC) || memcmp(text, MAGIC, strlen(MAGIC)) != 0) {
 		if (log)
-			log_msg("%s: not a journal of this version, ignored", j->path);
+			log_warn("%s: not a journal of this version, ignored", j->path);
 		free(text);
 		return;
 	}
@@ -156,11 +156,11 @@ static void load(struct journal *j, bool log)
 		lineno++;
 		if (parse_line(line, &domain, &e) < 0) {
 			if (log)
-				log_msg("%s:%zu: damaged, the rest is ignored", j->path, lineno);
+				log_warn("%s:%zu: damaged, the rest is ignored", j->path, lineno);
 			break;
 		}
 		if ((d = find_or_add(j, domain)) == NULL || entry_add(d, &e) < 0) {
-			log_msg("%s: out of memory", j->path);
+			log_err("%s: out of memory", j->path);
 			break;
 		}
 	}
@@ -225,11 +225,11 @@ static int save(struct journal *j, bool stopped, time_t now)
 	if (j->path == NULL)
 		return 0;
 	if ((text = render(j, &len)) == NULL) {
-		log_msg("%s: out of memory, not saved", j->path);
+		log_err("%s: out of memory, not saved", j->path);
 		return -1;
 	}
 	if (statefile_write(j->path, text, len, 0644) < 0) {
-		log_msg("%s: cannot write: %s", j->path, strerror(errno));
+		log_err("%s: cannot write: %s", j->path, strerror(errno));
 		free(text);
 		return -1;
 	}
@@ -311,7 +311,7 @@ void journal_served(struct journal *j, const char *domain, const char *id, const
 	pthread_mutex_lock(&j->lock);
 	if ((d = find_or_add(j, domain)) == NULL) {
 		pthread_mutex_unlock(&j->lock);
-		log_msg("journal: out of memory");
+		log_err("journal: out of memory");
 		return;
 	}
 	d->gen = j->gen;
@@ -334,7 +334,7 @@ void journal_served(struct journal *j, const char *domain, const char *id, const
 		}
 	}
 	if (entry_add(d, &e) < 0)
-		log_msg("journal: out of memory");
+		log_err("journal: out of memory");
 	d->live = true;
 	j->dirty = true;
 	pthread_mutex_unlock(&j->lock);

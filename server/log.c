@@ -1,12 +1,61 @@
 /* log: diagnostics and the access log, one write(2) per line on stderr */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "log.h"
 
 #define LINE_MAX_LEN 2048
+
+/* Set by log_init before any thread starts, read only afterwards. */
+static bool journal;
+
+/* One decimal number of JOURNAL_STREAM ending at end (':' or NUL); -1 on anything else. */
+static int parse_number(const char *s, char end, const char **ret_next, uintmax_t *ret)
+{
+	char *next;
+	uintmax_t v;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoumax(s, &next, 10);
+	if (errno != 0 || *next != end)
+		return -1;
+	*ret_next = next;
+	*ret = v;
+	return 0;
+}
+
+void log_init(void)
+{
+	/* systemd sets JOURNAL_STREAM=DEV:INO for a stderr connected to the journal; the
+	 * variable alone is inherited by anything we start, so the descriptor must match. */
+	const char *env = getenv("JOURNAL_STREAM"), *p = env;
+	uintmax_t dev, ino;
+	struct stat st;
+
+	journal = env != NULL && parse_number(p, ':', &p, &dev) == 0 &&
+	          parse_number(p + 1, 0, &p, &ino) == 0 && fstat(STDERR_FILENO, &st) == 0 &&
+	          (uintmax_t)st.st_dev == dev && (uintmax_t)st.st_ino == ino;
+}
+
+/* Starts a line: "<N>" in the journal, else nothing. Returns its length. */
+static size_t line_start(char *line, enum log_level level)
+{
+	if (!journal)
+		return 0;
+	line[0] = '<';
+	line[1] = (char)('0' + (int)level);
+	line[2] = '>';
+	return 3;
+}
 
 static void write_line(char *line, size_t len)
 {
@@ -23,20 +72,28 @@ static void write_line(char *line, size_t len)
 	}
 }
 
-void log_vmsg(const char *fmt, va_list ap)
+static void vline(enum log_level level, const char *prefix, const char *fmt, va_list ap)
 {
 	char line[LINE_MAX_LEN + 1];
-	int prefix = snprintf(line, sizeof(line), "mtastsd: ");
-	int n = vsnprintf(line + prefix, LINE_MAX_LEN - (size_t)prefix, fmt, ap);
-	size_t len;
+	size_t start = line_start(line, level);
+	int p = snprintf(line + start, LINE_MAX_LEN - start, "%s", prefix), n;
+	size_t head, len;
 
-	if (n < 0)
+	if (p < 0)
 		return;
-	len = (size_t)prefix + (size_t)n;
+	head = start + (size_t)p;
+	if ((n = vsnprintf(line + head, LINE_MAX_LEN - head, fmt, ap)) < 0)
+		return;
+	len = head + (size_t)n;
 	/* libmicrohttpd's messages end in a newline already. */
-	while (len > (size_t)prefix && len < LINE_MAX_LEN && line[len - 1] == '\n')
+	while (len > head && len < LINE_MAX_LEN && line[len - 1] == '\n')
 		len--;
 	write_line(line, len);
+}
+
+void log_vmsg(enum log_level level, const char *fmt, va_list ap)
+{
+	vline(level, "mtastsd: ", fmt, ap);
 }
 
 void log_msg(const char *fmt, ...)
@@ -44,7 +101,34 @@ void log_msg(const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	log_vmsg(fmt, ap);
+	vline(LOG_LEVEL_INFO, "mtastsd: ", fmt, ap);
+	va_end(ap);
+}
+
+void log_warn(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vline(LOG_LEVEL_WARNING, "mtastsd: ", fmt, ap);
+	va_end(ap);
+}
+
+void log_err(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vline(LOG_LEVEL_ERR, "mtastsd: ", fmt, ap);
+	va_end(ap);
+}
+
+void log_plain(enum log_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vline(level, "", fmt, ap);
 	va_end(ap);
 }
 
@@ -66,13 +150,13 @@ void log_access(const char *client, const char *sni, const char *method, const c
                 unsigned status, size_t bytes)
 {
 	char line[LINE_MAX_LEN + 1];
-	size_t len = 0;
+	size_t len = line_start(line, LOG_LEVEL_INFO);
 	time_t now = time(NULL);
 	struct tm tm;
 	int n;
 
 	gmtime_r(&now, &tm);
-	len = strftime(line, LINE_MAX_LEN, "access: %Y-%m-%dT%H:%M:%SZ ", &tm);
+	len += strftime(line + len, LINE_MAX_LEN - len, "access: %Y-%m-%dT%H:%M:%SZ ", &tm);
 	len += field(line + len, LINE_MAX_LEN - len, client);
 	len += field(line + len, LINE_MAX_LEN - len, sni);
 	len += field(line + len, LINE_MAX_LEN - len, method);

@@ -13,6 +13,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "build-config.h"
+
 #include "acme.h"
 #include "admin.h"
 #include "buf.h"
@@ -23,6 +25,7 @@
 #include "http.h"
 #include "journal.h"
 #include "log.h"
+#include "notify.h"
 #include "records.h"
 #include "serve.h"
 #include "snapshot.h"
@@ -34,6 +37,8 @@
 #define LOG_DOMAINS_MAX 1000
 /* Seconds after a reload before freed memory is returned to the system. */
 #define TRIM_DELAY 3
+/* The service manager's STATUS= line. */
+#define STATUS_MAX 512
 
 /* Certificates load in the background after start and reloads (lazy mode), at a lower
  * priority than the threads answering handshakes. */
@@ -53,13 +58,15 @@ struct server {
 	struct acme *acme;
 	struct challenge_listener *challenge; /* acme_http_listen, or NULL */
 	struct hooks *hooks;                  /* NULL without on_change */
-	struct journal *journal; /* what each domain served, in the start's state_dir */
-	char *hook_key;          /* the on_change settings hooks was made with */
+	struct journal *journal;              /* what each domain served, in state_dir */
+	struct notify *notify;                /* NULL outside a service manager */
+	char *hook_key;                       /* the on_change settings hooks was made with */
 	struct preload preload;
 	uint64_t files;    /* fingerprint of the certificate files in service */
 	bool files_known;  /* files is taken (after a start or reload) */
 	time_t next_watch; /* of cert_watch */
 	time_t trim_at;    /* 0: nothing to give back */
+	time_t started;
 };
 
 /* Logs the records of one domain, rendered by the same function as 'records'. */
@@ -197,7 +204,7 @@ static int bind_listen(const struct sockaddr_storage *addr, socklen_t len, const
 	log_msg("listening on %s", text);
 	return fd;
 fail:
-	log_msg("cannot listen on %s: %s", text, strerror(errno));
+	log_err("cannot listen on %s: %s", text, strerror(errno));
 	if (fd >= 0)
 		close(fd);
 	return -1;
@@ -209,16 +216,16 @@ static int drop_privileges(const char *user)
 	struct passwd *pw = getpwnam(user);
 
 	if (pw == NULL) {
-		log_msg("unknown user %s", user);
+		log_err("unknown user %s", user);
 		return -1;
 	}
 	if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
 	    setuid(pw->pw_uid) < 0) {
-		log_msg("cannot switch to user %s: %s", user, strerror(errno));
+		log_err("cannot switch to user %s: %s", user, strerror(errno));
 		return -1;
 	}
 	if (pw->pw_uid != 0 && setuid(0) == 0) {
-		log_msg("privileges could be regained after switching to %s", user);
+		log_err("privileges could be regained after switching to %s", user);
 		return -1;
 	}
 	log_msg("running as user %s", user);
@@ -323,13 +330,26 @@ static void log_changes(struct server *sv, const struct snapshot *old, const str
 
 		if (snapshot_find(s, cd->host, strlen(cd->host)) == NULL) {
 			removed++;
-			log_msg("%s: removed (keep its policy served until every max_age it "
-			        "announced has passed; RFC 8461 8.3)",
-			        cd->name);
+			log_warn("%s: removed (keep its policy served until every max_age it "
+			         "announced has passed; RFC 8461 8.3)",
+			         cd->name);
 		}
 	}
 	log_msg("reloaded %s: %zu domains, %zu ids changed, %zu added, %zu removed", c->file, n,
 	        changed, added, removed);
+}
+
+static void log_diag_line(void *arg, enum diag_level level, const char *line)
+{
+	(void)arg;
+	log_plain(level == DIAG_ERROR ? LOG_LEVEL_ERR : LOG_LEVEL_WARNING, "%s", line);
+}
+
+/* The diagnostics of a load as check prints them, each line at its level (the journal
+ * tells them apart). */
+static void log_diag(const struct diag *d)
+{
+	diag_lines(d, log_diag_line, NULL);
 }
 
 /* Loads the configuration into a new snapshot, certificates taken over from the running
@@ -377,7 +397,7 @@ static bool configure_hooks(struct server *sv, const struct config *c)
 	sv->hook_key = key;
 	if (key != NULL &&
 	    (sv->hooks = hooks_create(c->on_change, c->state_dir, c->on_change_timeout)) == NULL)
-		log_msg("on_change %s: cannot start its queue: ids will not be announced",
+		log_err("on_change %s: cannot start its queue: ids will not be announced",
 		        c->on_change);
 	return sv->hooks != NULL;
 }
@@ -397,13 +417,13 @@ static void commit(struct server *sv, struct snapshot *s)
 		http_set_access_log(sv->http, c->access_log);
 	new_hooks = configure_hooks(sv, c);
 	if (old != NULL && !same_listen(snapshot_config(old), c))
-		log_msg("listen addresses changed: they take effect on restart");
+		log_warn("listen addresses changed: they take effect on restart");
 	if (old != NULL &&
 	    !same_string(snapshot_config(old)->acme_http_listen, c->acme_http_listen))
-		log_msg("acme_http_listen changed: it takes effect on restart");
+		log_warn("acme_http_listen changed: it takes effect on restart");
 	log_changes(sv, old, s, new_hooks);
 	if (old != NULL && !same_string(snapshot_config(old)->state_dir, c->state_dir))
-		log_msg("state_dir changed: the journal stays in the previous one until restart");
+		log_warn("state_dir changed: the journal stays in the previous one until restart");
 	journal_sync_begin(sv->journal);
 	for (size_t i = 0; i < snapshot_size(s); i++)
 		journal_tenant(sv, snapshot_tenant(s, i), time(NULL));
@@ -416,27 +436,82 @@ static void commit(struct server *sv, struct snapshot *s)
 	preload_start(&sv->preload);
 }
 
-/* SIGHUP: the whole configuration, all or nothing. */
-static void reload(struct server *sv)
+struct first_error {
+	char *out;
+	size_t size;
+	bool found;
+};
+
+static void first_error_line(void *arg, enum diag_level level, const char *line)
+{
+	struct first_error *fe = arg;
+
+	if (level != DIAG_ERROR || fe->found)
+		return;
+	snprintf(fe->out, fe->size, "%s", line);
+	fe->found = true;
+}
+
+/* The first error of a rejected load, for the service manager's one status line
+ * (control characters from file names or values become '?'). */
+static void first_error(const struct diag *d, char *out, size_t size)
+{
+	struct first_error fe = {out, size, false};
+
+	diag_lines(d, first_error_line, &fe);
+	if (!fe.found)
+		snprintf(out, size, "an error (see the log)");
+	for (char *p = out; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+}
+
+/* SIGHUP: the whole configuration, all or nothing. The outcome, in a few words, goes to
+ * status. */
+static void reload(struct server *sv, char *status, size_t size)
 {
 	struct snapshot *cur = snapshot_acquire(), *s;
 	struct diag d;
+	char why[STATUS_MAX - 64];
 
 	diag_init(&d);
 	s = load(sv, cur, &d);
 	snapshot_unref(cur);
 	if (s == NULL) {
-		log_msg("reload failed, still serving the previous configuration:");
-		diag_print(&d, stderr);
+		log_err("reload failed, still serving the previous configuration:");
+		log_diag(&d);
+		first_error(&d, why, sizeof(why));
+		snprintf(status, size,
+		         "reload rejected: %s, still serving the previous configuration", why);
 		diag_finish(&d);
 		stats_reload(false);
 		return;
 	}
-	diag_print(&d, stderr);
+	log_diag(&d);
 	diag_finish(&d);
 	commit(sv, s);
+	snprintf(status, size, "reloaded: serving %zu domains", snapshot_size(s));
 	snapshot_unref(s);
 	stats_reload(true);
+}
+
+/* SIGUSR1: one line saying how things stand. */
+static void log_status(const struct server *sv)
+{
+	struct snapshot *s = snapshot_acquire();
+	size_t states[CERT_STATES] = {0}, faults[TLS_FAULTS];
+	char since[LOG_TIME_MAX];
+
+	if (s == NULL)
+		return;
+	if (snapshot_certs(s) != NULL)
+		certcache_count(snapshot_certs(s), states, faults);
+	log_time(sv->started, since, sizeof(since));
+	log_msg("SIGUSR1: pid %ld serving %zu domains (%zu with a degraded certificate) from %s "
+	        "since %s; %lu reloads, %lu rejected",
+	        (long)getpid(), snapshot_size(s), states[CERT_DEGRADED], sv->path, since,
+	        stats_reloads(true), stats_reloads(false));
+	snapshot_unref(s);
 }
 
 /* Every second: certificate files replaced (cert_watch), certificates running out, freed
@@ -483,7 +558,7 @@ static void housekeeping(struct server *sv)
 
 int serve_run(const char *path)
 {
-	struct server sv = {.path = path};
+	struct server sv = {.path = path, .started = time(NULL)};
 	struct snapshot *s = NULL;
 	struct diag d;
 	int fds[CONFIG_LISTEN_MAX], admin_fd = -1, challenge_fd = -1;
@@ -498,8 +573,15 @@ int serve_run(const char *path)
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGUSR2);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	log_init();
+	log_msg("mtastsd %s starting, pid %ld, configuration %s", MTASTSD_VERSION, (long)getpid(),
+	        path);
+	/* Before the privileges are dropped: the socket may be root's alone. */
+	sv.notify = notify_create();
 
 	sv.ups = upstreams_create(&http_doc_renderer, provider_changed, &sv);
 	sv.acme = acme_create(acme_wanted, &sv);
@@ -507,7 +589,7 @@ int serve_run(const char *path)
 		goto out;
 	diag_init(&d);
 	s = load(&sv, NULL, &d);
-	diag_print(&d, stderr);
+	log_diag(&d);
 	diag_finish(&d);
 	if (s == NULL)
 		goto out;
@@ -550,20 +632,33 @@ int serve_run(const char *path)
 			goto out;
 	}
 	log_msg("ready");
+	notify_send(sv.notify, "READY=1\nSTATUS=serving %zu domains\nMAINPID=%ld", snapshot_size(s),
+	            (long)getpid());
 	housekeeping(&sv); /* the certificate files' fingerprint, now that we serve */
 	snapshot_unref(s);
 	s = NULL;
 	for (;;) {
-		struct timespec tick = {1, 0};
+		struct timespec tick = {1, 0}, mono;
+		char status[STATUS_MAX];
 
 		sig = sigtimedwait(&set, NULL, &tick);
 		if (sig == SIGHUP) {
 			log_msg("SIGHUP: reloading %s", path);
-			reload(&sv);
+			/* systemd 253 and later want the clock of the reload request with it. */
+			clock_gettime(CLOCK_MONOTONIC, &mono);
+			notify_send(sv.notify, "RELOADING=1\nMONOTONIC_USEC=%llu\nSTATUS=reloading",
+			            (unsigned long long)mono.tv_sec * 1000000ULL +
+			                (unsigned long long)mono.tv_nsec / 1000ULL);
+			reload(&sv, status, sizeof(status));
+			notify_send(sv.notify, "READY=1\nSTATUS=%s", status);
+		} else if (sig == SIGUSR1) {
+			log_status(&sv);
 		} else if (sig == SIGTERM || sig == SIGINT) {
 			log_msg("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+			notify_send(sv.notify, "STOPPING=1\nSTATUS=stopping");
 			break;
 		}
+		/* SIGUSR2: taken and ignored, so that a stray one does not kill the server. */
 		housekeeping(&sv);
 	}
 	ret = 0;
@@ -585,5 +680,6 @@ out:
 	hooks_destroy(sv.hooks);
 	free(sv.hook_key);
 	journal_close(sv.journal, true, time(NULL)); /* nothing serves it any more */
+	notify_destroy(sv.notify);
 	return ret;
 }

@@ -252,7 +252,7 @@ static void load_cache(struct upstream *up, const char *dir)
 	free(data);
 	return;
 bad:
-	log_msg("%s: damaged cache file ignored", path);
+	log_warn("%s: damaged cache file ignored", path);
 	free(data);
 }
 
@@ -272,7 +272,7 @@ static void persist(const struct upstream *up, const char *dir, const char *url,
 	if (b.failed)
 		errno = ENOMEM;
 	if (b.failed || statefile_write(path, b.data, b.len, 0644) < 0)
-		log_msg("%s: cannot save the provider policy: %s", path, strerror(errno));
+		log_err("%s: cannot save the provider policy: %s", path, strerror(errno));
 	buf_finish(&b);
 }
 
@@ -384,7 +384,7 @@ static void fetch_failed(struct upstream *up, const char *url, time_t now, const
 	          : up->doc != NULL ? "the last good copy is past its max_age (503)"
 	                            : "no policy to serve (503)";
 	pthread_mutex_unlock(&up->lock);
-	log_msg("provider %s: fetch of %s failed: %s; %s", up->provider, url, why, outcome);
+	log_warn("provider %s: fetch of %s failed: %s; %s", up->provider, url, why, outcome);
 }
 
 static void fetch_done(struct upstream *up, struct fetch_job *job, time_t now,
@@ -468,7 +468,7 @@ static void run_round(struct upstreams *u)
 		goto out;
 	dns = dns_create(s.dns_server, s.timeout, err, sizeof(err));
 	if (dns == NULL) {
-		log_msg("%s", err);
+		log_err("%s", err);
 		goto out;
 	}
 
@@ -572,7 +572,7 @@ int upstreams_start(struct upstreams *u)
 	int r = pthread_create(&u->thread, NULL, thread_main, u);
 
 	if (r != 0) {
-		log_msg("cannot start the upstream thread: %s", strerror(r));
+		log_err("cannot start the upstream thread: %s", strerror(r));
 		return -1;
 	}
 	u->running = true;

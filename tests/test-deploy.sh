@@ -121,15 +121,14 @@ want = {
     "ConfigurationDirectory": "mtastsd", "Restart": "on-failure", "LimitNOFILE": "65536",
     "AmbientCapabilities": "CAP_NET_BIND_SERVICE",
     "CapabilityBoundingSet": "CAP_NET_BIND_SERVICE",
-    "ExecStartPre": "/usr/bin/mtastsd check -c /etc/mtastsd/mtastsd.ini",
-    "ExecStart": "/usr/bin/mtastsd serve -c /etc/mtastsd/mtastsd.ini",
+    "ExecStartPre": "/usr/local/bin/mtastsd check -c /etc/mtastsd/mtastsd.ini",
+    "ExecStart": "/usr/local/bin/mtastsd serve -c /etc/mtastsd/mtastsd.ini",
     "ExecReload": "/bin/kill -HUP $MAINPID",
+    "Type": "notify", "NotifyAccess": "main",
 }
 for k, v in want.items():
     if one(s, k) != v:
         errors.append(f"unit: [Service] {k}={one(s, k)!r}, want {v!r}")
-if one(s, "Type") not in ("exec", "simple"):
-    errors.append("unit: Type= must be exec or simple")
 if set(one(s, "RestrictAddressFamilies").split() if one(s, "RestrictAddressFamilies") else []) != {"AF_INET", "AF_INET6", "AF_UNIX"}:
     errors.append("unit: RestrictAddressFamilies= must be AF_INET AF_INET6 AF_UNIX")
 scf = values(s, "SystemCallFilter")
@@ -154,6 +153,30 @@ sys.exit(1 if errors else 0)
 EOF
 ok "systemd unit and drop-in: strict parse, every required setting"
 
+# The unit runs the binary where "meson install" puts it with the default prefix.
+intro=${bin:+$(dirname "$(dirname "$bin")")/meson-info}
+if [[ -n $bin && -f $intro/intro-installed.json && -f $intro/intro-buildoptions.json ]]; then
+	read -r prefix installed < <("$py" - "$intro" "$bin" <<'EOF'
+import json, os, sys
+intro, binary = sys.argv[1], os.path.realpath(sys.argv[2])
+opts = {o["name"]: o["value"] for o in json.load(open(os.path.join(intro, "intro-buildoptions.json")))}
+inst = json.load(open(os.path.join(intro, "intro-installed.json")))
+print(opts["prefix"], next((v for k, v in inst.items() if os.path.realpath(k) == binary), "-"))
+EOF
+	)
+	exec_start=$(sed -n 's/^ExecStart=\([^ ]*\) .*/\1/p' "$unit")
+	if [[ $prefix == /usr/local ]]; then
+		[[ $installed == "$exec_start" ]] ||
+			fail "meson install puts mtastsd at $installed, the unit runs $exec_start"
+		ok "meson install (prefix $prefix) puts mtastsd at $exec_start, which the unit runs"
+	else
+		[[ $installed == "$prefix/"* ]] || fail "meson install puts mtastsd at $installed, outside $prefix"
+		skip "unit path against meson install: this build has prefix $prefix, not the default"
+	fi
+elif [[ -n $bin ]]; then
+	skip "unit path against meson install: no meson-info next to $bin"
+fi
+
 # systemd-analyze verify, where it works in this environment (it needs no running
 # systemd, but it may be missing or unable to load units, e.g. in some containers).
 sa_works=no
@@ -172,7 +195,7 @@ fi
 if [[ $sa_works == yes ]]; then
 	exe=${bin:-/bin/true}
 	mkdir -p "$tmp/sa/mtastsd.service.d"
-	sed "s|/usr/bin/mtastsd|$exe|g" "$unit" >"$tmp/sa/mtastsd.service"
+	sed "s|/usr/local/bin/mtastsd|$exe|g" "$unit" >"$tmp/sa/mtastsd.service"
 	out=$(systemd-analyze verify "$tmp/sa/mtastsd.service" 2>&1) ||
 		fail "systemd-analyze verify mtastsd.service: $out"
 	[[ -z $out ]] || fail "systemd-analyze verify mtastsd.service warns: $out"
