@@ -216,9 +216,12 @@ static void check_sts(struct vdomain *v, const struct dns_query *q, const struct
 	}
 	if (prov != NULL && prov->result == DNS_OK)
 		snprintf(prov_id, sizeof(prov_id), "%s", prov->id);
-	if (strcmp(id, v->id) == 0 || (prov_id[0] != 0 && strcmp(id, prov_id) == 0)) {
-		setf(c, ST_OK, "v=STSv1; id=%s, %s", id,
-		     strcmp(id, v->id) == 0 ? "the id of the served policy" : "the provider's id");
+	if (prov_id[0] != 0 && strcmp(id, prov_id) == 0) {
+		setf(c, ST_OK, "v=STSv1; id=%s, the id of %s's policy", id, v->cd->proxy);
+		return;
+	}
+	if (strcmp(id, v->id) == 0) {
+		setf(c, ST_OK, "v=STSv1; id=%s, the id of the served policy", id);
 		return;
 	}
 	if (v->cd->proxy != NULL)
