@@ -235,8 +235,8 @@ static int read_reply(struct conn *c, int *ret_code, bool *starttls, char *first
 			snprintf(err, err_size, "reply codes %d and %d in one reply", code, this);
 			return -1;
 		}
-		if (starttls != NULL && i > 0 && strncasecmp(line + 4, "STARTTLS", 8) == 0 &&
-		    (line[12] == 0 || line[12] == ' '))
+		if (starttls != NULL && i > 0 && strlen(line) >= 12 &&
+		    strncasecmp(line + 4, "STARTTLS", 8) == 0 && (line[12] == 0 || line[12] == ' '))
 			*starttls = true;
 		if (line[3] != '-') {
 			*ret_code = code;
