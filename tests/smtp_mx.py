@@ -5,10 +5,12 @@ usage: smtp_mx.py SPEC...   with SPEC = ADDRESS:PORT:MODE[:CERT:KEY]
   MODE good        STARTTLS offered, TLS 1.2 and up, with CERT (leaf and chain) and KEY
   MODE nostarttls  no STARTTLS in the EHLO reply
   MODE tls10       STARTTLS, but TLS 1.0 only (and ciphers of SECLEVEL 0)
+  MODE silent      accepts connections and never says a word
 
 Prints "ready" on stdout once every server listens; runs until SIGTERM. Mail is refused.
 """
 import signal
+import socket
 import ssl
 import sys
 import threading
@@ -33,13 +35,28 @@ def context(mode, cert, key):
     return ctx
 
 
+def silent(address, port):
+    listener = socket.create_server((address, port))
+    held = []
+
+    def accept():
+        while True:
+            held.append(listener.accept()[0])
+
+    threading.Thread(target=accept, daemon=True).start()
+
+
 def main(specs):
     controllers = []
     for spec in specs:
         parts = spec.split(":")
-        if len(parts) not in (3, 5) or parts[2] not in ("good", "nostarttls", "tls10"):
+        if len(parts) not in (3, 5) or parts[2] not in ("good", "nostarttls", "tls10",
+                                                         "silent"):
             sys.exit(f"smtp_mx.py: bad spec {spec!r}")
         address, port, mode = parts[0], int(parts[1]), parts[2]
+        if mode == "silent":
+            silent(address, port)
+            continue
         tls = None if mode == "nostarttls" else context(mode, parts[3], parts[4])
         c = Controller(RefuseMail(), hostname=address, port=port, tls_context=tls,
                        require_starttls=False, server_hostname=f"mx-{mode}.test")

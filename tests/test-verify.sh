@@ -67,7 +67,8 @@ smtp=2525 # every MX, each on its own address
 
 # --- certificates: policy hosts by make-certs.sh, MX hosts signed by its intermediate ----
 policy_domains=(good.test enf.test gone.test expired.test wrongname.test nostarttls.test
-	tls10.test uncovered.test badid.test twotxt.test stale.test prov.test cust.test)
+	tls10.test uncovered.test badid.test twotxt.test stale.test prov.test cust.test
+	slow.test)
 "$make_certs" -o "$tmp/certs" "${policy_domains[@]}" >/dev/null
 ca=$tmp/certs/ca.crt
 
@@ -133,6 +134,7 @@ domain() {
 	domain twotxt.test enforce 604800 mx.good.test
 	domain stale.test testing 604800 mx.good.test
 	domain prov.test testing 86400 mx.good.test
+	domain slow.test enforce 604800 mx.slow.test
 	printf '\n[domain cust.test]\nproxy = prov.test\n'
 	printf 'cert = certs/mta-sts.cust.test.crt\nkey = certs/mta-sts.cust.test.key\n'
 } >"$tmp/mtastsd.ini"
@@ -168,6 +170,9 @@ dns_args+=(
 	--host-record=mx.expired.test,127.0.0.12
 	--host-record=mx.deep.wrongname.test,127.0.0.13
 	--host-record=mx.nostarttls.test,127.0.0.14
+	--host-record=mx.slow.test,127.0.0.17
+	--mx-host=slow.test,mx.slow.test,10
+	"--txt-record=_mta-sts.slow.test,v=STSv1; id=$(record_id slow.test)"
 	--host-record=mx.tls10.test,127.0.0.15
 	--host-record=mx1.uncovered.test,127.0.0.16
 	--host-record=mx2.uncovered.test,127.0.0.16
@@ -207,6 +212,7 @@ c=$tmp/certs
 	"127.0.0.14:$smtp:nostarttls" \
 	"127.0.0.15:$smtp:tls10:$c/tls10.crt:$c/tls10.key" \
 	"127.0.0.16:$smtp:good:$c/uncovered.crt:$c/uncovered.key" \
+	"127.0.0.17:$smtp:silent" \
 	>"$tmp/smtp.out" 2>"$tmp/smtp.log" &
 kill_at_exit $!
 
@@ -235,7 +241,7 @@ done
 
 # --- the whole run, as JSON ----------------------------------------------------------------
 verify=("$mtastsd" verify -c "$tmp/mtastsd.ini" --ca-file "$ca" --https-port "$port"
-	--smtp-port "$smtp" --timeout 20)
+	--smtp-port "$smtp" --timeout 10)
 rc=0
 start=$SECONDS
 touch "$tmp/before"
@@ -342,6 +348,18 @@ grep -qx '  verdict: ready for enforce' "$tmp/good.txt" || fail "text verdict: $
 grep -q '^  ok   mx-tls mx.good.test: ' "$tmp/good.txt" || fail "text mx-tls line: $(cat "$tmp/good.txt")"
 [ "$(grep -c '^  \(ok\|warn\|fail\) ' "$tmp/good.txt")" = 5 ] || fail "want 5 check lines: $(cat "$tmp/good.txt")"
 pass "verify good.test: exit 0, text says ready for enforce"
+
+# An MX that never answers: --timeout bounds the whole run, and says so.
+rc=0
+start=$SECONDS
+"$mtastsd" verify -c "$tmp/mtastsd.ini" --ca-file "$ca" --https-port "$port" \
+	--smtp-port "$smtp" --timeout 3 --format json good.test slow.test >"$tmp/all.json" 2>&1 || rc=$?
+took=$((SECONDS - start))
+[ "$rc" = 1 ] || fail "verify slow.test exited $rc, want 1: $(cat "$tmp/all.json")"
+[ "$took" -le 5 ] || fail "verify --timeout 3 took $took s"
+expect slow.test mx-tls mx.slow.test fail "greeting: no answer in time"
+expect_verdict good.test true "ready for enforce"
+pass "--timeout 3 with a silent MX: done in $took s"
 
 rc=0
 "${verify[@]}" --format json expired.test tls10.test >"$tmp/two.json" 2>&1 || rc=$?
