@@ -8,36 +8,19 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <jansson.h>
-
 #include "config.h"
 #include "dns.h"
 #include "doc.h"
 #include "fetch.h"
 #include "policy.h"
 #include "records.h"
+#include "report.h"
 #include "smtptls.h"
 #include "txtrec.h"
 #include "verify.h"
 
 #define NONE SIZE_MAX
-#define DETAIL_MAX 1024
 #define PROBE_THREADS 16
-
-enum status {
-	ST_OK,
-	ST_WARN,
-	ST_FAIL,
-};
-
-static const char *const status_name[] = {"ok", "warn", "fail"};
-
-struct check {
-	const char *name;
-	const char *host; /* mx-tls: the MX host (borrowed from the MX query), else NULL */
-	enum status status;
-	char detail[DETAIL_MAX];
-};
 
 /* One domain being verified. "Expected" is what this configuration serves for it. */
 struct vdomain {
@@ -54,10 +37,7 @@ struct vdomain {
 	size_t j_policy, j_provider;                                       /* fetch jobs or NONE */
 	char n_sts[300], n_tlsrpt[300], n_prov_sts[300], n_prov_host[300]; /* query names */
 	char url[320], resolve[400], prov_url[320], prov_resolve[400];
-	struct check *checks;
-	size_t n_checks;
-	bool ok;
-	char verdict[DETAIL_MAX];
+	struct report_domain *rep; /* its entry in the report */
 };
 
 /* A distinct MX host over all domains, probed once. */
@@ -81,10 +61,10 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void setf(struct check *c, enum status st, const char *fmt, ...)
+static void setf(struct report_check *c, enum report_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static void setf(struct check *c, enum status st, const char *fmt, ...)
+static void setf(struct report_check *c, enum report_status st, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -94,13 +74,13 @@ static void setf(struct check *c, enum status st, const char *fmt, ...)
 	va_end(ap);
 }
 
-static struct check *add_check(struct vdomain *v, const char *name, const char *host)
+static struct report_check *add_check(struct vdomain *v, const char *name, const char *host)
 {
-	struct check *c = &v->checks[v->n_checks++];
+	struct report_check *c = &v->rep->checks[v->rep->n_checks++];
 
 	c->name = name;
 	c->host = host;
-	c->status = ST_FAIL;
+	c->status = REPORT_FAIL;
 	snprintf(c->detail, sizeof(c->detail), "not checked");
 	return c;
 }
@@ -170,13 +150,13 @@ static void settle_expected(struct vdomain *v, const struct fetch_job *prov)
 
 static void check_sts(struct vdomain *v, const struct dns_query *q, const struct dns_query *prov)
 {
-	struct check *c = add_check(v, "sts-txt", NULL);
+	struct report_check *c = add_check(v, "sts-txt", NULL);
 	const char *rec = NULL;
 	char id[POLICY_ID_MAX + 1], prov_id[POLICY_ID_MAX + 1] = "", err[200];
 	size_t n = 0;
 
 	if (q->result == DNS_FAIL) {
-		setf(c, ST_FAIL, "no answer for _mta-sts.%s: %s", v->cd->name, q->error);
+		setf(c, REPORT_FAIL, "no answer for _mta-sts.%s: %s", v->cd->name, q->error);
 		return;
 	}
 	for (size_t i = 0; q->result == DNS_OK && i < q->n_list; i++)
@@ -186,52 +166,52 @@ static void check_sts(struct vdomain *v, const struct dns_query *q, const struct
 		}
 	if (n == 0) {
 		if (v->cd->proxy != NULL)
-			setf(c, ST_FAIL,
+			setf(c, REPORT_FAIL,
 			     "no v=STSv1 TXT record at _mta-sts.%s: publish `_mta-sts.%s. IN CNAME "
 			     "_mta-sts.%s.`, or senders never look for the policy",
 			     v->cd->name, v->cd->name, v->cd->proxy);
 		else
-			setf(c, ST_FAIL,
+			setf(c, REPORT_FAIL,
 			     "no v=STSv1 TXT record at _mta-sts.%s: publish `_mta-sts.%s. IN TXT "
 			     "\"v=STSv1; id=%s\"`, or senders never look for the policy",
 			     v->cd->name, v->cd->name, v->id[0] ? v->id : "<id>");
 		return;
 	}
 	if (n > 1) {
-		setf(c, ST_FAIL,
+		setf(c, REPORT_FAIL,
 		     "%zu v=STSv1 TXT records at _mta-sts.%s: senders ignore the policy unless "
 		     "there is exactly one; remove all but one",
 		     n, v->cd->name);
 		return;
 	}
 	if (txtrec_sts(rec, id, err, sizeof(err)) < 0) {
-		setf(c, ST_FAIL, "bad _mta-sts.%s record \"%.200s\": %s (RFC 8461 3.1)",
+		setf(c, REPORT_FAIL, "bad _mta-sts.%s record \"%.200s\": %s (RFC 8461 3.1)",
 		     v->cd->name, rec, err);
 		return;
 	}
 	if (v->body == NULL) {
-		setf(c, ST_FAIL, "id=%s, but what this config serves is unknown: %s", id,
+		setf(c, REPORT_FAIL, "id=%s, but what this config serves is unknown: %s", id,
 		     v->source);
 		return;
 	}
 	if (prov != NULL && prov->result == DNS_OK)
 		snprintf(prov_id, sizeof(prov_id), "%s", prov->id);
 	if (prov_id[0] != 0 && strcmp(id, prov_id) == 0) {
-		setf(c, ST_OK, "v=STSv1; id=%s, the id of %s's policy", id, v->cd->proxy);
+		setf(c, REPORT_OK, "v=STSv1; id=%s, the id of %s's policy", id, v->cd->proxy);
 		return;
 	}
 	if (strcmp(id, v->id) == 0) {
-		setf(c, ST_OK, "v=STSv1; id=%s, the id of the served policy", id);
+		setf(c, REPORT_OK, "v=STSv1; id=%s, the id of the served policy", id);
 		return;
 	}
 	if (v->cd->proxy != NULL)
-		setf(c, ST_FAIL,
+		setf(c, REPORT_FAIL,
 		     "id=%s is neither %s's id (%s) nor the id of the policy served for it (%s): "
 		     "make _mta-sts.%s a CNAME to _mta-sts.%s",
 		     id, v->cd->proxy, prov_id[0] ? prov_id : "unknown", v->id, v->cd->name,
 		     v->cd->proxy);
 	else
-		setf(c, ST_FAIL,
+		setf(c, REPORT_FAIL,
 		     "id=%s is not the id of the policy this config serves (%s): senders that "
 		     "cached an older policy do not refetch; publish \"v=STSv1; id=%s\" once every "
 		     "replica serves the new policy",
@@ -240,25 +220,26 @@ static void check_sts(struct vdomain *v, const struct dns_query *q, const struct
 
 static void check_fetch(struct vdomain *v, const struct dns_query *host, const struct fetch_job *j)
 {
-	struct check *c = add_check(v, "policy-fetch", NULL);
+	struct report_check *c = add_check(v, "policy-fetch", NULL);
 	struct diag d;
 	struct policy p;
 	char got[POLICY_ID_MAX + 1];
 
 	if (j == NULL) {
-		setf(c, ST_FAIL, "mta-sts.%s has no address: %s; point it at the policy server",
+		setf(c, REPORT_FAIL, "mta-sts.%s has no address: %s; point it at the policy server",
 		     v->cd->name, host->error);
 		return;
 	}
 	if (!j->ok) {
-		setf(c, ST_FAIL, "%s: %s (senders fetch it like this: verified TLS, no redirects)",
-		     v->url, j->error);
+		setf(c, REPORT_FAIL,
+		     "%s: %s (senders fetch it like this: verified TLS, no redirects)", v->url,
+		     j->error);
 		return;
 	}
 	diag_init(&d);
 	policy_init(&p);
 	if (policy_parse(&p, j->body, j->len, &d, "body") < 0) {
-		setf(c, ST_FAIL, "%s serves a policy senders reject: %s", v->url,
+		setf(c, REPORT_FAIL, "%s serves a policy senders reject: %s", v->url,
 		     d.n ? d.v[0].msg : "invalid");
 		diag_finish(&d);
 		return;
@@ -267,38 +248,38 @@ static void check_fetch(struct vdomain *v, const struct dns_query *host, const s
 	diag_finish(&d);
 	policy_id(j->body, j->len, got);
 	if (v->body == NULL) {
-		setf(c, ST_FAIL,
+		setf(c, REPORT_FAIL,
 		     "fetched %zu bytes (id %s), but what this config serves is unknown: "
 		     "%s",
 		     j->len, got, v->source);
 		return;
 	}
 	if (j->len != v->len || memcmp(j->body, v->body, v->len) != 0) {
-		setf(c, ST_FAIL,
+		setf(c, REPORT_FAIL,
 		     "%s serves other bytes (id %s) than this config (id %s, %s): a stale replica "
 		     "or another server answers for mta-sts.%s",
 		     v->url, got, v->id, v->source, v->cd->name);
 		return;
 	}
-	setf(c, ST_OK, "200 text/plain, %zu bytes, exactly what this config serves (id %s)", j->len,
-	     v->id);
+	setf(c, REPORT_OK, "200 text/plain, %zu bytes, exactly what this config serves (id %s)",
+	     j->len, v->id);
 }
 
 static void check_coverage(struct vdomain *v, const struct dns_query *mx)
 {
-	struct check *c = add_check(v, "mx-coverage", NULL);
+	struct report_check *c = add_check(v, "mx-coverage", NULL);
 	struct buf b;
 	bool fail = false, warn = false;
 
 	if (mx->result != DNS_OK || mx->n_list == 0) {
-		setf(c, ST_FAIL,
+		setf(c, REPORT_FAIL,
 		     "no MX records for %s (%s): senders have nothing to match the "
 		     "policy against",
 		     v->cd->name, mx->error);
 		return;
 	}
 	if (v->body == NULL) {
-		setf(c, ST_FAIL,
+		setf(c, REPORT_FAIL,
 		     "cannot match the MX hosts: what this config serves is unknown: %s",
 		     v->source);
 		return;
@@ -341,37 +322,41 @@ static void check_coverage(struct vdomain *v, const struct dns_query *mx)
 	if (!fail && !warn)
 		buf_printf(&b, "all %zu MX hosts are matched by the policy's mx patterns",
 		           mx->n_list);
-	setf(c, fail ? ST_FAIL : warn ? ST_WARN : ST_OK, "%s", b.failed ? "out of memory" : b.data);
+	setf(c,
+	     fail   ? REPORT_FAIL
+	     : warn ? REPORT_WARN
+	            : REPORT_OK,
+	     "%s", b.failed ? "out of memory" : b.data);
 	buf_finish(&b);
 }
 
 static void check_tls(struct vdomain *v, const char *host, const struct mxhost *m)
 {
-	struct check *c = add_check(v, "mx-tls", host);
+	struct report_check *c = add_check(v, "mx-tls", host);
 
 	if (m == NULL || m->addr.result != DNS_OK) {
-		setf(c, ST_FAIL, "no address for MX %s: %s", host,
+		setf(c, REPORT_FAIL, "no address for MX %s: %s", host,
 		     m != NULL ? m->addr.error : "too many MX hosts");
 		return;
 	}
 	setf(c,
-	     m->probe.status == SMTPTLS_OK     ? ST_OK
-	     : m->probe.status == SMTPTLS_WARN ? ST_WARN
-	                                       : ST_FAIL,
+	     m->probe.status == SMTPTLS_OK     ? REPORT_OK
+	     : m->probe.status == SMTPTLS_WARN ? REPORT_WARN
+	                                       : REPORT_FAIL,
 	     "%s%s%s%s", m->probe.detail, m->probe.address[0] ? " (" : "", m->probe.address,
 	     m->probe.address[0] ? ")" : "");
 }
 
 static void check_tlsrpt(struct vdomain *v, const struct dns_query *q)
 {
-	struct check *c = add_check(v, "tlsrpt-txt", NULL);
+	struct report_check *c = add_check(v, "tlsrpt-txt", NULL);
 	const char *rec = NULL;
 	char err[200];
 	size_t n = 0;
 	struct buf want;
 
 	if (q->result == DNS_FAIL) {
-		setf(c, ST_FAIL, "no answer for _smtp._tls.%s: %s", v->cd->name, q->error);
+		setf(c, REPORT_FAIL, "no answer for _smtp._tls.%s: %s", v->cd->name, q->error);
 		return;
 	}
 	for (size_t i = 0; q->result == DNS_OK && i < q->n_list; i++)
@@ -384,179 +369,29 @@ static void check_tlsrpt(struct vdomain *v, const struct dns_query *q)
 		records_tlsrpt_value(&want, (const char *const *)v->cd->tlsrpt, v->cd->n_tlsrpt);
 	if (n == 0) {
 		if (want.len > 0 && !want.failed)
-			setf(c, ST_WARN,
+			setf(c, REPORT_WARN,
 			     "no TLS-RPT record: publish `_smtp._tls.%s. IN TXT \"%s\"` to hear of "
 			     "senders' TLS failures",
 			     v->cd->name, want.data);
 		else
-			setf(c, ST_WARN,
+			setf(c, REPORT_WARN,
 			     "no TLS-RPT record at _smtp._tls.%s: without one you do not hear of "
 			     "senders' TLS failures (set tlsrpt in the config)",
 			     v->cd->name);
 	} else if (n > 1) {
-		setf(c, ST_FAIL,
+		setf(c, REPORT_FAIL,
 		     "%zu v=TLSRPTv1 records at _smtp._tls.%s: senders send no reports unless "
 		     "there is exactly one",
 		     n, v->cd->name);
 	} else if (txtrec_tlsrpt(rec, err, sizeof(err)) < 0) {
-		setf(c, ST_FAIL, "bad _smtp._tls.%s record \"%.200s\": %s (RFC 8460 3)",
+		setf(c, REPORT_FAIL, "bad _smtp._tls.%s record \"%.200s\": %s (RFC 8460 3)",
 		     v->cd->name, rec, err);
 	} else if (want.len > 0 && !want.failed && strcmp(rec, want.data) != 0) {
-		setf(c, ST_WARN, "\"%.200s\" is not the configured \"%.200s\"", rec, want.data);
+		setf(c, REPORT_WARN, "\"%.200s\" is not the configured \"%.200s\"", rec, want.data);
 	} else {
-		setf(c, ST_OK, "\"%.300s\"", rec);
+		setf(c, REPORT_OK, "\"%.300s\"", rec);
 	}
 	buf_finish(&want);
-}
-
-/* The checks that failed, as "name host, name" for a verdict. */
-static void failed_list(const struct vdomain *v, char *out, size_t size)
-{
-	size_t len = 0;
-
-	out[0] = 0;
-	for (size_t i = 0; i < v->n_checks; i++) {
-		const struct check *c = &v->checks[i];
-		int w;
-
-		if (c->status != ST_FAIL)
-			continue;
-		w = snprintf(out + len, size - len, "%s%s%s%s", len ? ", " : "", c->name,
-		             c->host ? " " : "", c->host ? c->host : "");
-		if (w < 0 || (size_t)w >= size - len)
-			break;
-		len += (size_t)w;
-	}
-}
-
-static void verdict_testing(struct vdomain *v)
-{
-	char failed[DETAIL_MAX / 2];
-	size_t n_tls = 0;
-
-	failed_list(v, failed, sizeof(failed));
-	for (size_t i = 0; i < v->n_checks; i++)
-		if (strcmp(v->checks[i].name, "mx-tls") == 0 && v->checks[i].status != ST_FAIL)
-			n_tls++;
-	v->ok = failed[0] == 0;
-	if (v->ok && n_tls > 0)
-		snprintf(v->verdict, sizeof(v->verdict), "ready for enforce");
-	else
-		snprintf(v->verdict, sizeof(v->verdict), "not ready for enforce: %s",
-		         failed[0] ? failed : "no MX host passed mx-tls");
-}
-
-static void verdict_enforce(struct vdomain *v)
-{
-	char failed[DETAIL_MAX / 2];
-
-	failed_list(v, failed, sizeof(failed));
-	v->ok = failed[0] == 0;
-	snprintf(v->verdict, sizeof(v->verdict), v->ok ? "ok" : "problems: %s", failed);
-}
-
-/* mode none (a domain leaving MTA-STS): whether senders that cached a policy will see
- * none. When the records may be removed is another rule: it belongs here too. */
-static void verdict_none(struct vdomain *v)
-{
-	char failed[DETAIL_MAX / 2];
-
-	failed_list(v, failed, sizeof(failed));
-	v->ok = failed[0] == 0;
-	if (v->ok)
-		snprintf(v->verdict, sizeof(v->verdict),
-		         "policy served as none: senders that refetch drop their cached policy");
-	else
-		snprintf(v->verdict, sizeof(v->verdict),
-		         "policy not served as none correctly: %s; senders keep their cached "
-		         "policy",
-		         failed);
-}
-
-static void judge(struct vdomain *v)
-{
-	if (v->mode != NULL && strcmp(v->mode, "none") == 0) {
-		/* Senders do not apply a none policy: the MX are informative. */
-		for (size_t i = 0; i < v->n_checks; i++) {
-			struct check *c = &v->checks[i];
-			char was[DETAIL_MAX];
-
-			if (c->status != ST_FAIL ||
-			    (strcmp(c->name, "mx-coverage") != 0 && strcmp(c->name, "mx-tls") != 0))
-				continue;
-			snprintf(was, sizeof(was), "%s", c->detail);
-			setf(c, ST_WARN, "mode none, not applied by senders: %.900s", was);
-		}
-		verdict_none(v);
-	} else if (v->mode != NULL && strcmp(v->mode, "testing") == 0) {
-		verdict_testing(v);
-	} else {
-		verdict_enforce(v);
-	}
-}
-
-static int render_text(struct vdomain *v, size_t n, struct buf *out)
-{
-	for (size_t i = 0; i < n; i++) {
-		buf_printf(out, "%s (%s%s%s):\n", v[i].cd->name, v[i].mode ? v[i].mode : "unknown",
-		           v[i].cd->proxy ? ", proxy " : "", v[i].cd->proxy ? v[i].cd->proxy : "");
-		for (size_t k = 0; k < v[i].n_checks; k++) {
-			const struct check *c = &v[i].checks[k];
-
-			buf_printf(out, "  %-4s %s%s%s: %s\n", status_name[c->status], c->name,
-			           c->host ? " " : "", c->host ? c->host : "", c->detail);
-		}
-		buf_printf(out, "  verdict: %s\n", v[i].verdict);
-	}
-	return out->failed ? -1 : 0;
-}
-
-static int render_json(struct vdomain *v, size_t n, struct buf *out)
-{
-	json_t *root = json_object(), *list = json_array();
-	char *text = NULL;
-	int ret = -1;
-
-	if (root == NULL || list == NULL || json_object_set(root, "domains", list) < 0)
-		goto out;
-	for (size_t i = 0; i < n; i++) {
-		json_t *d = json_object(), *checks = json_array();
-
-		if (d == NULL || checks == NULL || json_array_append_new(list, d) < 0) {
-			json_decref(d);
-			json_decref(checks);
-			goto out;
-		}
-		json_object_set_new(d, "domain", json_string(v[i].cd->name));
-		json_object_set_new(d, "mode", v[i].mode ? json_string(v[i].mode) : json_null());
-		if (v[i].cd->proxy != NULL)
-			json_object_set_new(d, "proxy", json_string(v[i].cd->proxy));
-		json_object_set_new(d, "ok", json_boolean(v[i].ok));
-		json_object_set_new(d, "verdict", json_string(v[i].verdict));
-		json_object_set_new(d, "checks", checks);
-		for (size_t k = 0; k < v[i].n_checks; k++) {
-			const struct check *c = &v[i].checks[k];
-			json_t *o = json_object();
-
-			if (o == NULL || json_array_append_new(checks, o) < 0)
-				goto out;
-			json_object_set_new(o, "check", json_string(c->name));
-			json_object_set_new(o, "status", json_string(status_name[c->status]));
-			json_object_set_new(o, "host",
-			                    c->host ? json_string(c->host) : json_null());
-			/* Details quote DNS and HTTP: not always UTF-8. */
-			json_object_set_new(o, "detail",
-			                    json_stringn_nocheck(c->detail, strlen(c->detail)));
-		}
-	}
-	if ((text = json_dumps(root, JSON_INDENT(2) | JSON_ENSURE_ASCII)) == NULL)
-		goto out;
-	ret = buf_puts(out, text) < 0 || buf_puts(out, "\n") < 0 ? -1 : 0;
-out:
-	free(text);
-	json_decref(list);
-	json_decref(root);
-	return ret;
 }
 
 /* The hostname we send in EHLO: ours when it is a domain, else a name that says what we are. */
@@ -600,6 +435,7 @@ enum verify_result verify_run(const struct snapshot *s, const char *const *names
 	const struct config *cfg = snapshot_config(s);
 	size_t n = n_names ? n_names : snapshot_size(s), nq = 0, nj = 0, n_mx = 0, n_mx_max = 0;
 	struct vdomain *v = calloc(n ? n : 1, sizeof(*v));
+	struct report_domain *rep = calloc(n ? n : 1, sizeof(*rep));
 	struct dns_query *q = calloc(n ? 6 * n : 1, sizeof(*q));
 	struct fetch_job *jobs = calloc(n ? 2 * n : 1, sizeof(*jobs));
 	struct mxhost *mx = NULL;
@@ -613,7 +449,7 @@ enum verify_result verify_run(const struct snapshot *s, const char *const *names
 	char helo[256];
 	enum verify_result ret = VERIFY_FAILED;
 
-	if (v == NULL || q == NULL || jobs == NULL) {
+	if (v == NULL || rep == NULL || q == NULL || jobs == NULL) {
 		snprintf(err, err_size, "out of memory");
 		goto out;
 	}
@@ -763,7 +599,11 @@ join:
 		const struct dns_query *mq = &q[v[i].q_mx];
 
 		settle_expected(&v[i], v[i].j_provider != NONE ? &jobs[v[i].j_provider] : NULL);
-		if ((v[i].checks = calloc(4 + mq->n_list, sizeof(*v[i].checks))) == NULL) {
+		v[i].rep = &rep[i];
+		rep[i].domain = v[i].cd->name;
+		rep[i].proxy = v[i].cd->proxy;
+		rep[i].mode = v[i].mode;
+		if ((rep[i].checks = calloc(4 + mq->n_list, sizeof(*rep[i].checks))) == NULL) {
 			snprintf(err, err_size, "out of memory");
 			goto out;
 		}
@@ -783,28 +623,29 @@ join:
 			check_tls(&v[i], mq->list[k], m);
 		}
 		check_tlsrpt(&v[i], &q[v[i].q_tlsrpt]);
-		judge(&v[i]);
+		report_judge(&rep[i]);
 	}
-	if ((o->json ? render_json(v, n, out) : render_text(v, n, out)) < 0) {
+	if ((o->json ? report_json(rep, n, out) : report_text(rep, n, out)) < 0) {
 		snprintf(err, err_size, "out of memory");
 		goto out;
 	}
 	ret = VERIFY_OK;
 	for (size_t i = 0; i < n; i++)
-		for (size_t k = 0; k < v[i].n_checks; k++)
-			if (v[i].checks[k].status == ST_FAIL)
-				ret = VERIFY_FAILED;
+		if (!rep[i].ok)
+			ret = VERIFY_FAILED;
 out:
 	for (size_t i = 0; v != NULL && i < n; i++) {
 		doc_unref(v[i].doc);
 		free(v[i].live_body);
 		policy_finish(&v[i].policy);
-		free(v[i].checks);
 	}
 	for (size_t i = 0; q != NULL && i < nq; i++)
 		dns_query_finish(&q[i]);
 	for (size_t i = 0; jobs != NULL && i < nj; i++)
 		free(jobs[i].body);
+	for (size_t i = 0; rep != NULL && i < n; i++)
+		free(rep[i].checks);
+	free(rep);
 	free(mx);
 	free(jobs);
 	free(q);
