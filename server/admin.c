@@ -1,4 +1,5 @@
 /* admin: the plain-HTTP admin listener: /metrics, /healthz, /records, /status */
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -8,8 +9,10 @@
 
 #include "acme.h"
 #include "admin.h"
+#include "admission.h"
 #include "buf.h"
 #include "hash.h"
+#include "journal.h"
 #include "log.h"
 #include "snapshot.h"
 #include "stats.h"
@@ -19,11 +22,18 @@
  * (and /status a page of them), so that a million tenants do not make megabyte pages. */
 #define PER_DOMAIN_MAX 10000
 #define STATUS_ROWS_MAX 1000
+/* admission of the admin listener */
+#define ADMIN_CONNECTIONS 64
+#define ADMIN_PER_IP 16
+#define ADMIN_HEAD_TIMEOUT 5
+#define ADMIN_IDLE_TIMEOUT 10
 
 struct admin {
 	struct MHD_Daemon *daemon;
 	int fd;
 	struct acme *acme;
+	struct journal *journal;
+	struct admission *adm;
 };
 
 static void fmt_time(time_t t, char *out, size_t size)
@@ -152,6 +162,19 @@ static void metrics_certificates(struct snapshot *s, struct buf *b, time_t now)
 	}
 }
 
+static void metrics_admission(void *arg, struct admission *a, const char *name)
+{
+	for (int k = 0; k < ADMISSION_REASONS; k++)
+		buf_printf(arg,
+		           "mtastsd_connections_shed_total{listener=\"%s\",reason=\"%s\"} %lu\n",
+		           name, admission_reason_names[k], admission_count(a, k));
+}
+
+static void metrics_open(void *arg, struct admission *a, const char *name)
+{
+	buf_printf(arg, "mtastsd_connections_open{listener=\"%s\"} %u\n", name, admission_open(a));
+}
+
 static void metrics_acme(struct acme *a, struct buf *b)
 {
 	struct acme_counts n;
@@ -209,6 +232,13 @@ static void render_metrics(struct admin *a, struct snapshot *s, struct buf *b)
 	for (int k = STATS_HS_UNKNOWN_SNI; k < STATS_HS_N; k++)
 		buf_printf(b, "mtastsd_handshake_failures_total{reason=\"%s\"} %lu\n",
 		           stats_handshake_names[k], stats_handshakes(k));
+	buf_puts(b, "# HELP mtastsd_connections_shed_total Connections closed or refused by "
+	            "admission, by listener and reason.\n"
+	            "# TYPE mtastsd_connections_shed_total counter\n");
+	admission_each(metrics_admission, b);
+	buf_puts(b, "# HELP mtastsd_connections_open Connections open now, by listener.\n"
+	            "# TYPE mtastsd_connections_open gauge\n");
+	admission_each(metrics_open, b);
 	buf_printf(b,
 	           "# HELP mtastsd_reloads_total Configuration reloads by result.\n"
 	           "# TYPE mtastsd_reloads_total counter\n"
@@ -302,8 +332,36 @@ static void status_certificate(struct buf *b, const struct cert_info *ci, time_t
 	}
 }
 
+/* The lifecycle line: since when the policy is served, when a none one can go. */
+static void status_journal(struct buf *b, struct journal *j, const char *domain, time_t now)
+{
+	struct journal_entry v[JOURNAL_KEEP];
+	char text[300];
+	bool live;
+	size_t n = j != NULL ? journal_history(j, domain, v, &live) : 0;
+
+	if (n == 0)
+		return;
+	journal_summary(v, n, live, now, text, sizeof(text));
+	buf_puts(b, "<dt>lifecycle</dt><dd>");
+	html_escape(b, text);
+	if (n > 1) {
+		buf_puts(b, "<details><summary>earlier policies</summary><ul>");
+		for (size_t k = n - 1; k-- > 0;) {
+			char first[32], last[32];
+
+			fmt_time(v[k].first, first, sizeof(first));
+			fmt_time(v[k].last, last, sizeof(last));
+			buf_printf(b, "<li><code>%s</code> %s, max_age %" PRIu32 ": %s to %s</li>",
+			           v[k].id, policy_mode_name(v[k].mode), v[k].max_age, first, last);
+		}
+		buf_puts(b, "</ul></details>");
+	}
+	buf_puts(b, "</dd>");
+}
+
 static void status_domain(struct buf *b, struct snapshot *s, const struct tenant *t,
-                          const struct cert_info *ci, time_t now)
+                          const struct cert_info *ci, struct journal *j, time_t now)
 {
 	const struct config_domain *cd = tenant_domain(t);
 	struct upstream *up = tenant_upstream(t);
@@ -322,6 +380,7 @@ static void status_domain(struct buf *b, struct snapshot *s, const struct tenant
 	buf_puts(b, "</code></dd>");
 	if (ci != NULL)
 		status_certificate(b, ci, now);
+	status_journal(b, j, cd->name, now);
 	if (up != NULL) {
 		struct upstream_info in;
 		char fetched[32];
@@ -364,7 +423,7 @@ static void status_domain(struct buf *b, struct snapshot *s, const struct tenant
 }
 
 /* Degraded domains first (every one of them, up to the page's limit), then the others. */
-static void render_status(struct snapshot *s, const char *only, struct buf *b)
+static void render_status(struct snapshot *s, struct journal *j, const char *only, struct buf *b)
 {
 	struct certcache *cc = snapshot_certs(s);
 	size_t n = snapshot_size(s), shown = 0, states[CERT_STATES], faults[TLS_FAULTS];
@@ -379,7 +438,8 @@ static void render_status(struct snapshot *s, const char *only, struct buf *b)
 	           " at %s. Handshakes: %lu full, %lu resumed, %lu unknown SNI, %lu failed.</p>\n",
 	           when, stats_handshakes(STATS_HS_OK), stats_handshakes(STATS_HS_RESUMED),
 	           stats_handshakes(STATS_HS_UNKNOWN_SNI) + stats_handshakes(STATS_HS_NO_SNI),
-	           stats_handshakes(STATS_HS_FAILED));
+	           stats_handshakes(STATS_HS_NO_HELLO) + stats_handshakes(STATS_HS_OLD_VERSION) +
+	               stats_handshakes(STATS_HS_CLIENT_ALERT) + stats_handshakes(STATS_HS_FAILED));
 	if (cc != NULL) {
 		certcache_count(cc, states, faults);
 		buf_printf(
@@ -403,7 +463,7 @@ static void render_status(struct snapshot *s, const char *only, struct buf *b)
 			if (only != NULL ? strcasecmp(only, name) != 0
 			                 : !degraded && !domain_listed(s, t))
 				continue;
-			status_domain(b, s, t, cc != NULL ? &ci : NULL, now);
+			status_domain(b, s, t, cc != NULL ? &ci : NULL, j, now);
 			shown++;
 		}
 	}
@@ -439,6 +499,56 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned status, const ch
 	return ret;
 }
 
+/* The admission state of a connection (its socket context), when it has one. */
+static void admitted(struct admin *a, struct MHD_Connection *c,
+                     void (*fn)(struct admission *, struct admission_conn *))
+{
+	const union MHD_ConnectionInfo *info =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	if (info != NULL && info->socket_context != NULL)
+		fn(a->adm, info->socket_context);
+}
+
+static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+	struct admin *a = cls;
+
+	(void)addrlen;
+	return admission_accept(a->adm, addr) ? MHD_YES : MHD_NO;
+}
+
+static void notify_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                              enum MHD_ConnectionNotificationCode toe)
+{
+	struct admin *a = cls;
+
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *fd =
+		    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		const union MHD_ConnectionInfo *addr =
+		    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		struct admission_conn *ac = fd != NULL ? calloc(1, sizeof(*ac)) : NULL;
+
+		if (ac != NULL)
+			admission_start(a->adm, ac, fd->connect_fd,
+			                addr != NULL ? addr->client_addr : NULL);
+		*socket_context = ac;
+	} else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context != NULL) {
+		admission_end(a->adm, *socket_context);
+		free(*socket_context);
+		*socket_context = NULL;
+	}
+}
+
+static void request_completed(void *cls, struct MHD_Connection *c, void **req_cls,
+                              enum MHD_RequestTerminationCode toe)
+{
+	(void)req_cls;
+	if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+		admitted(cls, c, admission_idle);
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
                               const char *method, const char *version, const char *upload_data,
                               size_t *upload_data_size, void **req_cls)
@@ -461,6 +571,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
+	admitted(a, c, admission_head);
 	buf_init(&b);
 	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
 		buf_puts(&b, "Method Not Allowed\n");
@@ -482,12 +593,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 
 		if (json)
 			type = "application/json";
-		if (snapshot_records(s, json, &b) < 0)
+		if (snapshot_records(s, NULL, 0, json, &b) < 0)
 			status = 500;
 	} else if (strcmp(url, "/status") == 0 || strcmp(url, "/") == 0) {
 		type = "text/html; charset=utf-8";
-		render_status(s, MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "domain"),
-		              &b);
+		render_status(s, a->journal,
+		              MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "domain"), &b);
 	} else {
 		status = 404;
 		buf_puts(&b, "Not Found: /metrics /healthz /records /status\n");
@@ -505,7 +616,7 @@ static void admin_log(void *cls, const char *fmt, va_list ap)
 	log_vmsg(fmt, ap);
 }
 
-struct admin *admin_start(int fd, struct acme *acme)
+struct admin *admin_start(int fd, struct acme *acme, struct journal *journal)
 {
 	struct admin *a = calloc(1, sizeof(*a));
 
@@ -515,13 +626,29 @@ struct admin *admin_start(int fd, struct acme *acme)
 	}
 	a->fd = fd;
 	a->acme = acme;
-	a->daemon = MHD_start_daemon(
-	    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG | MHD_USE_ITC, 0,
-	    NULL, NULL, handle, a, MHD_OPTION_EXTERNAL_LOGGER, admin_log, NULL,
-	    MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_TIMEOUT, 10u,
-	    MHD_OPTION_CONNECTION_LIMIT, 64u, MHD_OPTION_END);
+	a->journal = journal;
+	/* The admission rules of the policy port, tighter: a probe or a scrape is one quick
+	 * request, and a few slow clients must not make /healthz time out. */
+	a->adm = admission_create(&(struct admission_opts){
+	    .name = "admin",
+	    .max_connections = ADMIN_CONNECTIONS,
+	    .per_ip = ADMIN_PER_IP,
+	    .head_timeout = ADMIN_HEAD_TIMEOUT,
+	    .idle_timeout = ADMIN_IDLE_TIMEOUT,
+	});
+	if (a->adm != NULL)
+		a->daemon = MHD_start_daemon(
+		    MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ERROR_LOG |
+		        MHD_USE_ITC,
+		    0, accept_policy, a, handle, a, MHD_OPTION_EXTERNAL_LOGGER, admin_log, NULL,
+		    MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_TIMEOUT,
+		    (unsigned)ADMIN_IDLE_TIMEOUT, MHD_OPTION_CONNECTION_LIMIT,
+		    (unsigned)(2 * ADMIN_CONNECTIONS), MHD_OPTION_NOTIFY_CONNECTION,
+		    notify_connection, a, MHD_OPTION_NOTIFY_COMPLETED, request_completed, a,
+		    MHD_OPTION_END);
 	if (a->daemon == NULL) {
 		log_msg("cannot start the admin listener");
+		admission_destroy(a->adm);
 		close(fd);
 		free(a);
 		return NULL;
@@ -539,5 +666,6 @@ void admin_stop(struct admin *a)
 	MHD_stop_daemon(a->daemon);
 	if (fd != MHD_INVALID_SOCKET)
 		close(fd);
+	admission_destroy(a->adm); /* every connection has ended with the daemon */
 	free(a);
 }

@@ -311,7 +311,7 @@ static void report(const struct certcache *cc, size_t i, const struct outcome *o
 {
 	const struct config_domain *cd = &cc->config->domains[i];
 	const struct tls_cert *c = o->cert;
-	const char *file = cc->config->file;
+	const char *file = cd->file;
 	unsigned line = cd->cert != NULL ? cd->cert_line : cd->line;
 	unsigned key_line = cd->cert != NULL ? cd->key_line : cd->line;
 

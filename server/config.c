@@ -3,6 +3,8 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,10 +12,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <gnutls/gnutls.h>
 #include <ini.h>
 
 #include "config_parse.h"
-#include "hash.h"
+#include "config_parser.h"
 #include "records.h"
 
 /*
@@ -31,348 +34,125 @@
  * INI_STOP_ON_FIRST_ERROR still lets every problem be collected.
  */
 
-#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-#define HOST_PREFIX "mta-sts."
-#define HOST_PREFIX_LEN (sizeof(HOST_PREFIX) - 1)
-#define DOMAIN_MAX 253
 #define NO_CERT_REPORTED 10
-#define DEFAULT_PATH "/bin:/usr/bin" /* what posix_spawnp() searches when PATH is unset */
-#define COMMAND_PATH_MAX 4096
-
-enum key_type {
-	KEY_LISTEN,  /* repeatable numeric address with port */
-	KEY_PATH,    /* resolved against the config file's directory */
-	KEY_COMMAND, /* resolved only when relative and containing a '/'; must be executable */
-	KEY_STRING,
-	KEY_ADDRESS, /* numeric address, port optional */
-	KEY_UINT,
-	KEY_BOOL,
-	KEY_SOCKADDR, /* one numeric address with port, also parsed into addr_field */
-};
-
-struct server_key {
-	const char *name;
-	enum key_type type;
-	size_t field;      /* offset of the value in struct config */
-	size_t line_field; /* offset of its line, or NO_LINE */
-	unsigned min, max; /* KEY_UINT only */
-	size_t addr_field; /* KEY_SOCKADDR only: the struct config_sockaddr */
-};
-
-#define NO_LINE SIZE_MAX
-#define CF(f) offsetof(struct config, f)
-
-static const struct server_key server_keys[] = {
-    {"listen", KEY_LISTEN, 0, NO_LINE, 0, 0, 0},
-    {"certs", KEY_PATH, CF(certs_dir), CF(certs_dir_line), 0, 0, 0},
-    {"user", KEY_STRING, CF(user), CF(user_line), 0, 0, 0},
-    {"threads", KEY_UINT, CF(threads), NO_LINE, 0, 256, 0},
-    {"idle_timeout", KEY_UINT, CF(idle_timeout), NO_LINE, 1, 3600, 0},
-    {"max_connections", KEY_UINT, CF(max_connections), NO_LINE, 1, 1000000, 0},
-    {"access_log", KEY_BOOL, CF(access_log), NO_LINE, 0, 0, 0},
-    {"sts_ttl", KEY_UINT, CF(sts_ttl), NO_LINE, 60, 604800, 0},
-    {"tlsrpt_ttl", KEY_UINT, CF(tlsrpt_ttl), NO_LINE, 60, 604800, 0},
-    {"state_dir", KEY_PATH, CF(state_dir), CF(state_dir_line), 0, 0, 0},
-    {"upstream_ca", KEY_PATH, CF(upstream_ca), CF(upstream_ca_line), 0, 0, 0},
-    {"upstream_refresh", KEY_UINT, CF(upstream_refresh), NO_LINE, 1, 604800, 0},
-    {"upstream_dns_poll", KEY_UINT, CF(upstream_dns_poll), NO_LINE, 1, 86400, 0},
-    {"upstream_timeout", KEY_UINT, CF(upstream_timeout), NO_LINE, 1, 60, 0},
-    {"upstream_connect_timeout", KEY_UINT, CF(upstream_connect_timeout), NO_LINE, 1, 60, 0},
-    {"upstream_retry", KEY_UINT, CF(upstream_retry), NO_LINE, 1, 86400, 0},
-    {"dns_server", KEY_ADDRESS, CF(dns_server), CF(dns_server_line), 0, 0, 0},
-    {"on_change", KEY_COMMAND, CF(on_change), CF(on_change_line), 0, 0, 0},
-    {"on_change_timeout", KEY_UINT, CF(on_change_timeout), NO_LINE, 1, 3600, 0},
-    {"upstream_port", KEY_UINT, CF(upstream_port), NO_LINE, 1, 65535, 0},
-    {"admin_listen", KEY_SOCKADDR, CF(admin_listen), CF(admin_listen_line), 0, 0, CF(admin_addr)},
-    {"cert_watch", KEY_UINT, CF(cert_watch), NO_LINE, 0, 86400, 0},
-    {"cert_cache", KEY_UINT, CF(cert_cache), NO_LINE, 0, 10000000, 0},
-    {"acme", KEY_STRING, CF(acme), CF(acme_line), 0, 0, 0},
-    {"acme_email", KEY_STRING, CF(acme_email), CF(acme_email_line), 0, 0, 0},
-    {"acme_ca", KEY_PATH, CF(acme_ca), CF(acme_ca_line), 0, 0, 0},
-    {"acme_eab_kid", KEY_STRING, CF(acme_eab_kid), CF(acme_eab_kid_line), 0, 0, 0},
-    {"acme_eab_hmac", KEY_STRING, CF(acme_eab_hmac), CF(acme_eab_hmac_line), 0, 0, 0},
-    {"acme_challenge", KEY_STRING, CF(acme_challenge), CF(acme_challenge_line), 0, 0, 0},
-    {"acme_http_listen", KEY_SOCKADDR, CF(acme_http_listen), CF(acme_http_listen_line), 0, 0,
-     CF(acme_http_addr)},
-    {"acme_renew_before", KEY_UINT, CF(acme_renew_before), NO_LINE, 0, 315360000, 0},
-    {"acme_concurrency", KEY_UINT, CF(acme_concurrency), NO_LINE, 1, 64, 0},
-    {"acme_order_burst", KEY_UINT, CF(acme_order_burst), NO_LINE, 1, 1000000, 0},
-    {"acme_order_interval", KEY_UINT, CF(acme_order_interval), NO_LINE, 0, 86400, 0},
-    {"acme_retry_min", KEY_UINT, CF(acme_retry_min), NO_LINE, 1, 86400, 0},
-    {"acme_retry_max", KEY_UINT, CF(acme_retry_max), NO_LINE, 1, 604800, 0},
-    {"acme_timeout", KEY_UINT, CF(acme_timeout), NO_LINE, 1, 600, 0},
-    {"acme_order_timeout", KEY_UINT, CF(acme_order_timeout), NO_LINE, 1, 86400, 0},
-};
-
-enum domain_key { DK_MODE, DK_MX, DK_MAX_AGE, DK_ID, DK_PROXY, DK_CERT, DK_KEY, DK_TLSRPT };
+/* bytes of a line kept: more than any valid line (a key line is cut by inih's limit, a
+ * section header holds at most a 253-byte name) */
+#define LINE_CAP 4096
+/* the served body but its mx lines: version, mode and max_age lines, at most */
+#define BODY_FIXED 50
+#define POLICY_NAME_MAX 64
 
 /* clang-format off */
 static const struct {
 	const char *name;
 	bool repeatable;
 	bool is_static; /* part of a static policy, so excluded by proxy */
+	bool in_policy; /* allowed in a [policy NAME] section too */
 } domain_keys[] = {
-    [DK_MODE] = {"mode", false, true},
-    [DK_MX] = {"mx", true, true},
-    [DK_MAX_AGE] = {"max_age", false, true},
-    [DK_ID] = {"id", false, true},
-    [DK_PROXY] = {"proxy", false, false},
-    [DK_CERT] = {"cert", false, false},
-    [DK_KEY] = {"key", false, false},
-    [DK_TLSRPT] = {"tlsrpt", true, false},
+    [DK_MODE] = {"mode", false, true, true},
+    [DK_MX] = {"mx", true, true, true},
+    [DK_MAX_AGE] = {"max_age", false, true, true},
+    [DK_ID] = {"id", false, true, false},
+    [DK_POLICY] = {"policy", false, true, false},
+    [DK_PROXY] = {"proxy", false, false, false},
+    [DK_CERT] = {"cert", false, false, false},
+    [DK_KEY] = {"key", false, false, false},
+    [DK_TLSRPT] = {"tlsrpt", true, false, true},
 };
 /* clang-format on */
 
-enum section { SECTION_NONE, SECTION_SERVER, SECTION_DOMAIN, SECTION_IGNORE };
+/* The keys a [policy NAME] sets for the domains that name it. */
+#define IS_POLICY_KEY(k) ((k) == DK_MODE || (k) == DK_MX || (k) == DK_MAX_AGE)
 
-struct parser {
-	struct config *c;
-	struct diag *d;
-	const char *file;
-	FILE *fp;
-	char *line; /* getline() buffer */
-	size_t line_cap;
-	unsigned lineno;
-	unsigned kv_line; /* key line handed to inih that the handler has not seen */
-	bool syntax_reported;
-	bool listen_full; /* "at most CONFIG_LISTEN_MAX" reported */
-
-	enum section section;
-	unsigned server_line;                         /* first [server] header */
-	unsigned server_seen[ARRAY_LEN(server_keys)]; /* line of each key, 0 = unset */
-
-	struct config_domain *dom; /* the [domain] being read */
-	size_t domains_cap;
-	size_t errors_at_domain; /* d->n_errors when dom's header was read */
-	unsigned domain_seen[ARRAY_LEN(domain_keys)];
-	unsigned static_line; /* first mode/mx/max_age/id line in dom */
-	const char *static_key;
-	bool mode_ok;
-	struct hash names; /* domain name -> index + 1 */
-};
-
-static void oom(struct parser *p)
+/* A name written in Unicode, which every value here must spell with A-labels: its
+ * A-label form in buf ("" when raw is ASCII or cannot be converted). */
+static const char *alabel_of(const char *raw, char *buf, size_t size)
 {
-	diag_error(p->d, p->file, p->lineno, "out of memory");
+	gnutls_datum_t out = {NULL, 0};
+	const unsigned char *s = (const unsigned char *)raw;
+
+	buf[0] = '\0';
+	while (*s != '\0' && *s < 0x80)
+		s++;
+	if (*s == '\0' || gnutls_idna_map(raw, (unsigned)strlen(raw), &out, 0) < 0)
+		return buf;
+	if (out.size < size) {
+		memcpy(buf, out.data, out.size);
+		buf[out.size] = '\0';
+	}
+	gnutls_free(out.data);
+	return buf;
 }
 
-/* Room for element n of an array whose capacity is n rounded up to a power of two: v
- * itself, or v moved, or NULL when out of memory (v is then still valid). */
-static void *grow_pow2(void *v, size_t n, size_t size)
+/* "[domain NAME]" or "[policy NAME]": the section being read. */
+static const char *section_kind(const struct parser *p)
 {
-	if (n != 0 && (n & (n - 1)) != 0)
-		return v;
-	return reallocarray(v, n != 0 ? 2 * n : 1, size);
+	return p->r.section == SECTION_POLICY ? "policy" : "domain";
 }
 
-static int listen_add(struct parser *p, const char *text, unsigned line)
+/* Adds mx to the section's policy unless it is there already (1) or the served body would
+ * grow past POLICY_BODY_MAX (2, the mx left out; domain_check reports it). A hash of the
+ * section's mx keeps this linear: a file of 80,000 mx lines is refused in no time. 0, or -1
+ * when out of memory. */
+static int mx_add(struct parser *p, const char *mx)
 {
-	struct config *c = p->c;
-	struct sockaddr_storage addr;
-	socklen_t addr_len;
-	const char *why = config_parse_addr(text, 0, &addr, &addr_len);
+	struct policy *pol = &p->dom->policy;
+	size_t line = strlen("mx: \r\n") + strlen(mx);
 
-	if (why != NULL) {
-		diag_error(p->d, p->file, line, "invalid listen \"%s\": %s", text, why);
-		return 0;
-	}
-	for (size_t i = 0; i < c->n_listen; i++) {
-		if (c->listen[i].addr_len == addr_len &&
-		    memcmp(&c->listen[i].addr, &addr, addr_len) == 0) {
-			diag_error(p->d, p->file, line,
-			           "duplicate listen \"%s\" (first at line %u)", text,
-			           c->listen[i].line);
-			return 0;
-		}
-	}
-	if (c->n_listen == CONFIG_LISTEN_MAX) {
-		if (!p->listen_full)
-			diag_error(p->d, p->file, line, "at most %d listen addresses",
-			           CONFIG_LISTEN_MAX);
-		p->listen_full = true;
-		return 0;
-	}
-	struct config_listen *v = grow_pow2(c->listen, c->n_listen, sizeof(*v));
-	if (v == NULL)
+	if (p->mx_seen.slots == NULL && hash_init(&p->mx_seen, 16) < 0)
 		return -1;
-	c->listen = v;
-	char *copy = strdup(text);
-	if (copy == NULL)
+	if (hash_get(&p->mx_seen, mx, strlen(mx)) != NULL)
+		return 1;
+	if (p->body_bytes + line > POLICY_BODY_MAX) {
+		p->body_over = true;
+		return 2;
+	}
+	if (policy_add_mx(pol, mx) < 0)
 		return -1;
-	c->listen[c->n_listen++] =
-	    (struct config_listen){.text = copy, .addr = addr, .addr_len = addr_len, .line = line};
-	return 0;
-}
-
-/* Why path cannot be run as a command (a static string or strerror()'s), or NULL when it is
- * a regular file this process may execute. */
-static const char *not_executable(const char *path)
-{
-	struct stat st;
-
-	if (stat(path, &st) < 0)
-		return strerror(errno);
-	if (!S_ISREG(st.st_mode))
-		return "not a regular file";
-	if (access(path, X_OK) < 0)
-		return "not executable";
-	return NULL;
-}
-
-/* Whether a name without '/' is found executable in PATH, where posix_spawnp() looks for
- * it (an empty entry is the working directory). */
-static bool in_path(const char *name)
-{
-	const char *dirs = getenv("PATH");
-	char path[COMMAND_PATH_MAX];
-
-	if (dirs == NULL)
-		dirs = DEFAULT_PATH;
-	for (;;) {
-		const char *end = strchrnul(dirs, ':');
-		int len = (int)(end - dirs);
-		int n = len != 0 ? snprintf(path, sizeof(path), "%.*s/%s", len, dirs, name)
-		                 : snprintf(path, sizeof(path), "%s", name);
-
-		if (n > 0 && (size_t)n < sizeof(path) && not_executable(path) == NULL)
-			return true;
-		if (*end == '\0')
-			return false;
-		dirs = end + 1;
-	}
-}
-
-/* Reports cmd unless it names an executable regular file: a path, or a name in PATH. */
-static bool command_check(struct parser *p, const char *name, const char *cmd)
-{
-	const char *why = strchr(cmd, '/') != NULL ? not_executable(cmd)
-	                  : in_path(cmd)           ? NULL
-	                                           : "no executable of that name in PATH";
-
-	if (why != NULL)
-		diag_error(p->d, p->file, p->lineno, "%s: %s: %s", name, cmd, why);
-	return why == NULL;
-}
-
-/* The index of a [server] key, ARRAY_LEN(server_keys) when there is none. */
-static size_t server_key_find(const char *name)
-{
-	size_t i = 0;
-	while (i < ARRAY_LEN(server_keys) && strcmp(server_keys[i].name, name) != 0)
-		i++;
-	return i;
-}
-
-static void server_key(struct parser *p, const char *name, const char *value)
-{
-	size_t i = server_key_find(name);
-	if (i == ARRAY_LEN(server_keys)) {
-		diag_error(p->d, p->file, p->lineno, "unknown key \"%s\" in [server]", name);
-		return;
-	}
-	const struct server_key *k = &server_keys[i];
-	if (k->type != KEY_LISTEN && p->server_seen[i] != 0) {
-		diag_error(p->d, p->file, p->lineno, "duplicate key \"%s\" (first at line %u)",
-		           name, p->server_seen[i]);
-		return;
-	}
-	if (p->server_seen[i] == 0)
-		p->server_seen[i] = p->lineno;
-
-	char *base = (char *)p->c;
-	char **str = (char **)(base + k->field);
-	unsigned *num = (unsigned *)(base + k->field);
-	unsigned long v;
-	char *copy = NULL;
-
-	switch (k->type) {
-	case KEY_LISTEN:
-		if (listen_add(p, value, p->lineno) < 0)
-			oom(p);
-		return;
-	case KEY_PATH:
-		copy = config_parse_path(p->file, value);
-		break;
-	case KEY_COMMAND:
-		copy = value[0] != '/' && strchr(value, '/') != NULL
-		           ? config_parse_path(p->file, value)
-		           : strdup(value);
-		if (copy != NULL && !command_check(p, name, copy)) {
-			free(copy);
-			return;
-		}
-		break;
-	case KEY_STRING:
-		copy = strdup(value);
-		break;
-	case KEY_ADDRESS: {
-		struct sockaddr_storage ss;
-		socklen_t len;
-		const char *why = config_parse_addr(value, 53, &ss, &len);
-		if (why != NULL) {
-			diag_error(p->d, p->file, p->lineno, "invalid %s \"%s\": %s", name, value,
-			           why);
-			return;
-		}
-		copy = strdup(value);
-		break;
-	}
-	case KEY_SOCKADDR: {
-		struct config_sockaddr *sa = (struct config_sockaddr *)(base + k->addr_field);
-		const char *why = config_parse_addr(value, 0, &sa->addr, &sa->len);
-		if (why != NULL) {
-			diag_error(p->d, p->file, p->lineno, "invalid %s \"%s\": %s", name, value,
-			           why);
-			return;
-		}
-		copy = strdup(value);
-		break;
-	}
-	case KEY_UINT:
-		if (config_parse_uint(value, k->max, &v) < 0 || v < k->min)
-			diag_error(p->d, p->file, p->lineno,
-			           "invalid %s \"%s\" (expected %u to %u, digits only)", name,
-			           value, k->min, k->max);
-		else
-			*num = (unsigned)v;
-		return;
-	case KEY_BOOL:
-		if (config_parse_bool(value, (bool *)(base + k->field)) < 0)
-			diag_error(p->d, p->file, p->lineno,
-			           "invalid %s \"%s\" (expected yes, no, true, false, on or off)",
-			           name, value);
-		return;
-	}
-	if (copy == NULL) {
-		oom(p);
-		return;
-	}
-	*str = copy;
-	*(unsigned *)(base + k->line_field) = p->lineno;
-}
-
-static bool mx_listed(const struct policy *pol, const char *mx)
-{
-	for (size_t i = 0; i < pol->n_mx; i++)
-		if (strcasecmp(pol->mx[i], mx) == 0)
-			return true;
-	return false;
+	p->body_bytes += line;
+	return hash_put(&p->mx_seen, pol->mx[pol->n_mx - 1], pol, NULL) < 0 ? -1 : 0;
 }
 
 static void domain_key(struct parser *p, const char *name, const char *value)
 {
+	int r;
 	struct config_domain *dom = p->dom;
-	unsigned line = p->lineno;
+	unsigned line = p->r.lineno;
 	size_t k = 0;
 	bool no_memory = false;
 	unsigned long v;
 
+	char alabel[DOMAIN_MAX + 1];
+
 	while (k < ARRAY_LEN(domain_keys) && strcmp(domain_keys[k].name, name) != 0)
 		k++;
 	if (k == ARRAY_LEN(domain_keys)) {
-		diag_error(p->d, p->file, line, "unknown key \"%s\" in [domain %s]", name,
-		           dom->name);
+		diag_error(p->d, p->file, line, "unknown key \"%s\" in [%s %s]", name,
+		           section_kind(p), dom->name);
 		return;
+	}
+	if (p->r.section == SECTION_POLICY && !domain_keys[k].in_policy) {
+		diag_error(p->d, p->file, line,
+		           "\"%s\" cannot be used in [policy %s] (it holds mode, mx, max_age and "
+		           "tlsrpt; set %s in each [domain])",
+		           name, dom->name, name);
+		return;
+	}
+	if (IS_POLICY_KEY(k) && p->domain_seen[DK_POLICY] != 0) {
+		diag_error(p->d, p->file, line,
+		           "\"%s\" cannot be used with policy (line %u): [policy %s] sets it", name,
+		           p->domain_seen[DK_POLICY], dom->policy_name ? dom->policy_name : "");
+		return;
+	}
+	if (k == DK_POLICY) {
+		for (size_t j = 0; j < ARRAY_LEN(domain_keys); j++)
+			if (IS_POLICY_KEY(j) && p->domain_seen[j] != 0) {
+				diag_error(p->d, p->file, line,
+				           "policy cannot be used with %s (line %u): the [policy] "
+				           "section sets it",
+				           domain_keys[j].name, p->domain_seen[j]);
+				return;
+			}
 	}
 	if (!domain_keys[k].repeatable && p->domain_seen[k] != 0) {
 		diag_error(p->d, p->file, line, "duplicate key \"%s\" (first at line %u)", name,
@@ -400,21 +180,32 @@ static void domain_key(struct parser *p, const char *name, const char *value)
 	case DK_MODE:
 		dom->mode_line = line;
 		p->mode_ok = policy_mode_parse(value, &dom->policy.mode) == 0;
-		if (!p->mode_ok)
+		if (!p->mode_ok && strcasecmp(value, "report") == 0)
+			diag_error(
+			    p->d, p->file, line,
+			    "invalid mode \"%s\": report is a draft's name for what RFC 8461 "
+			    "calls testing; use mode = testing",
+			    value);
+		else if (!p->mode_ok)
 			diag_error(p->d, p->file, line,
 			           "invalid mode \"%s\" (expected enforce, testing or none)",
 			           value);
 		break;
 	case DK_MX:
-		if (!policy_mx_valid(value, strlen(value)))
+		if (!policy_mx_valid(value, strlen(value)) &&
+		    *alabel_of(value, alabel, sizeof(alabel)) != '\0')
+			diag_error(p->d, p->file, line,
+			           "invalid mx \"%s\": write it with A-labels, mx = %s", value,
+			           alabel);
+		else if (!policy_mx_valid(value, strlen(value)))
 			diag_error(p->d, p->file, line,
 			           "invalid mx \"%s\" (expected a host name or *.domain, A-labels "
 			           "only)",
 			           value);
-		else if (mx_listed(&dom->policy, value))
+		else if ((r = mx_add(p, value)) == 1)
 			diag_warn(p->d, p->file, line, "duplicate mx \"%s\" ignored", value);
 		else
-			no_memory = policy_add_mx(&dom->policy, value) < 0;
+			no_memory = r < 0;
 		break;
 	case DK_MAX_AGE:
 		if (config_parse_uint(value, POLICY_MAX_AGE_MAX, &v) < 0)
@@ -439,10 +230,31 @@ static void domain_key(struct parser *p, const char *name, const char *value)
 		          "without it the id is derived from the served policy",
 		          value);
 		break;
+	case DK_POLICY: {
+		size_t len = strlen(value);
+
+		dom->policy_line = line;
+		if (len > POLICY_NAME_MAX ||
+		    strspn(value, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+		                  "._-") != len) {
+			diag_error(p->d, p->file, line,
+			           "invalid policy \"%s\" (expected the NAME of a [policy NAME])",
+			           value);
+			break;
+		}
+		dom->policy_name = strdup(value);
+		no_memory = dom->policy_name == NULL;
+		break;
+	}
 	case DK_PROXY:
 		dom->proxy = config_parse_domain("", value, &no_memory);
 		dom->proxy_line = line;
-		if (dom->proxy == NULL && !no_memory)
+		if (dom->proxy == NULL && !no_memory &&
+		    *alabel_of(value, alabel, sizeof(alabel)) != '\0')
+			diag_error(p->d, p->file, line,
+			           "invalid proxy \"%s\": write it with A-labels, proxy = %s",
+			           value, alabel);
+		else if (dom->proxy == NULL && !no_memory)
 			diag_error(p->d, p->file, line,
 			           "invalid proxy \"%s\" (expected the provider's domain name)",
 			           value);
@@ -481,59 +293,95 @@ static void domain_key(struct parser *p, const char *name, const char *value)
 		oom(p);
 }
 
-/* Checks that need the whole [domain] section. */
+/* Checks that need the whole [domain] or [policy] section. */
 static void domain_check(struct parser *p)
 {
 	struct config_domain *dom = p->dom;
 	const char *file = p->file;
+	const char *kind = section_kind(p);
 
 	if ((dom->cert == NULL) != (dom->key == NULL))
 		diag_error(p->d, file, dom->line, "[domain %s] has %s without %s", dom->name,
 		           dom->cert != NULL ? "cert" : "key", dom->cert != NULL ? "key" : "cert");
-	if (p->domain_seen[DK_PROXY] != 0)
+	if (p->domain_seen[DK_PROXY] != 0 || p->domain_seen[DK_POLICY] != 0)
 		return;
 	if (p->domain_seen[DK_MODE] == 0)
-		diag_error(p->d, file, dom->line, "[domain %s] has no mode", dom->name);
+		diag_error(p->d, file, dom->line, "[%s %s] has no mode", kind, dom->name);
 	if (p->domain_seen[DK_MAX_AGE] == 0)
-		diag_error(p->d, file, dom->line, "[domain %s] has no max_age", dom->name);
+		diag_error(p->d, file, dom->line, "[%s %s] has no max_age", kind, dom->name);
 	if (p->mode_ok && dom->policy.mode != POLICY_MODE_NONE && p->domain_seen[DK_MX] == 0)
 		diag_error(p->d, file, dom->mode_line, "mode %s needs at least one mx",
 		           policy_mode_name(dom->policy.mode));
 
-	/* The served body: version, mode, max_age lines (at most 50 bytes) and the mx lines. */
-	size_t body = 50;
-	for (size_t i = 0; i < dom->policy.n_mx; i++)
-		body += strlen("mx: \r\n") + strlen(dom->policy.mx[i]);
-	if (body > POLICY_BODY_MAX)
-		diag_error(p->d, file, dom->line, "[domain %s]: policy over %d bytes", dom->name,
+	if (p->body_over)
+		diag_error(p->d, file, dom->line, "[%s %s]: policy over %d bytes", kind, dom->name,
 		           POLICY_BODY_MAX);
 
 	if (p->d->n_errors == p->errors_at_domain)
-		policy_lint(&dom->policy, dom->name, p->d, file, dom->mode_line);
+		policy_lint(&dom->policy, p->r.section == SECTION_DOMAIN ? dom->name : NULL, p->d,
+		            file, dom->mode_line);
 }
 
 static void section_end(struct parser *p)
 {
-	if (p->section == SECTION_DOMAIN)
+	if (p->r.section == SECTION_DOMAIN || p->r.section == SECTION_POLICY)
 		domain_check(p);
-	p->section = SECTION_NONE;
+	p->r.section = SECTION_NONE;
 	p->dom = NULL;
+}
+
+/* "duplicate KIND NAME (first at [FILE:]LINE)" for the section being read. */
+static void duplicate(struct parser *p, const char *kind, const char *name,
+                      const struct config_domain *first)
+{
+	if (first->file == p->file)
+		diag_error(p->d, p->file, p->r.lineno, "duplicate %s %s (first at line %u)", kind,
+		           name, first->line);
+	else
+		diag_error(p->d, p->file, p->r.lineno, "duplicate %s %s (first at %s:%u)", kind,
+		           name, first->file, first->line);
+}
+
+static void section_start(struct parser *p, struct config_domain *dom, enum section section)
+{
+	policy_init(&dom->policy);
+	p->dom = dom;
+	p->r.section = section;
+	p->errors_at_domain = p->d->n_errors;
+	memset(p->domain_seen, 0, sizeof(p->domain_seen));
+	p->static_line = 0;
+	p->static_key = NULL;
+	p->mode_ok = false;
+	hash_finish(&p->mx_seen);
+	p->body_bytes = BODY_FIXED;
+	p->body_over = false;
 }
 
 static void domain_section(struct parser *p, const char *raw)
 {
 	struct config *c = p->c;
-	unsigned line = p->lineno;
+	unsigned line = p->r.lineno;
 	bool no_memory;
 	char *host = config_parse_domain(HOST_PREFIX, raw, &no_memory);
+	char alabel[DOMAIN_MAX + 1];
 
 	if (host == NULL) {
 		if (no_memory)
 			oom(p);
+		else if (*alabel_of(raw, alabel, sizeof(alabel)) != '\0')
+			diag_error(
+			    p->d, p->file, line,
+			    "invalid domain name \"%s\": write it with A-labels, [domain %s]", raw,
+			    alabel);
 		else
 			diag_error(p->d, p->file, line, "invalid domain name \"%s\"", raw);
 		return;
 	}
+	if (strncmp(host + HOST_PREFIX_LEN, HOST_PREFIX, HOST_PREFIX_LEN) == 0)
+		diag_warn(p->d, p->file, line,
+		          "[domain %s] serves the policy host %s: the section names the mail "
+		          "domain, [domain %s], and the server answers for mta-sts.<domain>",
+		          host + HOST_PREFIX_LEN, host, host + 2 * HOST_PREFIX_LEN);
 	if (strlen(host) > DOMAIN_MAX) {
 		diag_error(p->d, p->file, line, "domain name too long for %s", host);
 		free(host);
@@ -554,6 +402,7 @@ static void domain_section(struct parser *p, const char *raw)
 	memset(dom, 0, sizeof(*dom));
 	dom->host = host;
 	dom->name = host + HOST_PREFIX_LEN; /* one allocation for both */
+	dom->file = p->file;
 	dom->line = line;
 
 	void *first = NULL;
@@ -562,20 +411,60 @@ static void domain_section(struct parser *p, const char *raw)
 		if (r < 0)
 			oom(p);
 		else
-			diag_error(p->d, p->file, line, "duplicate domain %s (first at line %u)",
-			           dom->name, c->domains[(uintptr_t)first - 1].line);
+			duplicate(p, "domain", dom->name, &c->domains[(uintptr_t)first - 1]);
 		free(host);
 		return;
 	}
-	policy_init(&dom->policy);
 	c->n_domains++;
-	p->dom = dom;
-	p->section = SECTION_DOMAIN;
-	p->errors_at_domain = p->d->n_errors;
-	memset(p->domain_seen, 0, sizeof(p->domain_seen));
-	p->static_line = 0;
-	p->static_key = NULL;
-	p->mode_ok = false;
+	section_start(p, dom, SECTION_DOMAIN);
+}
+
+/* [policy NAME]: mode, mx, max_age and tlsrpt that [domain] sections name by policy =
+ * NAME, read like a [domain] of that name. */
+static void policy_section(struct parser *p, const char *name)
+{
+	size_t len = strlen(name);
+
+	if (len == 0 || len > POLICY_NAME_MAX ||
+	    strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") !=
+	        len) {
+		diag_error(p->d, p->file, p->r.lineno,
+		           "invalid [policy %s]: a name of 1 to %d letters, digits, '.', '_' or "
+		           "'-'",
+		           name, POLICY_NAME_MAX);
+		return;
+	}
+	struct config_domain *v = grow_pow2(p->policies, p->n_policies, sizeof(*v));
+	bool *used = v != NULL ? grow_pow2(p->policy_used, p->n_policies, sizeof(*used)) : NULL;
+	char *copy = used != NULL ? strdup(name) : NULL;
+	if (v != NULL)
+		p->policies = v;
+	if (used != NULL)
+		p->policy_used = used;
+	if (copy == NULL) {
+		oom(p);
+		return;
+	}
+	struct config_domain *pol = &p->policies[p->n_policies];
+	memset(pol, 0, sizeof(*pol));
+	pol->host = copy;
+	pol->name = copy;
+	pol->file = p->file;
+	pol->line = p->r.lineno;
+
+	void *first = NULL;
+	int r =
+	    hash_put(&p->policy_names, pol->name, (void *)(uintptr_t)(p->n_policies + 1), &first);
+	if (r != 0) {
+		if (r < 0)
+			oom(p);
+		else
+			duplicate(p, "policy", name, &p->policies[(uintptr_t)first - 1]);
+		free(copy);
+		return;
+	}
+	p->policy_used[p->n_policies++] = false;
+	section_start(p, pol, SECTION_POLICY);
 }
 
 /* s: a trimmed line starting with '['. */
@@ -584,14 +473,14 @@ static void section_header(struct parser *p, char *s)
 	char *end = strchr(s, ']');
 
 	section_end(p);
-	p->section = SECTION_IGNORE;
+	p->r.section = SECTION_IGNORE;
 	if (end == NULL) {
-		diag_error(p->d, p->file, p->lineno, "syntax error: unterminated [section]");
+		diag_error(p->d, p->file, p->r.lineno, "syntax error: unterminated [section]");
 		return;
 	}
 	/* line_clean() dropped a comment after whitespace, not one right after ']'. */
 	if (end[1] != '\0' && end[1] != ';') {
-		diag_error(p->d, p->file, p->lineno, "syntax error: text after [section]");
+		diag_error(p->d, p->file, p->r.lineno, "syntax error: text after [section]");
 		return;
 	}
 	*end = '\0';
@@ -601,33 +490,44 @@ static void section_header(struct parser *p, char *s)
 	while (end > s && isspace((unsigned char)end[-1]))
 		*--end = '\0';
 
-	if (strcmp(s, "server") == 0) {
+	if (strcmp(s, "server") == 0 && p->depth > 1) {
+		diag_error(p->d, p->file, p->r.lineno,
+		           "[server] belongs in the main configuration file, %s", p->c->file);
+	} else if (strcmp(s, "server") == 0) {
 		if (p->server_line != 0)
-			diag_error(p->d, p->file, p->lineno,
+			diag_error(p->d, p->file, p->r.lineno,
 			           "duplicate section [server] (first at line %u)", p->server_line);
 		else
-			p->server_line = p->lineno;
-		p->section = SECTION_SERVER;
+			p->server_line = p->r.lineno;
+		p->r.section = SECTION_SERVER;
 	} else if (strcmp(s, "domain") == 0) {
-		diag_error(p->d, p->file, p->lineno,
+		diag_error(p->d, p->file, p->r.lineno,
 		           "bad section [domain]: expected [domain NAME]");
 	} else if (strncmp(s, "domain", 6) == 0 && isspace((unsigned char)s[6])) {
 		char *name = s + 6;
 		while (isspace((unsigned char)*name))
 			name++;
 		domain_section(p, name);
+	} else if (strcmp(s, "policy") == 0) {
+		diag_error(p->d, p->file, p->r.lineno,
+		           "bad section [policy]: expected [policy NAME]");
+	} else if (strncmp(s, "policy", 6) == 0 && isspace((unsigned char)s[6])) {
+		char *name = s + 6;
+		while (isspace((unsigned char)*name))
+			name++;
+		policy_section(p, name);
 	} else {
-		diag_error(p->d, p->file, p->lineno, "unknown section [%s]", s);
+		diag_error(p->d, p->file, p->r.lineno, "unknown section [%s]", s);
 	}
 }
 
 static void syntax_check(struct parser *p)
 {
-	if (p->kv_line == 0)
+	if (p->r.kv_line == 0)
 		return;
-	diag_error(p->d, p->file, p->kv_line, "syntax error: expected key = value");
-	p->syntax_reported = true;
-	p->kv_line = 0;
+	diag_error(p->d, p->file, p->r.kv_line, "syntax error: expected key = value");
+	p->r.syntax_reported = true;
+	p->r.kv_line = 0;
 }
 
 /* Drops a comment and surrounding whitespace; returns the first kept character. */
@@ -649,29 +549,71 @@ static char *line_clean(char *s)
 	return s;
 }
 
+/* One physical line into p->line, at most LINE_CAP bytes of it kept (the rest is read and
+ * dropped: *ret_long), within the CONFIG_BYTES_MAX of all files. Its length, or -1 at the
+ * end of the file (or of the budget, reported). */
+static ssize_t get_line(struct parser *p, bool *ret_long)
+{
+	size_t n = 0, total = 0;
+	int ch = EOF;
+
+	*ret_long = false;
+	if (p->line == NULL && (p->line = malloc(LINE_CAP + 1)) == NULL) {
+		oom(p);
+		return -1;
+	}
+	while (p->bytes < CONFIG_BYTES_MAX && (ch = getc_unlocked(p->r.fp)) != EOF) {
+		p->bytes++;
+		total++;
+		if (n < LINE_CAP)
+			p->line[n++] = (char)ch;
+		else
+			*ret_long = true;
+		if (ch == '\n')
+			break;
+	}
+	if (ch != EOF && ch != '\n' && p->bytes >= CONFIG_BYTES_MAX) {
+		if (!p->too_big)
+			diag_error(p->d, p->file, p->r.lineno + 1,
+			           "the configuration files are larger than %d MiB in all: the "
+			           "rest is not read",
+			           CONFIG_BYTES_MAX >> 20);
+		p->too_big = true;
+		return -1;
+	}
+	p->line[n] = '\0';
+	return total == 0 ? -1 : (ssize_t)n;
+}
+
 /* The ini_reader: one physical line per call, so inih's line numbers stay ours. */
 static char *read_line(char *str, int num, void *stream)
 {
 	struct parser *p = stream;
+	bool too_long;
 
 	syntax_check(p);
 	errno = 0;
-	ssize_t n = getline(&p->line, &p->line_cap, p->fp);
+	ssize_t n = get_line(p, &too_long);
 	if (n < 0) {
-		if (ferror(p->fp))
+		if (ferror(p->r.fp))
 			diag_error(p->d, p->file, 0, "cannot read: %s", strerror(errno));
 		return NULL;
 	}
-	p->lineno++;
+	p->r.lineno++;
 	str[0] = '\n';
 	str[1] = '\0';
 
 	char *s = p->line;
-	if (memchr(s, '\0', (size_t)n) != NULL) {
-		diag_error(p->d, p->file, p->lineno, "NUL byte in line");
+	if (too_long) {
+		diag_error(p->d, p->file, p->r.lineno, "line too long (at most %d characters)",
+		           num - 2);
 		return str;
 	}
-	if (p->lineno == 1 && strncmp(s, "\xef\xbb\xbf", 3) == 0)
+	if (memchr(s, '\0', (size_t)n) != NULL) {
+		diag_error(p->d, p->file, p->r.lineno, "NUL byte in line");
+		return str;
+	}
+	if (p->r.lineno == 1 && strncmp(s, "\xef\xbb\xbf", 3) == 0)
 		s += 3;
 	s = line_clean(s);
 	if (*s == '\0')
@@ -682,15 +624,127 @@ static char *read_line(char *str, int num, void *stream)
 	}
 	size_t len = strlen(s);
 	if (len + 2 > (size_t)num) {
-		diag_error(p->d, p->file, p->lineno, "line too long (at most %d characters)",
+		diag_error(p->d, p->file, p->r.lineno, "line too long (at most %d characters)",
 		           num - 2);
 		return str;
 	}
 	memcpy(str, s, len);
 	str[len] = '\n';
 	str[len + 1] = '\0';
-	p->kv_line = p->lineno;
+	p->r.kv_line = p->r.lineno;
 	return str;
+}
+
+static void include(struct parser *p, const char *pattern);
+static int on_key(void *user, const char *section, const char *name, const char *value);
+
+/* Reads one file, the main one or an included one, from its first line to its last
+ * section's end. include_line: the line of the include that names it, 0 for the main
+ * file. */
+static bool read_file(struct parser *p, const char *path, unsigned include_line)
+{
+	struct config *c = p->c;
+	struct reading saved = p->r;
+	char **files = grow_pow2(c->files, c->n_files, sizeof(*files));
+	char *copy = files != NULL ? strdup(path) : NULL;
+	const char *from = saved.file != NULL ? saved.file : path;
+	struct stat st;
+	int fd;
+
+	if (files != NULL)
+		c->files = files;
+	if (copy == NULL) {
+		diag_error(p->d, from, include_line, "out of memory");
+		return false;
+	}
+	c->files[c->n_files++] = copy;
+
+	/* O_NONBLOCK: a FIFO in place of the file must not block the reader; it is then
+	 * refused, as everything but a regular file is. */
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		diag_error(p->d, from, include_line, "%s%scannot open: %s",
+		           include_line != 0 ? path : "", include_line != 0 ? ": " : "",
+		           strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return false;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		diag_error(p->d, from, include_line, "%s%snot a regular file",
+		           include_line != 0 ? path : "", include_line != 0 ? ": " : "");
+		close(fd);
+		return false;
+	}
+	for (unsigned i = 0; i < p->depth; i++)
+		if (p->open_files[i].st_dev == st.st_dev && p->open_files[i].st_ino == st.st_ino) {
+			diag_error(p->d, from, include_line,
+			           "include of a file being read (a cycle): %s", path);
+			close(fd);
+			return false;
+		}
+	p->open_files[p->depth] = st;
+	p->r = (struct reading){.file = copy, .fp = fdopen(fd, "r"), .section = SECTION_NONE};
+	p->file = copy;
+	if (p->r.fp == NULL) {
+		diag_error(p->d, copy, 0, "cannot read: %s", strerror(errno));
+		close(fd);
+	} else {
+		p->depth++;
+		int r = ini_parse_stream(read_line, p, on_key, p);
+		p->depth--;
+		syntax_check(p);
+		section_end(p);
+		if (r == -2)
+			diag_error(p->d, copy, 0, "out of memory");
+		else if (r > 0 && !p->r.syntax_reported) /* inih rejected what we passed */
+			diag_error(p->d, copy, (unsigned)r, "syntax error");
+		fclose(p->r.fp);
+	}
+	p->r = saved;
+	p->file = saved.file != NULL ? saved.file : copy;
+	return true;
+}
+
+/* include = GLOB, relative to the file that has the line: every match, sorted. A pattern
+ * without wildcards names one file that must exist; one with wildcards may match none
+ * (a conf.d/ that automation has not filled yet). */
+static void include(struct parser *p, const char *pattern)
+{
+	unsigned line = p->r.lineno;
+	char *path = config_parse_path(p->file, pattern);
+	glob_t g;
+	int r;
+
+	if (path == NULL) {
+		oom(p);
+		return;
+	}
+	if (*pattern == '\0') {
+		diag_error(p->d, p->file, line, "missing value for \"include\"");
+		free(path);
+		return;
+	}
+	if (p->depth > CONFIG_INCLUDE_DEPTH) {
+		diag_error(p->d, p->file, line, "include nested deeper than %d files",
+		           CONFIG_INCLUDE_DEPTH);
+		free(path);
+		return;
+	}
+	r = glob(path, 0, NULL, &g);
+	if (r == GLOB_NOMATCH && strpbrk(pattern, "*?[") == NULL)
+		diag_error(p->d, p->file, line, "include %s: cannot open: %s", pattern,
+		           strerror(ENOENT));
+	else if (r == GLOB_NOSPACE)
+		oom(p);
+	else if (r == GLOB_ABORTED)
+		diag_error(p->d, p->file, line, "include %s: cannot read a directory", pattern);
+	for (size_t i = 0; r == 0 && i < g.gl_pathc; i++)
+		read_file(p, g.gl_pathv[i], line);
+	/* The including section goes on after the included files. */
+	if (r == 0)
+		globfree(&g);
+	free(path);
 }
 
 /* The ini_handler. section is inih's, cut to 49 bytes: ours is in p. */
@@ -701,24 +755,30 @@ static int on_key(void *user, const char *section, const char *name, const char 
 	(void)section;
 	if (value == NULL) /* a name without '=' in a build with INI_ALLOW_NO_VALUE */
 		return 1;
-	p->kv_line = 0;
+	p->r.kv_line = 0;
+	if (strcmp(name, "include") == 0 &&
+	    (p->r.section == SECTION_NONE || p->r.section == SECTION_SERVER)) {
+		include(p, value);
+		return 1;
+	}
 	if (*name == '\0') {
-		diag_error(p->d, p->file, p->lineno, "syntax error: missing key before '='");
-		p->syntax_reported = true;
+		diag_error(p->d, p->file, p->r.lineno, "syntax error: missing key before '='");
+		p->r.syntax_reported = true;
 		return 1;
 	}
-	if (*value == '\0' && p->section != SECTION_IGNORE && p->section != SECTION_NONE) {
-		diag_error(p->d, p->file, p->lineno, "missing value for \"%s\"", name);
+	if (*value == '\0' && p->r.section != SECTION_IGNORE && p->r.section != SECTION_NONE) {
+		diag_error(p->d, p->file, p->r.lineno, "missing value for \"%s\"", name);
 		return 1;
 	}
-	switch (p->section) {
+	switch (p->r.section) {
 	case SECTION_NONE:
-		diag_error(p->d, p->file, p->lineno, "key \"%s\" outside of any section", name);
+		diag_error(p->d, p->file, p->r.lineno, "key \"%s\" outside of any section", name);
 		break;
 	case SECTION_SERVER:
-		server_key(p, name, value);
+		config_server_key(p, name, value);
 		break;
 	case SECTION_DOMAIN:
+	case SECTION_POLICY:
 		domain_key(p, name, value);
 		break;
 	case SECTION_IGNORE: /* the header was reported */
@@ -727,101 +787,61 @@ static int on_key(void *user, const char *section, const char *name, const char 
 	return 1;
 }
 
-/* Line of server key name, 0 when it is not set. */
-static unsigned seen(const struct parser *p, const char *name)
-{
-	return p->server_seen[server_key_find(name)];
-}
-
-static bool same_sockaddr(const struct config_sockaddr *a, const struct sockaddr_storage *b,
-                          socklen_t len)
-{
-	return a->len == len && memcmp(&a->addr, b, len) == 0;
-}
-
-/* The ACME keys make sense together: a CA URL the client may use, somewhere to keep the
- * account and certificates, a challenge it can answer. */
-static void acme_check(struct parser *p)
+/* Every policy = NAME gets the [policy NAME]'s mode, mx and max_age, and its tlsrpt when
+ * the [domain] has none: the served bytes are those of the same keys written inline. */
+static void policies_resolve(struct parser *p)
 {
 	struct config *c = p->c;
-	static const char *const keys[] = {
-	    "acme_email",          "acme_ca",           "acme_eab_kid",
-	    "acme_eab_hmac",       "acme_challenge",    "acme_http_listen",
-	    "acme_renew_before",   "acme_concurrency",  "acme_order_burst",
-	    "acme_order_interval", "acme_retry_min",    "acme_retry_max",
-	    "acme_timeout",        "acme_order_timeout"};
 
-	if (c->acme == NULL) {
-		for (size_t i = 0; i < ARRAY_LEN(keys); i++)
-			if (seen(p, keys[i]) != 0)
-				diag_warn(p->d, p->file, seen(p, keys[i]),
-				          "%s has no effect without acme", keys[i]);
-		return;
+	for (size_t i = 0; i < c->n_domains; i++) {
+		struct config_domain *dom = &c->domains[i];
+		if (dom->policy_name == NULL)
+			continue;
+		void *v = hash_get(&p->policy_names, dom->policy_name, strlen(dom->policy_name));
+		if (v == NULL) {
+			diag_error(p->d, dom->file, dom->policy_line,
+			           "unknown policy \"%s\" (no [policy %s] section)",
+			           dom->policy_name, dom->policy_name);
+			continue;
+		}
+		size_t k = (uintptr_t)v - 1;
+		const struct config_domain *pol = &p->policies[k];
+		p->policy_used[k] = true;
+		dom->policy.mode = pol->policy.mode;
+		dom->policy.max_age = pol->policy.max_age;
+		dom->mode_line = dom->policy_line;
+		for (size_t j = 0; j < pol->policy.n_mx; j++)
+			if (policy_add_mx(&dom->policy, pol->policy.mx[j]) < 0)
+				oom(p);
+		if (dom->n_tlsrpt != 0 || pol->n_tlsrpt == 0)
+			continue;
+		dom->tlsrpt = calloc(pol->n_tlsrpt, sizeof(*dom->tlsrpt));
+		for (size_t j = 0; dom->tlsrpt != NULL && j < pol->n_tlsrpt; j++)
+			if ((dom->tlsrpt[dom->n_tlsrpt++] = strdup(pol->tlsrpt[j])) == NULL)
+				oom(p);
+		if (dom->tlsrpt == NULL)
+			oom(p);
+		dom->tlsrpt_line = dom->policy_line;
 	}
-	if (strncmp(c->acme, "https://", 8) != 0 || c->acme[8] == '\0' ||
-	    strpbrk(c->acme, " \t\"<>\\") != NULL)
-		diag_error(p->d, p->file, c->acme_line,
-		           "invalid acme \"%s\": expected the https:// URL of the CA's directory",
-		           c->acme);
-	if (c->state_dir == NULL)
-		diag_error(p->d, p->file, c->acme_line,
-		           "acme needs state_dir (for the account, the keys and the certificates)");
-	if (c->acme_email != NULL) {
-		const char *at = strchr(c->acme_email, '@');
+	for (size_t k = 0; k < p->n_policies; k++)
+		if (!p->policy_used[k])
+			diag_warn(p->d, p->policies[k].file, p->policies[k].line,
+			          "[policy %s] is named by no [domain]", p->policies[k].name);
+}
 
-		if (at == NULL || at == c->acme_email || at[1] == '\0' || strchr(at + 1, '@') ||
-		    strpbrk(c->acme_email, " \t,;<>\"()[]\\:") != NULL)
-			diag_error(p->d, p->file, c->acme_email_line,
-			           "invalid acme_email \"%s\": expected one address, user@domain",
-			           c->acme_email);
+static void policies_free(struct parser *p)
+{
+	for (size_t k = 0; k < p->n_policies; k++) {
+		struct config_domain *pol = &p->policies[k];
+		free(pol->host); /* pol->name too */
+		policy_finish(&pol->policy);
+		for (size_t j = 0; j < pol->n_tlsrpt; j++)
+			free(pol->tlsrpt[j]);
+		free(pol->tlsrpt);
 	}
-	if ((c->acme_eab_kid == NULL) != (c->acme_eab_hmac == NULL))
-		diag_error(p->d, p->file,
-		           c->acme_eab_kid != NULL ? c->acme_eab_kid_line : c->acme_eab_hmac_line,
-		           "acme_eab_kid and acme_eab_hmac go together");
-	if (c->acme_eab_hmac != NULL) {
-		size_t len = strlen(c->acme_eab_hmac);
-
-		if (strspn(c->acme_eab_hmac, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-		                             "0123456789-_") != len ||
-		    len % 4 == 1)
-			diag_error(p->d, p->file, c->acme_eab_hmac_line,
-			           "invalid acme_eab_hmac: expected the MAC key in base64url (no "
-			           "padding), as the CA gives it");
-	}
-	if (c->acme_challenge != NULL) {
-		if (strcmp(c->acme_challenge, "http-01") == 0)
-			c->acme_http01 = true;
-		else if (strcmp(c->acme_challenge, "tls-alpn-01") != 0)
-			diag_error(
-			    p->d, p->file, c->acme_challenge_line,
-			    "invalid acme_challenge \"%s\" (expected tls-alpn-01 or http-01)",
-			    c->acme_challenge);
-	}
-	if (c->acme_http01 && c->acme_http_listen == NULL)
-		diag_error(
-		    p->d, p->file, c->acme_challenge_line,
-		    "acme_challenge = http-01 needs acme_http_listen (port 80 of this host)");
-	if (!c->acme_http01 && c->acme_http_listen != NULL)
-		diag_error(p->d, p->file, c->acme_http_listen_line,
-		           "acme_http_listen is only for acme_challenge = http-01");
-	if (c->acme_http_listen != NULL) {
-		for (size_t i = 0; i < c->n_listen; i++)
-			if (same_sockaddr(&c->acme_http_addr, &c->listen[i].addr,
-			                  c->listen[i].addr_len))
-				diag_error(p->d, p->file, c->acme_http_listen_line,
-				           "acme_http_listen %s is also a listen address (line %u)",
-				           c->acme_http_listen, c->listen[i].line);
-		if (c->admin_listen != NULL &&
-		    same_sockaddr(&c->acme_http_addr, &c->admin_addr.addr, c->admin_addr.len))
-			diag_error(p->d, p->file, c->acme_http_listen_line,
-			           "acme_http_listen %s is also admin_listen (line %u)",
-			           c->acme_http_listen, c->admin_listen_line);
-	}
-	if (c->acme_retry_min > c->acme_retry_max)
-		diag_error(p->d, p->file, seen(p, "acme_retry_min"),
-		           "acme_retry_min %u exceeds acme_retry_max %u", c->acme_retry_min,
-		           c->acme_retry_max);
+	free(p->policies);
+	free(p->policy_used);
+	hash_finish(&p->policy_names);
 }
 
 /* Checks that need the whole file. */
@@ -829,31 +849,20 @@ static void config_check(struct parser *p)
 {
 	struct config *c = p->c;
 
+	policies_resolve(p);
 	if (c->n_domains == 0)
 		diag_error(p->d, p->file, 0, "no [domain ...] section");
-	if (c->n_listen == 0 &&
-	    (listen_add(p, "0.0.0.0:443", 0) < 0 || listen_add(p, "[::]:443", 0) < 0))
-		oom(p);
-	acme_check(p);
-	if (c->upstream_connect_timeout > c->upstream_timeout) {
-		unsigned line = p->server_seen[server_key_find("upstream_connect_timeout")];
-		if (line == 0)
-			line = p->server_seen[server_key_find("upstream_timeout")];
-		diag_error(p->d, p->file, line,
-		           "upstream_connect_timeout %u exceeds upstream_timeout %u",
-		           c->upstream_connect_timeout, c->upstream_timeout);
-	}
+	config_server_check(p);
 
 	/* A bad certs line was reported already; a provider that forgot the line altogether
 	 * gets a few errors, not one per customer. */
 	size_t no_cert = 0;
 	for (size_t i = 0;
-	     i < c->n_domains && p->server_seen[server_key_find("certs")] == 0 && c->acme == NULL;
-	     i++) {
+	     i < c->n_domains && config_server_seen(p, "certs") == 0 && c->acme == NULL; i++) {
 		const struct config_domain *dom = &c->domains[i];
 		if (dom->cert != NULL || dom->key != NULL || no_cert++ >= NO_CERT_REPORTED)
 			continue;
-		diag_error(p->d, p->file, dom->line,
+		diag_error(p->d, dom->file, dom->line,
 		           "[domain %s] has no cert and key, and [server] sets no certs directory",
 		           dom->name);
 	}
@@ -880,6 +889,8 @@ struct config *config_load(const char *path, struct diag *d)
 	*c = (struct config){
 	    .idle_timeout = 10,
 	    .max_connections = 4096,
+	    .max_connections_per_ip = 256,
+	    .request_timeout = 10,
 	    .access_log = true,
 	    .sts_ttl = 3600,
 	    .tlsrpt_ttl = 86400,
@@ -902,28 +913,20 @@ struct config *config_load(const char *path, struct diag *d)
 	};
 	p.c = c;
 	c->file = strdup(path);
-	if (c->file == NULL || hash_init(&p.names, 1024) < 0) {
+	if (c->file == NULL || hash_init(&p.names, 1024) < 0 ||
+	    hash_init(&p.policy_names, 16) < 0) {
+		hash_finish(&p.names);
 		diag_error(d, path, 0, "out of memory");
 		config_destroy(c);
 		return NULL;
 	}
 
-	p.fp = fopen(path, "r");
-	if (p.fp == NULL) {
-		diag_error(d, path, 0, "cannot open: %s", strerror(errno));
-	} else {
-		int r = ini_parse_stream(read_line, &p, on_key, &p);
-		syntax_check(&p);
-		section_end(&p);
-		if (r == -2)
-			diag_error(d, path, 0, "out of memory");
-		else if (r > 0 && !p.syntax_reported) /* inih rejected what we passed as fine */
-			diag_error(d, path, (unsigned)r, "syntax error");
-		fclose(p.fp);
+	if (read_file(&p, path, 0))
 		config_check(&p);
-	}
+	policies_free(&p);
 	free(p.line);
 	hash_finish(&p.names);
+	hash_finish(&p.mx_seen);
 	if (d->n_errors != errors) {
 		config_destroy(c);
 		return NULL;
@@ -944,6 +947,7 @@ void config_destroy(struct config *c)
 		policy_finish(&dom->policy);
 		free(dom->id);
 		free(dom->proxy);
+		free(dom->policy_name);
 		free(dom->cert);
 		free(dom->key);
 		for (size_t j = 0; j < dom->n_tlsrpt; j++)
@@ -965,6 +969,9 @@ void config_destroy(struct config *c)
 	free(c->acme_eab_hmac);
 	free(c->acme_challenge);
 	free(c->acme_http_listen);
+	for (size_t i = 0; i < c->n_files; i++)
+		free(c->files[i]);
+	free(c->files);
 	free(c->file);
 	free(c);
 }

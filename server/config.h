@@ -32,15 +32,19 @@ struct config_listen {
 #define CONFIG_CERT_CACHE_DEFAULT 100000
 
 struct config_domain {
-	char *name;    /* lowercase, no trailing dot, e.g. "example.com" */
-	char *host;    /* "mta-sts.<name>" */
-	unsigned line; /* line of the [domain ...] header */
+	char *name;       /* lowercase, no trailing dot, e.g. "example.com" */
+	char *host;       /* "mta-sts.<name>" */
+	const char *file; /* the file holding the [domain ...] section (one of config->files) */
+	unsigned line;    /* line of the [domain ...] header */
 
 	/* static policy (proxy == NULL) */
 	struct policy policy;
 	unsigned mode_line;
 	char *id; /* fixed id override (validated) or NULL: derived from bytes */
 	unsigned id_line;
+	char *policy_name; /* "policy = NAME": mode, mx, max_age (and tlsrpt unless set here)
+	                    * copied from [policy NAME]; or NULL */
+	unsigned policy_line;
 
 	/* proxied policy (RFC 8461 §8.2): the provider domain, or NULL */
 	char *proxy;
@@ -57,8 +61,13 @@ struct config_domain {
 	unsigned tlsrpt_line;
 };
 
+/* include lines nest at most this deep */
+#define CONFIG_INCLUDE_DEPTH 8
+
 struct config {
-	char *file; /* path as given */
+	char *file;   /* path as given */
+	char **files; /* every file read: file first, then the included ones in reading order */
+	size_t n_files;
 
 	struct config_listen *listen; /* 1 to CONFIG_LISTEN_MAX after config_load */
 	size_t n_listen;
@@ -69,9 +78,12 @@ struct config {
 	char *user; /* drop privileges to this user after binding, or NULL */
 	unsigned user_line;
 
-	unsigned threads;         /* 0 = number of CPUs */
-	unsigned idle_timeout;    /* seconds, default 10 */
-	unsigned max_connections; /* default 4096 */
+	unsigned threads;                /* 0 = number of CPUs */
+	unsigned idle_timeout;           /* seconds, default 10 */
+	unsigned max_connections;        /* default 4096 */
+	unsigned max_connections_per_ip; /* from one client address, 0 = no limit; default 256 */
+	unsigned request_timeout; /* seconds to a complete request head, TLS handshake included,
+	                           * not extended by each byte; default 10 */
 	bool access_log;          /* default true */
 	unsigned sts_ttl;         /* default 3600 */
 	unsigned tlsrpt_ttl;      /* default 86400 */
@@ -133,9 +145,10 @@ struct config {
 	size_t n_domains;
 };
 
-/* Parses and validates path. Every problem goes to d as "path:line: message"; warnings
- * (lint) too. Returns the config (caller config_destroy()s), or NULL when there was any
- * error. Paths in the file are resolved relative to the file's directory. */
+/* Parses and validates path and the files it includes ("include = GLOB", sorted). Every
+ * problem goes to d as "file:line: message" of the file that holds it; warnings (lint)
+ * too. Returns the config (caller config_destroy()s), or NULL when there was any error.
+ * Paths in a file are resolved relative to that file's directory. */
 struct config *config_load(const char *path, struct diag *d);
 void config_destroy(struct config *c);
 

@@ -56,6 +56,11 @@ void diag_add(struct diag *d, enum diag_level level, const char *file, unsigned 
               const char *fmt, ...)
 {
 	va_list ap;
+
+	if (d->kept[level] >= DIAG_KEEP) {
+		count(d, level);
+		return;
+	}
 	va_start(ap, fmt);
 	int n = vsnprintf(NULL, 0, fmt, ap);
 	va_end(ap);
@@ -76,6 +81,7 @@ void diag_add(struct diag *d, enum diag_level level, const char *file, unsigned 
 		d->n_errors++;
 		return;
 	}
+	d->kept[level]++;
 	count(d, level);
 }
 
@@ -91,6 +97,10 @@ void diag_print(const struct diag *d, FILE *out)
 		else
 			fprintf(out, "%s%s\n", kind, e->msg);
 	}
+	if (d->n_errors > d->kept[DIAG_ERROR] || d->n_warnings > d->kept[DIAG_WARNING])
+		fprintf(out,
+		        "... %zu errors and %zu warnings in all (the first %d of each shown)\n",
+		        d->n_errors, d->n_warnings, DIAG_KEEP);
 }
 
 void diag_merge(struct diag *dst, const struct diag *src)
@@ -98,11 +108,15 @@ void diag_merge(struct diag *dst, const struct diag *src)
 	bool lost = false;
 	for (size_t i = 0; i < src->n; i++) {
 		const struct diag_entry *e = &src->v[i];
+		if (dst->kept[e->level] >= DIAG_KEEP)
+			continue;
 		char *msg = strdup(e->msg);
 		if (!msg || append_entry(dst, e->level, e->file, e->line, msg) < 0) {
 			free(msg);
 			lost = true;
+			continue;
 		}
+		dst->kept[e->level]++;
 	}
 	/* src's counts include entries it already lost to allocation failures. */
 	dst->n_errors += src->n_errors;

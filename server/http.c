@@ -1,19 +1,23 @@
 /* http: libmicrohttpd glue: TLS by SNI, routing, headers, status codes, access log */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <microhttpd.h>
 
 #include "acme.h"
+#include "admission.h"
 #include "host.h"
 #include "http.h"
 #include "log.h"
@@ -24,6 +28,8 @@
 #define MAX_DAEMONS 16
 /* Per-connection memory pool: bounds the request header section (431 above ~8 KiB). */
 #define CONNECTION_MEMORY 8192
+/* "handshake failed" lines a second at most */
+#define HS_LOG_PER_SECOND 10
 
 /* The answers that are not a policy, by status. */
 static const struct {
@@ -51,6 +57,12 @@ struct http {
 	gnutls_datum_t ticket_key;
 	struct fixed fixed[N_FIXED]; /* error answers, shared by every request */
 	struct acme *acme;           /* answers TLS-ALPN-01 challenges */
+	struct admission *adm;       /* deadlines, per-address limit, shedding */
+	bool plain;                  /* http_start_plain(): the first tenant for everyone */
+	pthread_mutex_t hs_log_lock; /* the rate of "handshake failed" lines */
+	time_t hs_log_second;
+	unsigned hs_log_count;
+	unsigned long hs_log_skipped;
 };
 
 /* ALPN: what MHD offers, plus acme-tls/1 while ACME validates by TLS-ALPN-01 (RFC 8737). A
@@ -136,7 +148,13 @@ struct conn {
 	unsigned tls;                /* 12 or 13 once the handshake is done */
 	bool handshake_done;
 	bool handshake_counted;
-	bool acme; /* an acme-tls/1 validation: ends after the handshake, serves nothing */
+	bool acme;       /* an acme-tls/1 validation: ends after the handshake, serves nothing */
+	bool bad_target; /* the request target has %00 or %2F (set when it is unescaped) */
+	bool hello;      /* a ClientHello arrived */
+	enum stats_handshake failure; /* counted in the certificate callback, if so */
+	char *bad_sni;                /* an SNI no tenant has, for the log */
+	struct admission_conn adm;
+	bool admitted; /* adm is known to h->adm */
 };
 
 /* Whether the handshake negotiated acme-tls/1 (known once the ClientHello is read, before
@@ -204,8 +222,14 @@ static int cert_callback(gnutls_session_t session, const gnutls_datum_t *req_ca_
 		 * once. */
 		if (cn == NULL || !cn->handshake_counted)
 			stats_handshake(has_sni ? STATS_HS_UNKNOWN_SNI : STATS_HS_NO_SNI);
-		if (cn != NULL)
+		if (cn != NULL) {
 			cn->handshake_counted = true;
+			cn->failure = has_sni ? STATS_HS_UNKNOWN_SNI : STATS_HS_NO_SNI;
+			if (has_sni && cn->bad_sni == NULL && (cn->bad_sni = strdup(sni)) != NULL)
+				for (char *p = cn->bad_sni; *p != '\0'; p++)
+					if (*p <= ' ' || *p > '~')
+						*p = '?'; /* a log line is one line */
+		}
 		gnutls_alert_send(session, GNUTLS_AL_FATAL, GNUTLS_A_UNRECOGNIZED_NAME);
 		return -1;
 	}
@@ -227,10 +251,29 @@ static int handshake_hook(gnutls_session_t session, unsigned int htype, unsigned
 	char sni[256];
 	size_t len;
 
+	if (cn == NULL)
+		return 0;
+	if (htype == GNUTLS_HANDSHAKE_CLIENT_HELLO && incoming && when == GNUTLS_HOOK_PRE) {
+		cn->hello = true;
+		/* client_version, the hello's first two bytes, under 3.3: TLS 1.1 or older.
+		 * GnuTLS would drop it without a word; RFC 8446 (and 5246) want an alert. */
+		if (msg != NULL && msg->size >= 2 &&
+		    (msg->data[0] < 3 || (msg->data[0] == 3 && msg->data[1] < 3))) {
+			cn->failure = STATS_HS_OLD_VERSION;
+			cn->handshake_counted = true;
+			stats_handshake(STATS_HS_OLD_VERSION);
+			gnutls_alert_send(session, GNUTLS_AL_FATAL, GNUTLS_A_PROTOCOL_VERSION);
+			return GNUTLS_E_UNSUPPORTED_VERSION_PACKET;
+		}
+		return 0;
+	}
+	if (htype != GNUTLS_HANDSHAKE_FINISHED || when != GNUTLS_HOOK_POST)
+		return 0;
+
 	/* A resumed session skipped the certificate callback: acme-tls/1 is known here. */
-	if (cn != NULL && !cn->acme && session_acme(session))
+	if (!cn->acme && session_acme(session))
 		cn->acme = true;
-	if (cn != NULL && cn->acme) {
+	if (cn->acme) {
 		/* RFC 8737 3: nothing is sent over a validation connection. The last Finished
 		 * is the client's in TLS 1.3 and ours in a full TLS 1.2 handshake; then the
 		 * read side is shut so that MHD sees the end and closes. */
@@ -240,7 +283,7 @@ static int handshake_hook(gnutls_session_t session, unsigned int htype, unsigned
 			shutdown(gnutls_transport_get_int(session), SHUT_RD);
 		return 0;
 	}
-	if (incoming && cn != NULL && !cn->handshake_done) {
+	if (incoming && !cn->handshake_done) {
 		if (cn->tenant == NULL && cn->snap != NULL &&
 		    session_sni(session, sni, sizeof(sni), &len) == 0)
 			cn->tenant = snapshot_find(cn->snap, sni, len);
@@ -249,6 +292,83 @@ static int handshake_hook(gnutls_session_t session, unsigned int htype, unsigned
 		stats_handshake(gnutls_session_is_resumed(session) ? STATS_HS_RESUMED
 		                                                   : STATS_HS_OK);
 	}
+	return 0;
+}
+
+static const struct sockaddr *client_sockaddr(struct MHD_Connection *c);
+static void client_address(const struct sockaddr *sa, char *out, size_t size);
+
+/* A connection closed before its handshake completed: counted by reason (unless the
+ * certificate callback or the hello hook did) and logged, at most HS_LOG_PER_SECOND lines a
+ * second with what was left out said in the next one. */
+static void handshake_failed(struct http *h, struct MHD_Connection *c, struct conn *cn)
+{
+	const union MHD_ConnectionInfo *info =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	gnutls_session_t session = info != NULL ? info->tls_session : NULL;
+	enum stats_handshake why = cn->failure;
+	gnutls_alert_description_t alert = session != NULL ? gnutls_alert_get(session) : 0;
+	char addr[INET6_ADDRSTRLEN], more[64] = "";
+	const char *sni = cn->bad_sni != NULL  ? cn->bad_sni
+	                  : cn->tenant != NULL ? tenant_domain(cn->tenant)->host
+	                                       : "-";
+	unsigned long skipped = 0;
+	time_t now = time(NULL);
+	bool log;
+
+	if (!cn->handshake_counted) {
+		why = !cn->hello                       ? STATS_HS_NO_HELLO
+		      : alert != GNUTLS_A_CLOSE_NOTIFY ? STATS_HS_CLIENT_ALERT
+		                                       : STATS_HS_FAILED;
+		stats_handshake(why);
+	}
+	pthread_mutex_lock(&h->hs_log_lock);
+	if (now != h->hs_log_second) {
+		h->hs_log_second = now;
+		h->hs_log_count = 0;
+	}
+	log = h->hs_log_count++ < HS_LOG_PER_SECOND;
+	if (log) {
+		skipped = h->hs_log_skipped;
+		h->hs_log_skipped = 0;
+	} else {
+		h->hs_log_skipped++;
+	}
+	pthread_mutex_unlock(&h->hs_log_lock);
+	if (!log)
+		return;
+	client_address(client_sockaddr(c), addr, sizeof(addr));
+	if (skipped != 0)
+		snprintf(more, sizeof(more), " (%lu more not logged)", skipped);
+	log_msg("handshake failed: client %s, sni %s: %s%s%s%s", addr, sni,
+	        stats_handshake_names[why], why == STATS_HS_CLIENT_ALERT ? ", alert " : "",
+	        why == STATS_HS_CLIENT_ALERT ? gnutls_alert_get_name(alert) : "", more);
+}
+
+/* Once the ClientHello's SNI is known, before its tickets are looked at: the ticket key of
+ * that name, derived from the process's key, so that a ticket issued for one tenant never
+ * resumes a session under another tenant's name (RFC 6066 3; virtual host confusion). */
+static int post_client_hello(gnutls_session_t session)
+{
+	struct conn *cn = session_conn(session);
+	unsigned char key[64];
+	gnutls_datum_t k = {key, sizeof(key)};
+	char sni[256];
+	size_t len = 0;
+
+	if (cn == NULL)
+		return 0;
+	if (session_sni(session, sni, sizeof(sni), &len) < 0)
+		len = 0;
+	for (size_t i = 0; i < len; i++)
+		sni[i] = (char)(sni[i] >= 'A' && sni[i] <= 'Z' ? sni[i] + 32 : sni[i]);
+	if (gnutls_hmac_fast(GNUTLS_MAC_SHA512, cn->http->ticket_key.data,
+	                     cn->http->ticket_key.size, sni, len, key) < 0 ||
+	    gnutls_session_ticket_enable_server(session, &k) < 0) {
+		gnutls_memset(key, 0, sizeof(key));
+		return GNUTLS_E_INTERNAL_ERROR; /* no ticket of another name may slip through */
+	}
+	gnutls_memset(key, 0, sizeof(key));
 	return 0;
 }
 
@@ -262,10 +382,18 @@ static void notify_connection(void *cls, struct MHD_Connection *c, void **socket
 		const union MHD_ConnectionInfo *info =
 		    MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
 
+		const union MHD_ConnectionInfo *fd =
+		    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+
 		cn = calloc(1, sizeof(*cn));
 		if (cn != NULL) {
 			cn->http = h;
 			cn->snap = snapshot_acquire();
+			if (fd != NULL) {
+				admission_start(h->adm, &cn->adm, fd->connect_fd,
+				                client_sockaddr(c));
+				cn->admitted = true;
+			}
 		}
 		*socket_context = cn;
 		if (info != NULL && info->tls_session != NULL) {
@@ -275,18 +403,33 @@ static void notify_connection(void *cls, struct MHD_Connection *c, void **socket
 			if (cf != NULL && cf->acme != NULL && !cf->acme_http01 && h->acme != NULL)
 				gnutls_alpn_set_protocols(info->tls_session, alpn_acme, 3, 0);
 			gnutls_session_ticket_enable_server(info->tls_session, &h->ticket_key);
-			gnutls_handshake_set_hook_function(info->tls_session,
-			                                   GNUTLS_HANDSHAKE_FINISHED,
-			                                   GNUTLS_HOOK_POST, handshake_hook);
+			gnutls_handshake_set_post_client_hello_function(info->tls_session,
+			                                                post_client_hello);
+			gnutls_handshake_set_hook_function(info->tls_session, GNUTLS_HANDSHAKE_ANY,
+			                                   GNUTLS_HOOK_BOTH, handshake_hook);
 		}
 	} else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && cn != NULL) {
-		if (!cn->handshake_counted)
-			stats_handshake(STATS_HS_FAILED);
+		if (!cn->handshake_done && !cn->acme)
+			handshake_failed(h, c, cn);
+		if (cn->admitted)
+			admission_end(h->adm, &cn->adm);
 		tls_cert_unref(cn->cert);
+		free(cn->bad_sni);
 		snapshot_unref(cn->snap);
 		free(cn);
 		*socket_context = NULL;
 	}
+}
+
+static int hex_digit(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
 }
 
 static const struct sockaddr *client_sockaddr(struct MHD_Connection *c)
@@ -309,6 +452,76 @@ static void client_address(const struct sockaddr *sa, char *out, size_t size)
 		          out, (socklen_t)size);
 }
 
+/* The unescape callback (for the target's path and query): %XX decoded as MHD does, but
+ * a NUL or a slash written as %00 or %2F marks the request bad (400): it could only be
+ * meant to make the path read as another one. A NUL is never written into the string. */
+static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+	struct conn *cn = connection_conn(c);
+	char *w = s;
+
+	for (const char *r = s; *r != '\0';) {
+		int hi = r[0] == '%' ? hex_digit(r[1]) : -1, lo = hi >= 0 ? hex_digit(r[2]) : -1;
+
+		if (lo < 0) {
+			*w++ = *r++;
+			continue;
+		}
+		if ((hi == 0 && lo == 0) || (hi == 2 && lo == 0xf)) {
+			if (cn != NULL)
+				cn->bad_target = true;
+		}
+		*w++ = hi == 0 && lo == 0 ? '?' : (char)(hi * 16 + lo);
+		r += 3;
+	}
+	*w = '\0';
+	return (size_t)(w - s);
+}
+
+struct framing {
+	unsigned hosts, lengths, encodings;
+};
+
+static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+	struct framing *f = cls;
+
+	(void)kind;
+	(void)value;
+	if (strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0)
+		f->hosts++;
+	else if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+		f->lengths++;
+	else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
+		f->encodings++;
+	return MHD_YES;
+}
+
+/* What a strict reading of RFC 9112 refuses with 400, decided once the head is read (before
+ * any body, so that a body never becomes a request): not exactly one Host (none only in
+ * HTTP/1.0), a Host with a NUL, space, userinfo or bad port, several Content-Length or
+ * Transfer-Encoding fields or both kinds at once, a target with %00 or %2F. */
+static bool request_malformed(struct MHD_Connection *c, const struct conn *cn, const char *version)
+{
+	struct framing f = {0, 0, 0};
+	const char *host = NULL;
+	size_t len = 0;
+
+	if (cn != NULL && cn->bad_target)
+		return true;
+	MHD_get_connection_values(c, MHD_HEADER_KIND, count_header, &f);
+	if (f.hosts > 1 || f.lengths > 1 || f.encodings > 1 || (f.lengths != 0 && f.encodings != 0))
+		return true;
+	if (f.hosts == 0)
+		return strcmp(version, MHD_HTTP_VERSION_1_0) != 0;
+	if (MHD_lookup_connection_value_n(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST,
+	                                  strlen(MHD_HTTP_HEADER_HOST), &host, &len) != MHD_YES ||
+	    host == NULL)
+		return true;
+	return strlen(host) != len || !host_well_formed(host, len);
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
                               const char *method, const char *version, const char *upload_data,
                               size_t *upload_data_size, void **req_cls)
@@ -316,9 +529,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	static int seen;
 	struct http *h = cls;
 	const struct sockaddr *client;
-	struct conn *cn;
-	const struct tenant *t;
-	const struct config_domain *cd = NULL;
+	struct conn *cn = connection_conn(c);
+	const struct tenant *t = cn == NULL           ? NULL
+	                         : cn->tenant != NULL ? cn->tenant
+	                         : h->plain && cn->snap != NULL && snapshot_size(cn->snap) > 0
+	                             ? snapshot_tenant(cn->snap, 0)
+	                             : NULL;
+	const struct config_domain *cd = t != NULL ? tenant_domain(t) : NULL;
 	struct MHD_Response *r;
 	struct doc *doc = NULL;
 	enum http_status status;
@@ -326,27 +543,25 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	size_t bytes = 0;
 	enum MHD_Result ret;
 
-	/* Answer on the second call: queuing on the first makes MHD close the connection. */
+	if (cn != NULL && cn->acme)
+		return MHD_NO; /* a validation connection: nothing is served over it */
+	/* Answer on the second call: queuing on the first makes MHD close the connection,
+	 * which is what a malformed request gets. */
 	if (*req_cls == NULL) {
 		*req_cls = &seen;
-		return MHD_YES;
+		if (!request_malformed(c, cn, version))
+			return MHD_YES;
+		status = HTTP_BAD_REQUEST;
+		goto respond;
 	}
 	if (*upload_data_size != 0) {
 		*upload_data_size = 0; /* a body is read and dropped */
 		return MHD_YES;
 	}
-	cn = connection_conn(c);
-	if (cn != NULL && cn->acme)
-		return MHD_NO; /* a validation connection: nothing is served over it */
-	t = cn != NULL ? cn->tenant : NULL;
 	host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
-	if (t != NULL)
-		cd = tenant_domain(t);
 
 	if (t == NULL)
 		status = HTTP_MISDIRECTED;
-	else if (host == NULL && strcmp(version, MHD_HTTP_VERSION_1_0) != 0)
-		status = HTTP_BAD_REQUEST;
 	else if (host != NULL && !host_matches(host, cd->host))
 		status = HTTP_MISDIRECTED;
 	else if (strcmp(url, POLICY_PATH) != 0)
@@ -359,6 +574,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	else
 		status = HTTP_OK;
 
+respond:
+	if (cn != NULL) {
+		cn->bad_target = false; /* for the next request on the connection */
+		if (cn->admitted)
+			admission_head(h->adm, &cn->adm); /* head and body are in */
+	}
 	if (status == HTTP_OK) {
 		r = doc->response;
 		bytes = doc->len;
@@ -393,8 +614,31 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	return ret;
 }
 
+static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+	struct http *h = cls;
+
+	(void)addrlen;
+	return admission_accept(h->adm, addr) ? MHD_YES : MHD_NO;
+}
+
+/* A response went out: a connection that stays open waits for its next request. */
+static void request_completed(void *cls, struct MHD_Connection *c, void **req_cls,
+                              enum MHD_RequestTerminationCode toe)
+{
+	struct http *h = cls;
+	struct conn *cn = connection_conn(c);
+
+	(void)req_cls;
+	if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && cn != NULL && cn->admitted)
+		admission_idle(h->adm, &cn->adm);
+}
+
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
+	/* Every failed handshake: handshake_failed() says it better, once, rate-limited. */
+	if (strstr(fmt, "handshake message out of context") != NULL)
+		return;
 	log_vmsg(fmt, ap);
 }
 
@@ -409,7 +653,10 @@ static int make_responses(struct http *h)
 		if (f->response == NULL)
 			return -1;
 	}
-	if (MHD_add_response_header(fixed_for(h, HTTP_METHOD_NOT_ALLOWED)->response,
+	/* A malformed request may have been framed wrongly: nothing more is read after it. */
+	if (MHD_add_response_header(fixed_for(h, HTTP_BAD_REQUEST)->response,
+	                            MHD_HTTP_HEADER_CONNECTION, "close") == MHD_NO ||
+	    MHD_add_response_header(fixed_for(h, HTTP_METHOD_NOT_ALLOWED)->response,
 	                            MHD_HTTP_HEADER_ALLOW, "GET, HEAD") == MHD_NO ||
 	    MHD_add_response_header(fixed_for(h, HTTP_UNAVAILABLE)->response,
 	                            MHD_HTTP_HEADER_RETRY_AFTER, "60") == MHD_NO)
@@ -433,6 +680,7 @@ struct http *http_start(const struct config *config, const int *fds, size_t n_fd
 	if (h == NULL)
 		return NULL;
 	h->acme = acme;
+	pthread_mutex_init(&h->hs_log_lock, NULL);
 	if (n_fds > MAX_DAEMONS) {
 		log_msg("at most %d listen addresses", MAX_DAEMONS);
 		goto fail;
@@ -442,6 +690,15 @@ struct http *http_start(const struct config *config, const int *fds, size_t n_fd
 		threads = n > 0 ? (unsigned)n : 1;
 	}
 	atomic_init(&h->access_log, config->access_log);
+	h->adm = admission_create(&(struct admission_opts){
+	    .name = "https",
+	    .max_connections = config->max_connections,
+	    .per_ip = config->max_connections_per_ip,
+	    .head_timeout = config->request_timeout,
+	    .idle_timeout = config->idle_timeout,
+	});
+	if (h->adm == NULL)
+		goto fail;
 	if (make_responses(h) < 0 || gnutls_session_ticket_key_generate(&h->ticket_key) < 0) {
 		log_msg("out of memory");
 		goto fail;
@@ -451,15 +708,20 @@ struct http *http_start(const struct config *config, const int *fds, size_t n_fd
 		 * (NOTES-mhd-gnutls.md). */
 		unsigned flags =
 		    MHD_USE_TLS | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+		/* The connection limit is admission's: libmicrohttpd's own is higher, so that
+		 * shed connections may finish closing while new ones come in. */
 		h->daemons[i] = MHD_start_daemon(
-		    flags, 0, NULL, NULL, handle, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-		    MHD_OPTION_LISTEN_SOCKET, fds[i], MHD_OPTION_HTTPS_CERT_CALLBACK, cert_callback,
-		    MHD_OPTION_HTTPS_PRIORITIES, tls_priorities, MHD_OPTION_NOTIFY_CONNECTION,
-		    notify_connection, h, MHD_OPTION_CONNECTION_TIMEOUT, config->idle_timeout,
-		    MHD_OPTION_CONNECTION_LIMIT, config->max_connections,
+		    flags, 0, accept_policy, h, handle, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+		    NULL, MHD_OPTION_LISTEN_SOCKET, fds[i], MHD_OPTION_HTTPS_CERT_CALLBACK,
+		    cert_callback, MHD_OPTION_HTTPS_PRIORITIES, tls_priorities,
+		    MHD_OPTION_NOTIFY_CONNECTION, notify_connection, h,
+		    MHD_OPTION_CONNECTION_TIMEOUT, config->idle_timeout,
+		    MHD_OPTION_CONNECTION_LIMIT,
+		    config->max_connections + config->max_connections / 8 + 64,
+		    MHD_OPTION_NOTIFY_COMPLETED, request_completed, h,
 		    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
 		    MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, MHD_OPTION_THREAD_POOL_SIZE, threads,
-		    MHD_OPTION_END);
+		    MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
 		if (h->daemons[i] == NULL) {
 			log_msg("cannot start the HTTPS server on listen socket %zu", i + 1);
 			goto fail;
@@ -472,6 +734,60 @@ fail:
 	return NULL;
 }
 
+/* The fuzzer's server on socket pairs: libmicrohttpd's complaints about TCP options on them
+ * (and about what the fuzzer sends) would only slow it down. */
+static void plain_log(void *cls, const char *fmt, va_list ap)
+{
+	(void)cls;
+	(void)fmt;
+	(void)ap;
+}
+
+struct http *http_start_plain(const struct config *config)
+{
+	struct http *h = calloc(1, sizeof(*h));
+
+	if (h == NULL)
+		return NULL;
+	h->plain = true;
+	pthread_mutex_init(&h->hs_log_lock, NULL);
+	atomic_init(&h->access_log, false);
+	h->adm = admission_create(&(struct admission_opts){
+	    .name = "plain",
+	    .max_connections = config->max_connections,
+	    .head_timeout = config->request_timeout,
+	    .idle_timeout = config->idle_timeout,
+	});
+	if (h->adm == NULL || make_responses(h) < 0 ||
+	    gnutls_session_ticket_key_generate(&h->ticket_key) < 0)
+		goto fail;
+	h->daemons[0] = MHD_start_daemon(
+	    MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC |
+	        MHD_USE_NO_LISTEN_SOCKET,
+	    0, NULL, NULL, handle, h, MHD_OPTION_EXTERNAL_LOGGER, plain_log, NULL,
+	    MHD_OPTION_NOTIFY_CONNECTION, notify_connection, h, MHD_OPTION_CONNECTION_TIMEOUT,
+	    config->idle_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
+	    MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
+	    MHD_OPTION_NOTIFY_COMPLETED, request_completed, h, MHD_OPTION_END);
+	if (h->daemons[0] == NULL)
+		goto fail;
+	h->n_daemons = 1;
+	return h;
+fail:
+	log_msg("cannot start the plain HTTP server");
+	http_stop(h);
+	return NULL;
+}
+
+int http_plain_add(struct http *h, int fd)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+
+	return MHD_add_connection(h->daemons[0], fd, (struct sockaddr *)&sa, sizeof(sa)) == MHD_YES
+	           ? 0
+	           : -1;
+}
+
 void http_set_access_log(struct http *h, bool on)
 {
 	atomic_store(&h->access_log, on);
@@ -482,13 +798,15 @@ void http_stop(struct http *h)
 	if (h == NULL)
 		return;
 	for (size_t i = 0; i < h->n_daemons; i++) {
-		MHD_socket fd = MHD_quiesce_daemon(h->daemons[i]);
+		MHD_socket fd = h->plain ? MHD_INVALID_SOCKET : MHD_quiesce_daemon(h->daemons[i]);
 
 		MHD_stop_daemon(h->daemons[i]);
 		if (fd != MHD_INVALID_SOCKET)
 			close(fd);
 	}
 	destroy_responses(h);
+	admission_destroy(h->adm); /* after the daemons: every connection has ended */
+	pthread_mutex_destroy(&h->hs_log_lock);
 	if (h->ticket_key.data != NULL) {
 		gnutls_memset(h->ticket_key.data, 0, h->ticket_key.size);
 		gnutls_free(h->ticket_key.data);

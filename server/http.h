@@ -39,4 +39,11 @@ void http_stop(struct http *h);
 /* Turns the access log on or off (reload). */
 void http_set_access_log(struct http *h, bool on);
 
+/* For the request fuzzer: the same handler without TLS, on no socket, one thread; every
+ * connection handed to http_plain_add() is the first tenant's of the current snapshot, as
+ * if its SNI had named it. Stopped by http_stop(). NULL on failure (logged). */
+struct http *http_start_plain(const struct config *config);
+/* Hands the server end of a connected socket (owned from now on) to h. 0 / -1. */
+int http_plain_add(struct http *h, int fd);
+
 #endif

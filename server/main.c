@@ -9,7 +9,9 @@
 #include "buf.h"
 #include "certcache.h"
 #include "config.h"
+#include "doc.h"
 #include "fetch.h"
+#include "journal.h"
 #include "policy.h"
 #include "serve.h"
 #include "snapshot.h"
@@ -31,7 +33,7 @@ static const char usage_text[] =
     "                                   SIGHUP reloads, SIGTERM/SIGINT stop\n"
     "  check   -c FILE [--no-certs]     validate config, policies and certificates;\n"
     "                                   prints 'configuration OK' or FILE:LINE errors\n"
-    "  records -c FILE [--format zone|json]\n"
+    "  records -c FILE [--format zone|json] [--no-certs] [DOMAIN...]\n"
     "                                   print the DNS records to publish\n"
     "  id      [FILE]                   validate a policy body (FILE or stdin) and print\n"
     "                                   the id of its canonical form\n"
@@ -43,7 +45,7 @@ static const char usage_text[] =
     "  -c, --config FILE   configuration file (default " DEFAULT_CONFIG ")\n"
     "  -f, --format FMT    records output: zone (default) or json;\n"
     "                      verify output: text (default) or json\n"
-    "      --no-certs      check: everything but the certificate and key files\n"
+    "      --no-certs      check, records: everything but the certificate and key files\n"
     "      --ca-file FILE  verify: trust store for policy hosts and MX (default: system)\n"
     "      --https-port N  verify: port of the policy hosts (default 443)\n"
     "      --smtp-port N   verify: port of the MX hosts (default 25)\n"
@@ -63,8 +65,11 @@ static const char *const command_help[][2] = {
               "A domain whose certificate is missing, unreadable, damaged, mismatched, expired\n"
               "or not yet valid is an error here, although 'serve' runs with it (degraded).\n"
               "--no-certs checks everything but certificate and key files (CI without keys).\n"},
-    {"records", "usage: mtastsd records [-c FILE] [--format zone|json]\n"
-                "Prints the _mta-sts and _smtp._tls records to publish for every domain.\n"},
+    {"records", "usage: mtastsd records [-c FILE] [--format zone|json] [--no-certs] [DOMAIN...]\n"
+                "Prints the _mta-sts and _smtp._tls records to publish for the DOMAINs named, or\n"
+                "every domain. Only for a configuration that 'check' accepts: on any error it\n"
+                "prints them as check does and no record (exit 1); an unknown DOMAIN exits 2.\n"
+                "--no-certs leaves the certificate and key files out of that check.\n"},
     {"id", "usage: mtastsd id [FILE]\n"
            "Reads a policy body from FILE or stdin, validates it strictly (RFC 8461 3.2)\n"
            "and prints the id of its canonical form. Errors: FILE:LINE: message, exit 1.\n"},
@@ -106,6 +111,49 @@ static struct snapshot *load(const char *path, bool certs, struct upstreams *ups
 	return snapshot_create(c, cc, ups, NULL, d);
 }
 
+struct gone {
+	const struct snapshot *s;
+	struct diag *d;
+	time_t now;
+};
+
+/* A domain of the journal that the configuration no longer has, while senders may still
+ * hold a policy of it that is not none: its records must stay (RFC 8461 §8.3). */
+static void gone_check(void *arg, const char *domain, const struct journal_entry *v, size_t n,
+                       bool live)
+{
+	struct gone *g = arg;
+	char host[300], until_s[32];
+	int len = snprintf(host, sizeof(host), "mta-sts.%s", domain);
+	time_t until;
+	struct tm tm;
+
+	if (len < 0 || (size_t)len >= sizeof(host) ||
+	    snapshot_find(g->s, host, (size_t)len) != NULL)
+		return;
+	(void)live; /* by this process: no server runs here */
+	until = journal_cached_until(v, n, false);
+	if (until <= g->now || gmtime_r(&until, &tm) == NULL ||
+	    strftime(until_s, sizeof(until_s), "%Y-%m-%d %H:%M UTC", &tm) == 0)
+		return;
+	diag_warn(g->d, snapshot_config(g->s)->file, 0,
+	          "%s is no longer configured, but senders may hold its policy (id %s, mode %s) "
+	          "until %s: serve it with mode none until then, then remove its records",
+	          domain, v[n - 1].id, policy_mode_name(v[n - 1].mode), until_s);
+}
+
+/* Warnings from the journal in state_dir: domains taken out too early. */
+static void journal_check(const struct snapshot *s, struct diag *d)
+{
+	const struct config *c = snapshot_config(s);
+	struct journal *j = c->state_dir != NULL ? journal_open(c->state_dir, false) : NULL;
+	struct gone g = {s, d, time(NULL)};
+
+	if (j != NULL)
+		journal_each(j, gone_check, &g);
+	journal_close(j, false, 0);
+}
+
 static int cmd_check(const char *path, bool no_certs)
 {
 	struct diag d;
@@ -116,6 +164,8 @@ static int cmd_check(const char *path, bool no_certs)
 	diag_init(&d);
 	if (ups != NULL)
 		s = load(path, !no_certs, ups, &d);
+	if (s != NULL)
+		journal_check(s, &d);
 	print_diag(&d);
 	/* Certificate problems leave the server running for the other domains, but here
 	 * they fail: CI should catch them before they ship. */
@@ -129,32 +179,95 @@ static int cmd_check(const char *path, bool no_certs)
 	return ret;
 }
 
-static int cmd_records(const char *path, const char *format)
+/* Zone comments for the domains in mode none: from the journal, whether their records can
+ * go yet. */
+static void removal_comments(const struct snapshot *s, const struct tenant *const *sel,
+                             size_t n_sel, struct buf *out)
+{
+	const struct config *c = snapshot_config(s);
+	struct journal *j = c->state_dir != NULL ? journal_open(c->state_dir, false) : NULL;
+	size_t count = sel != NULL ? n_sel : snapshot_size(s);
+	time_t now = time(NULL);
+
+	for (size_t i = 0; j != NULL && i < count; i++) {
+		const struct tenant *t = sel != NULL ? sel[i] : snapshot_tenant(s, i);
+		const char *name = tenant_domain(t)->name;
+		struct doc *doc = tenant_doc(t, now);
+		struct journal_entry v[JOURNAL_KEEP];
+		char text[300];
+		bool live;
+		size_t k;
+
+		if (doc == NULL || strcmp(doc->mode, "none") != 0 ||
+		    (k = journal_history(j, name, v, &live)) == 0) {
+			doc_unref(doc);
+			continue;
+		}
+		if (strcmp(v[k - 1].id, doc->id) != 0) {
+			buf_printf(out,
+			           "; %s: mode none is not served yet (state_dir has id %s): "
+			           "reload the server, publish this id, then wait out the earlier "
+			           "max_age before removing the records\n",
+			           name, v[k - 1].id);
+		} else {
+			journal_summary(v, k, false, now, text, sizeof(text));
+			buf_printf(out, "; %s: %s\n", name, text);
+		}
+		doc_unref(doc);
+	}
+	journal_close(j, false, 0);
+}
+
+/* The records of the domains named (all when n is 0), only for a configuration that
+ * 'check' accepts: ids of domains that cannot be served must not be published. */
+static int cmd_records(const char *path, const char *format, bool no_certs, char **names, size_t n)
 {
 	struct diag d;
 	struct snapshot *s = NULL;
 	struct buf out;
 	struct upstreams *ups = upstreams_create(NULL, NULL, NULL);
+	const struct tenant **sel = calloc(n ? n : 1, sizeof(*sel));
 	int ret = 1;
 
 	diag_init(&d);
-	if (ups != NULL)
-		s = load(path, false, ups, &d);
+	if (ups != NULL && sel != NULL)
+		s = load(path, !no_certs, ups, &d);
 	print_diag(&d);
-	diag_finish(&d);
 	buf_init(&out);
-	if (s == NULL)
+	if (s == NULL || d.n_errors != 0) {
+		fprintf(stderr, "mtastsd: %s: no records printed: the configuration has errors\n",
+		        path);
 		goto out;
-	if (snapshot_records(s, strcmp(format, "json") == 0, &out) < 0) {
+	}
+	for (size_t i = 0; i < n; i++) {
+		char host[300];
+		int len = snprintf(host, sizeof(host), "mta-sts.%s", names[i]);
+
+		for (char *h = host; *h != '\0'; h++)
+			*h = (char)(*h >= 'A' && *h <= 'Z' ? *h - 'A' + 'a' : *h);
+		if (len > 0 && (size_t)len < sizeof(host) && host[len - 1] == '.')
+			host[--len] = '\0';
+		if (len < 0 || (size_t)len >= sizeof(host) ||
+		    (sel[i] = snapshot_find(s, host, (size_t)len)) == NULL) {
+			fprintf(stderr, "mtastsd: %s is not a domain of %s\n", names[i], path);
+			ret = 2;
+			goto out;
+		}
+	}
+	if (snapshot_records(s, n ? sel : NULL, n, strcmp(format, "json") == 0, &out) < 0) {
 		fputs("mtastsd: cannot render the records\n", stderr);
 		goto out;
 	}
+	if (strcmp(format, "zone") == 0)
+		removal_comments(s, n ? sel : NULL, n, &out);
 	if (fwrite(out.data, 1, out.len, stdout) != out.len || fflush(stdout) != 0) {
 		fprintf(stderr, "mtastsd: cannot write the records: %s\n", strerror(errno));
 		goto out;
 	}
 	ret = 0;
 out:
+	diag_finish(&d);
+	free(sel);
 	buf_finish(&out);
 	snapshot_unref(s);
 	upstreams_destroy(ups);
@@ -340,8 +453,10 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'n':
-			if (strcmp(command, "check") != 0) {
-				fprintf(stderr, "mtastsd: --no-certs is an option of check only\n");
+			if (strcmp(command, "check") != 0 && strcmp(command, "records") != 0) {
+				fprintf(
+				    stderr,
+				    "mtastsd: --no-certs is an option of check and records only\n");
 				return 2;
 			}
 			no_certs = true;
@@ -367,9 +482,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mtastsd: --format must be zone or json\n");
 		return 2;
 	}
-	if (strcmp(command, "verify") == 0 ? false
-	    : strcmp(command, "id") == 0   ? argc - optind > 1
-	                                   : optind != argc) {
+	if (strcmp(command, "id") == 0                                          ? argc - optind > 1
+	    : strcmp(command, "records") == 0 || strcmp(command, "verify") == 0 ? false
+	                                                                        : optind != argc) {
 		fprintf(stderr, "mtastsd: unexpected argument '%s'\n\n%s", argv[argc - 1],
 		        find_help(command));
 		return 2;
@@ -383,7 +498,7 @@ int main(int argc, char **argv)
 	else if (strcmp(command, "check") == 0)
 		ret = cmd_check(path, no_certs);
 	else if (strcmp(command, "records") == 0)
-		ret = cmd_records(path, format);
+		ret = cmd_records(path, format, no_certs, argv + optind, (size_t)(argc - optind));
 	else if (strcmp(command, "verify") == 0)
 		ret = cmd_verify(path, (const char *const *)argv + optind, (size_t)(argc - optind),
 		                 &vo);

@@ -21,6 +21,7 @@
 #include "config.h"
 #include "hook.h"
 #include "http.h"
+#include "journal.h"
 #include "log.h"
 #include "records.h"
 #include "serve.h"
@@ -52,7 +53,8 @@ struct server {
 	struct acme *acme;
 	struct challenge_listener *challenge; /* acme_http_listen, or NULL */
 	struct hooks *hooks;                  /* NULL without on_change */
-	char *hook_key;                       /* the on_change settings hooks was made with */
+	struct journal *journal; /* what each domain served, in the start's state_dir */
+	char *hook_key;          /* the on_change settings hooks was made with */
 	struct preload preload;
 	uint64_t files;    /* fingerprint of the certificate files in service */
 	bool files_known;  /* files is taken (after a start or reload) */
@@ -102,6 +104,16 @@ static void announce(struct server *sv, const struct tenant *t, time_t now)
 	doc_unref(doc);
 }
 
+/* What t serves now goes into the journal. */
+static void journal_tenant(struct server *sv, const struct tenant *t, time_t now)
+{
+	struct doc *doc = tenant_doc(t, now);
+
+	if (doc != NULL)
+		journal_served(sv->journal, tenant_domain(t)->name, doc->id, doc->body, now);
+	doc_unref(doc);
+}
+
 /* Whether two tenants serve the same bytes now. */
 static bool same_id(const struct tenant *a, const struct tenant *b, time_t now)
 {
@@ -139,6 +151,7 @@ static void provider_changed(void *owner, const char *provider, const char *id)
 		        "(or CNAME _mta-sts.%s.)",
 		        cd->name, id, cd->name, c->sts_ttl, v.data, provider);
 		announce(sv, t, now);
+		journal_tenant(sv, t, now);
 	}
 	buf_finish(&v);
 	snapshot_unref(s);
@@ -389,6 +402,12 @@ static void commit(struct server *sv, struct snapshot *s)
 	    !same_string(snapshot_config(old)->acme_http_listen, c->acme_http_listen))
 		log_msg("acme_http_listen changed: it takes effect on restart");
 	log_changes(sv, old, s, new_hooks);
+	if (old != NULL && !same_string(snapshot_config(old)->state_dir, c->state_dir))
+		log_msg("state_dir changed: the journal stays in the previous one until restart");
+	journal_sync_begin(sv->journal);
+	for (size_t i = 0; i < snapshot_size(s); i++)
+		journal_tenant(sv, snapshot_tenant(s, i), time(NULL));
+	journal_sync_end(sv->journal, time(NULL));
 	snapshot_unref(old);
 	/* The files' fingerprint is taken by the next housekeeping, after "ready": with a
 	 * million certificates it stats two million files. */
@@ -458,6 +477,7 @@ static void housekeeping(struct server *sv)
 	}
 	certcache_tick(cc, now);
 	acme_changed(sv->acme, acme_pick_up, s);
+	journal_checkpoint(sv->journal, now);
 	snapshot_unref(s);
 }
 
@@ -509,6 +529,8 @@ int serve_run(const char *path)
 		goto out;
 	if (c->user != NULL && drop_privileges(c->user) < 0)
 		goto out;
+	if ((sv.journal = journal_open(c->state_dir, true)) == NULL)
+		goto out;
 	commit(&sv, s);
 	if ((sv.http = http_start(c, fds, n_fds, sv.acme)) == NULL)
 		goto out;
@@ -516,7 +538,7 @@ int serve_run(const char *path)
 	if (upstreams_start(sv.ups) < 0)
 		goto out;
 	if (admin_fd >= 0) {
-		sv.admin = admin_start(admin_fd, sv.acme);
+		sv.admin = admin_start(admin_fd, sv.acme, sv.journal);
 		admin_fd = -1;
 		if (sv.admin == NULL)
 			goto out;
@@ -562,5 +584,6 @@ out:
 	upstreams_destroy(sv.ups);
 	hooks_destroy(sv.hooks);
 	free(sv.hook_key);
+	journal_close(sv.journal, true, time(NULL)); /* nothing serves it any more */
 	return ret;
 }

@@ -69,12 +69,12 @@ static int link_upstream(struct tenant *t, struct upstreams *ups, const struct c
 
 	t->up = ups != NULL ? upstreams_use(ups, cd->proxy, c) : NULL;
 	if (t->up == NULL) {
-		diag_error(d, c->file, cd->proxy_line, "out of memory");
+		diag_error(d, cd->file, cd->proxy_line, "out of memory");
 		return -1;
 	}
 	upstream_info(t->up, now, &info);
 	if (!info.has_policy)
-		diag_warn(d, c->file, cd->proxy_line,
+		diag_warn(d, cd->file, cd->proxy_line,
 		          "%s: no valid copy of the policy of %s yet: answers 503 until the "
 		          "first successful fetch",
 		          cd->name, cd->proxy);
@@ -114,11 +114,11 @@ struct snapshot *snapshot_create(struct config *config, struct certcache *certs,
 
 		t->domain = cd;
 		t->index = i;
-		if (cd->proxy == NULL ? render_static(t, render, &docs, d, config->file) < 0
+		if (cd->proxy == NULL ? render_static(t, render, &docs, d, cd->file) < 0
 		                      : link_upstream(t, ups, config, now, d) < 0)
 			goto fail;
 		if (hash_put(&s->hosts, cd->host, t, NULL) < 0) {
-			diag_error(d, config->file, cd->line, "out of memory");
+			diag_error(d, cd->file, cd->line, "out of memory");
 			goto fail;
 		}
 	}
@@ -216,9 +216,11 @@ bool snapshot_superseded(const struct snapshot *s)
 	return atomic_load(&s->superseded);
 }
 
-int snapshot_records(const struct snapshot *s, bool json, struct buf *out)
+int snapshot_records(const struct snapshot *s, const struct tenant *const *sel, size_t n_sel,
+                     bool json, struct buf *out)
 {
-	size_t n = s->n_tenants ? s->n_tenants : 1;
+	size_t count = sel != NULL ? n_sel : s->n_tenants;
+	size_t n = count ? count : 1;
 	struct records_domain *v = calloc(n, sizeof(*v));
 	struct doc **docs = calloc(n, sizeof(*docs));
 	struct records_opts o = {s->config->sts_ttl, s->config->tlsrpt_ttl};
@@ -227,8 +229,8 @@ int snapshot_records(const struct snapshot *s, bool json, struct buf *out)
 
 	if (v == NULL || docs == NULL)
 		goto out;
-	for (size_t i = 0; i < s->n_tenants; i++) {
-		const struct tenant *t = &s->tenants[i];
+	for (size_t i = 0; i < count; i++) {
+		const struct tenant *t = sel != NULL ? sel[i] : &s->tenants[i];
 
 		v[i].domain = t->domain->name;
 		v[i].proxy = t->domain->proxy;
@@ -242,12 +244,11 @@ int snapshot_records(const struct snapshot *s, bool json, struct buf *out)
 			v[i].mode = docs[i]->mode;
 		}
 	}
-	ret =
-	    json ? records_json(out, v, s->n_tenants, &o) : records_zone(out, v, s->n_tenants, &o);
+	ret = json ? records_json(out, v, count, &o) : records_zone(out, v, count, &o);
 	if (out->failed)
 		ret = -1;
 out:
-	for (size_t i = 0; docs != NULL && i < s->n_tenants; i++)
+	for (size_t i = 0; docs != NULL && i < count; i++)
 		doc_unref(docs[i]);
 	free(docs);
 	free(v);

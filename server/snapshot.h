@@ -63,9 +63,11 @@ size_t snapshot_preload(struct snapshot *s);
 /* Whether another snapshot was published after s. */
 bool snapshot_superseded(const struct snapshot *s);
 
-/* Appends the DNS records to publish for every domain (zone lines, or JSON) as
- * 'mtastsd records' prints them. 0 / -1. */
-int snapshot_records(const struct snapshot *s, bool json, struct buf *out);
+/* Appends the DNS records to publish (zone lines, or JSON) as 'mtastsd records' prints
+ * them: for the n_sel tenants of sel in that order, or every domain when sel is NULL.
+ * 0 / -1. */
+int snapshot_records(const struct snapshot *s, const struct tenant *const *sel, size_t n_sel,
+                     bool json, struct buf *out);
 
 /* Process-wide current snapshot. acquire returns a new reference (or NULL before the
  * first publish); publish installs s (taking the caller's reference) and returns the

@@ -10,8 +10,9 @@
 #include "stats.h"
 
 const unsigned stats_status_codes[STATS_NSTATUS] = {200, 400, 404, 405, 421, 503};
-const char *const stats_handshake_names[STATS_HS_N] = {"full",        "resumed", "acme",
-                                                       "unknown_sni", "no_sni",  "failed"};
+const char *const stats_handshake_names[STATS_HS_N] = {"full",        "resumed",      "acme",
+                                                       "unknown_sni", "no_sni",       "no_hello",
+                                                       "old_version", "client_alert", "failed"};
 
 /* A fetcher as recorded on the request path: nothing formatted yet. */
 struct raw_fetcher {

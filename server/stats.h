@@ -34,7 +34,10 @@ enum stats_handshake {
 	STATS_HS_ACME, /* an ACME CA validating by TLS-ALPN-01 */
 	STATS_HS_UNKNOWN_SNI,
 	STATS_HS_NO_SNI,
-	STATS_HS_FAILED, /* any other failure: protocol, version, cipher, timeout */
+	STATS_HS_NO_HELLO,     /* closed before a ClientHello: a TCP check, not TLS at all */
+	STATS_HS_OLD_VERSION,  /* a client of TLS 1.1 or older (told so by an alert) */
+	STATS_HS_CLIENT_ALERT, /* the client refused the handshake, e.g. our certificate */
+	STATS_HS_FAILED,       /* any other failure: no common cipher, a timeout, ... */
 	STATS_HS_N,
 };
 

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <pthread.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -178,9 +179,13 @@ static int read_file(const char *path, gnutls_datum_t *ret, struct tls_file_id *
 		tls_problem_set(p, TLS_FAULT_UNREADABLE, key, "%s: not a regular file", path);
 		return -1;
 	}
-	if ((f = fopen(path, "rb")) == NULL) {
+	/* O_NONBLOCK: a FIFO put in place since the stat() must not block the open either. */
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0 || (f = fdopen(fd, "rb")) == NULL) {
 		tls_problem_set(p, errno == ENOENT ? TLS_FAULT_MISSING : TLS_FAULT_UNREADABLE, key,
 		                "%s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
 		return -1;
 	}
 	if (fstat(fileno(f), &st) < 0 || !S_ISREG(st.st_mode)) {

@@ -407,6 +407,19 @@ else:
     if sp.get("selector") != sel:
         err("Service: selector differs from the Deployment's")
 
+# NetworkPolicy: the policy port open to all, the admin port only to named peers
+np = single("NetworkPolicy").get("spec", {})
+if np.get("podSelector", {}).get("matchLabels") != sel or "Ingress" not in np.get("policyTypes", []):
+    err("NetworkPolicy: Ingress for the Deployment's pods")
+rules = np.get("ingress", [])
+def rule_ports(r):
+    return {resolve(p.get("port")) for p in r.get("ports", [])}
+if not any(listen_port in rule_ports(r) and not r.get("from") for r in rules):
+    err(f"NetworkPolicy: port {listen_port} open to every source")
+admin_rules = [r for r in rules if admin_port in rule_ports(r) or not r.get("ports")]
+if not admin_rules or any(not r.get("from") for r in admin_rules):
+    err(f"NetworkPolicy: port {admin_port} only from named peers (never from everywhere)")
+
 # PodDisruptionBudget
 pdb = single("PodDisruptionBudget").get("spec", {})
 if pdb.get("minAvailable") != 2 or pdb.get("selector", {}).get("matchLabels") != sel:

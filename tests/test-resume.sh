@@ -2,7 +2,8 @@
 # test-resume.sh: resumed TLS sessions (TLS 1.3 and 1.2 tickets) are served like full
 # ones: gnutls-cli --resume reconnects with the session of its first connection, and the
 # request on the resumed connection gets the tenant's policy (200, exact body), not 421;
-# the resumption is counted in /metrics.
+# the resumption is counted in /metrics; a ticket of one tenant never resumes a session
+# under another tenant's name.
 # usage: test-resume.sh MTASTSD_BIN MAKE_CERTS_SH
 set -euo pipefail
 # shellcheck source=lib.sh
@@ -50,6 +51,15 @@ head, sep, rest = out.partition(b'\r\n\r\n')
 sys.exit(0 if sep and rest.startswith(want) else 1)
 EOF
 	done
+done
+
+# A ticket of a.test offered with the SNI of b.test is not resumed (RFC 6066 3): a full
+# handshake with b.test's certificate; offered to a.test it still is.
+for v in 13 12; do
+	out=$(/usr/bin/python3 "$(dirname "${BASH_SOURCE[0]}")/resume_cross.py" "$port" \
+		"$tmp/certs/ca.crt" mta-sts.a.test mta-sts.b.test "$v") || fail "resume_cross.py $v"
+	[ "$out" = "same-name resumed=True HTTP/1.1 200 OK; cross-name resumed=False HTTP/1.1 200 OK cert=['mta-sts.b.test']" ] ||
+		fail "TLS 1.$((v - 10)): a ticket across names: $out"
 done
 
 got=$(curl -sS --noproxy '*' "http://127.0.0.1:$admin/metrics" |

@@ -171,6 +171,7 @@ static struct config_domain *domain(size_t i, const char *name, const char *cert
 	ck_assert_uint_lt(i, MAX_DOMAINS);
 	cd->name = strf("%s", name);
 	cd->host = strf("mta-sts.%s", name);
+	cd->file = w.config.file;
 	cd->line = 10 * ((unsigned)i + 1);
 	cd->cert = cert != NULL ? path(cert) : NULL;
 	cd->key = key != NULL ? path(key) : NULL;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "policy.h"
 
 #define MANY_DOMAINS 100000
 
@@ -277,6 +278,58 @@ static const struct {
     {ACME "acme_retry_min = 600\nacme_retry_max = 60\n[domain example.com]\n" BODY, 4,
      "acme_retry_min 600 exceeds acme_retry_max 60"},
     {ACME "acme_concurrency = 0\n[domain example.com]\n" BODY, 4, "invalid acme_concurrency"},
+/* [policy NAME] and policy = NAME */
+#define POLICY "[policy shared]\n" BODY
+    {SERVER POLICY "[policy]\n", 7, "bad section [policy]: expected [policy NAME]"},
+    {SERVER "[policy a/b]\n" BODY "[domain example.com]\npolicy = a\n", 3, "invalid [policy a/b]"},
+    {SERVER POLICY POLICY "[domain example.com]\npolicy = shared\n", 7,
+     "duplicate policy shared (first at line 3)"},
+    {SERVER "[domain example.com]\npolicy = nothere\n", 4,
+     "unknown policy \"nothere\" (no [policy nothere] section)"},
+    {SERVER POLICY "[domain example.com]\npolicy = shared\nmx = b.example\n", 9,
+     "\"mx\" cannot be used with policy (line 8): [policy shared] sets it"},
+    {SERVER POLICY "[domain example.com]\nmode = testing\npolicy = shared\n", 9,
+     "policy cannot be used with mode (line 8)"},
+    {SERVER POLICY "[domain example.com]\nproxy = provider.example\npolicy = shared\n", 9,
+     "\"policy\" cannot be used with proxy (line 8)"},
+    {SERVER POLICY "id = 1\n[domain example.com]\npolicy = shared\n", 7,
+     "\"id\" cannot be used in [policy shared]"},
+    {SERVER POLICY "proxy = provider.example\n[domain example.com]\npolicy = shared\n", 7,
+     "\"proxy\" cannot be used in [policy shared]"},
+    {SERVER "[policy shared]\nmode = enforce\nmx = a.example\n[domain example.com]\n"
+            "policy = shared\n",
+     3, "[policy shared] has no max_age"},
+    {SERVER "[policy shared]\nmode = enforce\nmax_age = 1\n[domain example.com]\n"
+            "policy = shared\n",
+     4, "mode enforce needs at least one mx"},
+    /* hints for what people write */
+    {SERVER "[domain example.com]\nmode = report\nmx = mail.example.com\nmax_age = 1\n", 4,
+     "invalid mode \"report\": report is a draft's name for what RFC 8461 calls testing; "
+     "use mode = testing"},
+    {SERVER "[domain b\xc3\xbc"
+            "cher.example]\n" BODY,
+     3,
+     "invalid domain name \"b\xc3\xbc"
+     "cher.example\": write it with A-labels, "
+     "[domain xn--bcher-kva.example]"},
+    {SERVER "[domain example.com]\nmode = enforce\nmx = mx.b\xc3\xbc"
+            "cher.example\n"
+            "max_age = 1\n",
+     5,
+     "invalid mx \"mx.b\xc3\xbc"
+     "cher.example\": write it with A-labels, "
+     "mx = mx.xn--bcher-kva.example"},
+    /* include */
+    {SERVER "include = nothere.ini\n[domain example.com]\n" BODY, 3,
+     "include nothere.ini: cannot open: No such file or directory"},
+    {"include = case.ini\n" SERVER "[domain example.com]\n" BODY, 1,
+     "include of a file being read (a cycle): "},
+    {SERVER "[domain example.com]\n" BODY "include = x.ini\n", 7,
+     "unknown key \"include\" in [domain example.com]"},
+    {SERVER "listen = 127.0.0.1:8443\nadmin_listen = 127.0.0.1:8443\n[domain example.com]\n" BODY,
+     4, "admin_listen 127.0.0.1:8443 is also a listen address (line 3)"},
+    {SERVER "listen = 0.0.0.0:8443\nadmin_listen = 127.0.0.1:8443\n[domain example.com]\n" BODY, 4,
+     "admin_listen 127.0.0.1:8443 is also a listen address (line 3)"},
     /* the file as a whole */
     {SERVER, 0, "no [domain ...] section"},
     {"", 0, "no [domain ...] section"},
@@ -304,7 +357,7 @@ START_TEST(test_unreadable_file)
 	/* A directory opens for reading but cannot be read. */
 	ck_assert_int_eq(mkdir(path, 0700), 0);
 	ck_assert_ptr_null(config_load(path, &d));
-	assert_error(0, "cannot read: Is a directory");
+	assert_error(0, "not a regular file");
 }
 END_TEST
 
@@ -650,6 +703,187 @@ START_TEST(test_acme)
 }
 END_TEST
 
+/* A file of dir, for the include tests. */
+static const char *in_dir(const char *name)
+{
+	static char buf[4][sizeof(dir) + 64];
+	static unsigned next;
+	char *b = buf[next++ % 4];
+	int n = snprintf(b, sizeof(buf[0]), "%s/%s", dir, name);
+	ck_assert(n > 0 && (size_t)n < sizeof(buf[0]));
+	return b;
+}
+
+/* include = GLOB: the matches in sorted order, relative to the including file, nested;
+ * every domain and every problem at the file:line that holds it; paths in an included
+ * file relative to that file. */
+START_TEST(test_include)
+{
+	ck_assert_int_eq(mkdir(in_dir("conf.d"), 0700), 0);
+	ck_assert_int_eq(mkdir(in_dir("conf.d/more"), 0700), 0);
+	write_file(in_dir("conf.d/b.ini"), "; b\n[domain b.example]\n" BODY);
+	write_file(in_dir("conf.d/a.ini"),
+	           "include = more/*.ini\n[domain a.example]\n" BODY "cert = a.crt\nkey = a.key\n");
+	write_file(in_dir("conf.d/more/c.ini"), "[domain c.example]\n" BODY);
+	write_file(in_dir("conf.d/skipped.txt"), "not an ini file\n");
+	struct config *c = load(SERVER "include = conf.d/*.ini\ninclude = empty.d/*.ini\n"
+	                               "threads = 2\n[domain z.example]\n" BODY);
+
+	ck_assert_msg(c != NULL, "%s", printed());
+	ck_assert_uint_eq(d.n_errors, 0);
+	ck_assert_uint_eq(c->n_domains, 4);
+	ck_assert_uint_eq(c->threads, 2); /* [server] goes on after the include lines */
+	ck_assert_str_eq(c->domains[0].name, "c.example");
+	ck_assert_str_eq(c->domains[0].file, in_dir("conf.d/more/c.ini"));
+	ck_assert_str_eq(c->domains[1].name, "a.example");
+	ck_assert_str_eq(c->domains[1].file, in_dir("conf.d/a.ini"));
+	ck_assert_uint_eq(c->domains[1].line, 2);
+	ck_assert_str_eq(c->domains[1].cert, in_dir("conf.d/a.crt"));
+	ck_assert_str_eq(c->domains[2].name, "b.example");
+	ck_assert_uint_eq(c->domains[2].line, 2);
+	ck_assert_str_eq(c->domains[3].name, "z.example");
+	ck_assert_str_eq(c->domains[3].file, path);
+	ck_assert_uint_eq(c->n_files, 4);
+	config_destroy(c);
+
+	/* Problems in included files at their own file:line; a duplicate names both. */
+	write_file(in_dir("conf.d/b.ini"), "[domain b.example]\nmode = sometimes\n"
+	                                   "mx = m.example\nmax_age = 1\n[server]\n"
+	                                   "[domain a.example]\n" BODY);
+	ck_assert_ptr_null(load(SERVER "include = conf.d/*.ini\n"));
+	assert_printed(in_dir("conf.d/b.ini"), 2, "", "invalid mode \"sometimes\"");
+	assert_printed(in_dir("conf.d/b.ini"), 5, "",
+	               "[server] belongs in the main configuration file");
+	char want[256];
+	snprintf(want, sizeof(want), "duplicate domain a.example (first at %s:2)",
+	         in_dir("conf.d/a.ini"));
+	assert_printed(in_dir("conf.d/b.ini"), 6, "", want);
+	ck_assert_uint_eq(d.n_errors, 3);
+}
+END_TEST
+
+/* Whatever is not a regular file is refused without blocking on it (a FIFO would). */
+START_TEST(test_include_not_regular)
+{
+	ck_assert_int_eq(mkfifo(in_dir("fifo.ini"), 0600), 0);
+	ck_assert_ptr_null(load(SERVER "include = fifo.ini\n[domain example.com]\n" BODY));
+	char want[256];
+	snprintf(want, sizeof(want), "%s: not a regular file", in_dir("fifo.ini"));
+	assert_error(3, want);
+
+	/* Nesting is bounded: a file including the next, deeper than allowed. */
+	for (int i = 0; i <= CONFIG_INCLUDE_DEPTH + 1; i++) {
+		char name[32], text[64];
+		snprintf(name, sizeof(name), "n%d.ini", i);
+		snprintf(text, sizeof(text), "include = n%d.ini\n", i + 1);
+		write_file(in_dir(name), text);
+	}
+	diag_finish(&d);
+	diag_init(&d);
+	ck_assert_ptr_null(load(SERVER "include = n0.ini\n[domain example.com]\n" BODY));
+	char deep[32];
+	snprintf(deep, sizeof(deep), "n%d.ini", CONFIG_INCLUDE_DEPTH - 1);
+	assert_printed(in_dir(deep), 1, "", "include nested deeper than");
+}
+END_TEST
+
+/* [policy NAME]: a domain naming it gets the same policy (and tlsrpt unless it has its
+ * own) as if the keys were inline, so the same bytes. */
+START_TEST(test_policy_shared)
+{
+	struct config *c = load(SERVER "[policy provider-standard]\n"
+	                               "mode = testing\nmx = mx1.provider.example\n"
+	                               "mx = *.mx.provider.example\nmax_age = 86400\n"
+	                               "tlsrpt = mailto:tlsrpt@provider.example\n"
+	                               "[domain one.example]\npolicy = provider-standard\n"
+	                               "[domain two.example]\npolicy = provider-standard\n"
+	                               "tlsrpt = mailto:own@two.example\n"
+	                               "[domain three.example]\nmode = testing\n"
+	                               "mx = mx1.provider.example\nmx = *.mx.provider.example\n"
+	                               "max_age = 86400\n"
+	                               "[policy unused]\nmode = none\nmx = m.example\n"
+	                               "max_age = 1\n");
+	ck_assert_ptr_nonnull(c);
+	ck_assert_uint_eq(d.n_errors, 0);
+	assert_printed(path, 19, "warning: ", "[policy unused] is named by no [domain]");
+	ck_assert_uint_eq(c->n_domains, 3);
+
+	size_t len[3];
+	char *body[3];
+	for (int i = 0; i < 3; i++)
+		ck_assert_ptr_nonnull(body[i] = policy_render(&c->domains[i].policy, &len[i]));
+	ck_assert_uint_eq(len[0], len[2]);
+	ck_assert_mem_eq(body[0], body[2], len[0]);
+	ck_assert_uint_eq(len[1], len[2]);
+	ck_assert_mem_eq(body[1], body[2], len[1]);
+	for (int i = 0; i < 3; i++)
+		free(body[i]);
+	ck_assert_str_eq(c->domains[0].policy_name, "provider-standard");
+	ck_assert_uint_eq(c->domains[0].policy_line, 10);
+	ck_assert_uint_eq(c->domains[0].n_tlsrpt, 1);
+	ck_assert_str_eq(c->domains[0].tlsrpt[0], "mailto:tlsrpt@provider.example");
+	ck_assert_uint_eq(c->domains[1].n_tlsrpt, 1);
+	ck_assert_str_eq(c->domains[1].tlsrpt[0], "mailto:own@two.example");
+	ck_assert_uint_eq(c->domains[2].n_tlsrpt, 0);
+	config_destroy(c);
+}
+END_TEST
+
+/* Inputs built to be expensive: 80,000 mx lines are one error (the body cap), found without
+ * comparing every mx with every other; a 4 MiB line is one "line too long" error, read
+ * without keeping it; a million bad lines keep only the first diagnostics. */
+START_TEST(test_hostile_sizes)
+{
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(SERVER "[domain example.com]\nmode = enforce\nmax_age = 86400\n", f);
+	for (unsigned i = 0; i < 80000; i++)
+		fprintf(f, "mx = mx%u.example.com\n", i);
+	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_ptr_null(config_load(path, &d));
+	ck_assert_uint_eq(d.n_errors, 1);
+	assert_error(3, "[domain example.com]: policy over 65536 bytes");
+	diag_finish(&d);
+	diag_init(&d);
+
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(SERVER "[domain example.com]\n" BODY "tlsrpt = mailto:", f);
+	for (unsigned i = 0; i < 4u << 20; i++)
+		fputc('a', f);
+	fputs("@example.com\n", f);
+	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_ptr_null(config_load(path, &d));
+	ck_assert_uint_eq(d.n_errors, 1);
+	assert_error(7, "line too long");
+	diag_finish(&d);
+	diag_init(&d);
+
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(SERVER "[domain example.com]\n" BODY, f);
+	for (unsigned i = 0; i < 1000000; i++)
+		fputs("bogus line\n", f);
+	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_ptr_null(config_load(path, &d));
+	ck_assert_uint_eq(d.n_errors, 1000000);
+	ck_assert_uint_le(d.n, DIAG_KEEP * 2);
+}
+END_TEST
+
+/* [domain mta-sts.example.com] is almost always meant as [domain example.com]. */
+START_TEST(test_policy_host_hint)
+{
+	struct config *c = load(SERVER "[domain mta-sts.example.com]\n" BODY);
+	ck_assert_ptr_nonnull(c);
+	assert_printed(path, 3, "warning: ",
+	               "[domain mta-sts.example.com] serves the policy host "
+	               "mta-sts.mta-sts.example.com: the section names the mail domain, "
+	               "[domain example.com]");
+	config_destroy(c);
+}
+END_TEST
+
 START_TEST(test_lint_warnings)
 {
 	struct config *c = load(SERVER "[domain example.com]\n"
@@ -847,6 +1081,11 @@ static Suite *config_suite(void)
 	tcase_add_test(tc, test_mx_order_and_case);
 	tcase_add_test(tc, test_proxy);
 	tcase_add_test(tc, test_lint_warnings);
+	tcase_add_test(tc, test_include);
+	tcase_add_test(tc, test_include_not_regular);
+	tcase_add_test(tc, test_policy_shared);
+	tcase_add_test(tc, test_policy_host_hint);
+	tcase_add_test(tc, test_hostile_sizes);
 	tcase_add_test(tc, test_acme);
 	tcase_add_test(tc, test_syntax_variants);
 	tcase_add_test(tc, test_long_domain);

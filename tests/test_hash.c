@@ -204,6 +204,43 @@ START_TEST(test_diag_print)
 }
 END_TEST
 
+/* A million errors keep DIAG_KEEP messages (errors and warnings each), count them all and
+ * say so; a merge keeps to the same bound. */
+START_TEST(test_diag_capped)
+{
+	struct diag d, m;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	diag_init(&d);
+	diag_warn(&d, "x", 1, "first warning");
+	for (unsigned i = 0; i < 1000000; i++)
+		diag_error(&d, "x", i + 2, "bad %u", i);
+	diag_warn(&d, "x", 3, "second warning");
+	ck_assert_uint_eq(d.n_errors, 1000000);
+	ck_assert_uint_eq(d.n_warnings, 2);
+	ck_assert_uint_eq(d.n, DIAG_KEEP + 2);
+	f = open_memstream(&text, &len);
+	ck_assert_ptr_nonnull(f);
+	diag_print(&d, f);
+	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_ptr_nonnull(strstr(text, "x:2: bad 0\n"));
+	ck_assert_ptr_null(strstr(text, "bad 100\n"));
+	ck_assert_ptr_nonnull(strstr(text, "x:3: warning: second warning\n"));
+	ck_assert_ptr_nonnull(strstr(text, "... 1000000 errors and 2 warnings in all"));
+	free(text);
+
+	diag_init(&m);
+	diag_merge(&m, &d);
+	diag_merge(&m, &d);
+	ck_assert_uint_eq(m.n, DIAG_KEEP + 4);
+	ck_assert_uint_eq(m.n_errors, 2000000);
+	diag_finish(&m);
+	diag_finish(&d);
+}
+END_TEST
+
 START_TEST(test_diag_merge)
 {
 	struct diag a, b;
@@ -246,6 +283,7 @@ static Suite *hash_suite(void)
 	tc = tcase_create("diag");
 	tcase_add_loop_test(tc, test_diag_print, 0, sizeof(diag_cases) / sizeof(diag_cases[0]));
 	tcase_add_test(tc, test_diag_merge);
+	tcase_add_test(tc, test_diag_capped);
 	suite_add_tcase(s, tc);
 	return s;
 }

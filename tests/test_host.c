@@ -2,6 +2,7 @@
 #include <check.h>
 #include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "host.h"
 
@@ -73,6 +74,38 @@ START_TEST(test_expected_whole)
 }
 END_TEST
 
+static const struct {
+	const char *host;
+	size_t len; /* 0: strlen */
+	bool ok;
+} formed[] = {
+    {"mta-sts.a.test", 0, true},
+    {"mta-sts.a.test:443", 0, true},
+    {"mta-sts.a.test:", 0, true},
+    {"mta-sts.a.test:65535", 0, true},
+    {"mta-sts.a.test:1", 0, true},
+    {"mta-sts.a.test:0", 0, false},
+    {"mta-sts.a.test:65536", 0, false},
+    {"mta-sts.a.test:99999999999", 0, false},
+    {"mta-sts.a.test:000443", 0, false},
+    {"mta-sts.a.test:44a", 0, false},
+    {"mta-sts.a.test\0evil", 19, false},
+    {"mta-sts.a.test evil", 0, false},
+    {"x@mta-sts.a.test", 0, false},
+    {"mta-sts.a.test\t", 0, false},
+    {"", 0, false},
+    {":443", 0, false},
+};
+
+START_TEST(test_host_well_formed)
+{
+	size_t len = formed[_i].len ? formed[_i].len : strlen(formed[_i].host);
+
+	ck_assert_msg(host_well_formed(formed[_i].host, len) == formed[_i].ok,
+	              "host_well_formed(\"%s\")", formed[_i].host);
+}
+END_TEST
+
 static Suite *host_suite(void)
 {
 	Suite *s = suite_create("host");
@@ -80,6 +113,7 @@ static Suite *host_suite(void)
 
 	tcase_add_loop_test(tc, test_host_matches, 0, sizeof(cases) / sizeof(cases[0]));
 	tcase_add_test(tc, test_expected_whole);
+	tcase_add_loop_test(tc, test_host_well_formed, 0, sizeof(formed) / sizeof(formed[0]));
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -1,11 +1,14 @@
 /* test_integration: the real mtastsd binary over real TLS on loopback, with curl, gnutls-cli
  * and a raw GnuTLS client (SPEC.md section 4 cases 21-29, the commands, reload, signals) */
 #include <check.h>
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "harness.h"
@@ -390,6 +393,61 @@ START_TEST(unknown_sni_alert)
 }
 END_TEST
 
+/* A TCP connection closed at once (a load balancer's check). */
+static void tcp_touch(void)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	ck_assert_int_ge(fd, 0);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	close(fd);
+}
+
+/* Every failed handshake is one line with the client, the SNI and the reason (never
+ * libmicrohttpd's "out of context"), at most 10 a second, and counted by reason. */
+START_TEST(handshake_failures_logged)
+{
+	size_t from = server_log_size(&srv);
+	struct run r;
+	char *line, *log;
+	int lines = 0;
+
+	gnutls_cli(&r, "mta-sts.unknown.test", NULL);
+	run_finish(&r);
+	line = server_log_line(&srv,
+	                       "handshake failed: client 127.0.0.1, sni mta-sts.unknown.test: "
+	                       "unknown_sni",
+	                       from);
+	for (int i = 0; i < 50 && line == NULL; i++) {
+		usleep(100000);
+		line = server_log_line(&srv, "sni mta-sts.unknown.test: unknown_sni", from);
+	}
+	ck_assert_msg(line != NULL && h_contains(line, "client 127.0.0.1"), "no line for SNI");
+	free(line);
+	tcp_touch();
+	server_expect_log(&srv, "handshake failed: client 127.0.0.1, sni -: no_hello", from, 5000);
+
+	/* A burst: 60 checks in well under two seconds are at most 30 lines; the next line
+	 * after a pause says how many were left out. */
+	from = server_log_size(&srv);
+	long long t0 = h_now_ms();
+	for (int i = 0; i < 60; i++)
+		tcp_touch();
+	ck_assert_int_lt(h_now_ms() - t0, 1500);
+	usleep(1200000);
+	tcp_touch();
+	server_expect_log(&srv, "more not logged)", from, 5000);
+	log = h_read_file(srv.log, NULL);
+	for (const char *p = log + from; (p = strstr(p, "handshake failed:")) != NULL; p++)
+		lines++;
+	ck_assert_msg(lines <= 31, "%d lines for 61 failures", lines);
+	ck_assert_msg(!h_contains(log, "out of context"), "libmicrohttpd's line:\n%s", log + from);
+	free(log);
+}
+END_TEST
+
 START_TEST(unknown_sni_curl_gets_nothing)
 {
 	/* even with verification off nothing is served: not another tenant's policy */
@@ -601,6 +659,70 @@ START_TEST(http11_without_host_400)
 }
 END_TEST
 
+/* Requests a strict reading of RFC 9112 refuses (400, one response, the connection closed,
+ * so nothing after the head is read as a request), and a few that look odd but are fine. */
+struct strict_case {
+	const char *name;
+	const char *request; /* after "GET " */
+	int status;
+	int responses; /* HTTP/1.1 status lines in the answer */
+};
+
+#define H "Host: mta-sts.a.test\r\n"
+static const struct strict_case strict_cases[] = {
+    {"two Host (good, evil)", POLICY_PATH " HTTP/1.1\r\n" H "Host: evil.test\r\n\r\n", 400, 1},
+    {"two Host (evil, good)", POLICY_PATH " HTTP/1.1\r\nHost: evil.test\r\n" H "\r\n", 400, 1},
+    {"two Host (the same)", POLICY_PATH " HTTP/1.1\r\n" H H "\r\n", 400, 1},
+    {"two Content-Length",
+     POLICY_PATH " HTTP/1.1\r\n" H "Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello", 400, 1},
+    {"Content-Length and chunked (smuggling)",
+     POLICY_PATH " HTTP/1.1\r\n" H "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 "0\r\n\r\nGET /x HTTP/1.1\r\n" H "\r\n",
+     400, 1},
+    {"Host port out of range", POLICY_PATH " HTTP/1.1\r\nHost: mta-sts.a.test:99999999999\r\n\r\n",
+     400, 1},
+    {"Host port 0", POLICY_PATH " HTTP/1.1\r\nHost: mta-sts.a.test:0\r\n\r\n", 400, 1},
+    {"Host with userinfo", POLICY_PATH " HTTP/1.1\r\nHost: x@mta-sts.a.test\r\n\r\n", 400, 1},
+    {"%00 in the path", POLICY_PATH "%00.bak HTTP/1.1\r\n" H "\r\n", 400, 1},
+    {"%2F in the path", "%2F.well-known%2Fmta-sts.txt HTTP/1.1\r\n" H "\r\n", 400, 1},
+    {"%2f in the query", POLICY_PATH "?a=%2f HTTP/1.1\r\n" H "\r\n", 400, 1},
+    /* fine */
+    {"%2e decoded", "/%2ewell-known/mta-sts.txt HTTP/1.1\r\n" H "Connection: close\r\n\r\n", 200,
+     1},
+    {"empty port", POLICY_PATH " HTTP/1.1\r\nHost: mta-sts.a.test:\r\nConnection: close\r\n\r\n",
+     200, 1},
+    {"a body on GET, then the next request",
+     POLICY_PATH " HTTP/1.1\r\n" H "Content-Length: 5\r\n\r\n"
+                 "helloGET " POLICY_PATH " HTTP/1.1\r\n" H "Connection: close\r\n\r\n",
+     200, 2},
+};
+#undef H
+
+START_TEST(strict_requests)
+{
+	const struct strict_case *c = &strict_cases[_i];
+	char *req = h_strf("GET %s", c->request);
+	struct tls_exchange x;
+	int n = 0;
+
+	ck_assert_int_eq(tls_exchange(&x, port, "mta-sts.a.test", req, 10000), 0);
+	ck_assert_msg(x.handshake == 0, "%s: handshake error %d", c->name, x.handshake);
+	ck_assert_msg(raw_status(x.response) == c->status, "%s: want %d:\n%s", c->name, c->status,
+	              x.response);
+	for (const char *p = x.response; (p = strstr(p, "HTTP/1.1 ")) != NULL; p++)
+		n++;
+	ck_assert_msg(n == c->responses, "%s: %d responses, want %d:\n%s", c->name, n, c->responses,
+	              x.response);
+	if (c->status == 400)
+		ck_assert_msg(h_contains(x.response, "Connection: close"), "%s: not closed:\n%s",
+		              c->name, x.response);
+	ck_assert_msg(!h_contains(x.response, "404"), "%s: a smuggled request was answered:\n%s",
+	              c->name, x.response);
+	tls_exchange_finish(&x);
+	free(req);
+}
+END_TEST
+
 struct header_case {
 	int n;   /* header lines */
 	int len; /* bytes of each value */
@@ -705,6 +827,11 @@ START_TEST(tls_versions)
 	if (!c->ok) {
 		ck_assert_msg(r.status != 0 && !h_contains(r.out, "Handshake was completed"),
 		              "%s with %s: handshake completed:\n%s", host, c->priority, r.out);
+		/* told why: a protocol_version alert, not a bare close */
+		ck_assert_msg(h_contains(r.out, "Received alert [70]") ||
+		                  h_contains(r.err, "Received alert [70]"),
+		              "%s with %s: no protocol_version alert:\n%s%s", host, c->priority,
+		              r.out, r.err);
 	} else {
 		ck_assert_msg(r.status == 0 && h_contains(r.out, "- Handshake was completed"),
 		              "%s with %s failed:\n%s%s", host, c->priority, r.out, r.err);
@@ -1356,12 +1483,15 @@ static Suite *integration_suite(void)
 	tcase_add_loop_test(tc, certificate_each_tenant, 0, (int)N_TENANTS);
 	tcase_add_loop_test(tc, unknown_sni_alert, 0, N(unknown_sni));
 	tcase_add_test(tc, unknown_sni_curl_gets_nothing);
+	tcase_add_test(tc, handshake_failures_logged);
 	tcase_add_loop_test(tc, sni_and_host_spellings, 0, N(sni_hosts));
 	tcase_add_test(tc, curl_mixed_case_host_with_port);
 	tcase_add_loop_test(tc, paths_exact_match, 0, N(paths));
 	tcase_add_test(tc, head_same_headers_no_body);
 	tcase_add_loop_test(tc, other_methods_405, 0, N(other_methods));
 	tcase_add_test(tc, http11_without_host_400);
+	tcase_add_loop_test(tc, strict_requests, 0,
+	                    (int)(sizeof(strict_cases) / sizeof(strict_cases[0])));
 	tcase_add_loop_test(tc, header_section_limit, 0, N(header_sizes));
 	tcase_add_loop_test(tc, incomplete_request_idle_timeout, 0, N(incomplete));
 	tcase_add_loop_test(tc, tls_versions, 0, N(tls_cases));
