@@ -56,8 +56,7 @@ static void verdict_enforce(struct report_domain *v)
 }
 
 /* mode none (a domain leaving MTA-STS): whether senders that cached a policy will see
- * none. The rule saying from when the records may be removed (it needs the history of
- * served policies) is to be added here, and only here. */
+ * none, and, from the journal, from when the records may be removed. */
 static void verdict_none(struct report_domain *v)
 {
 	char failed[REPORT_DETAIL_MAX / 2];
@@ -66,7 +65,9 @@ static void verdict_none(struct report_domain *v)
 	v->ok = failed[0] == 0;
 	if (v->ok)
 		snprintf(v->verdict, sizeof(v->verdict),
-		         "policy served as none: senders that refetch drop their cached policy");
+		         "policy served as none: senders that refetch drop their cached policy%s%s",
+		         v->none_note != NULL ? "; " : "",
+		         v->none_note != NULL ? v->none_note : "");
 	else
 		snprintf(v->verdict, sizeof(v->verdict),
 		         "policy not served as none correctly: %s; senders keep their cached "

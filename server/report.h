@@ -23,9 +23,11 @@ struct report_check {
 };
 
 struct report_domain {
-	const char *domain; /* borrowed */
-	const char *mode;   /* "enforce", "testing", "none", or NULL when unknown; borrowed */
-	const char *proxy;  /* the provider of a proxied domain, else NULL; borrowed */
+	const char *domain;    /* borrowed */
+	const char *mode;      /* "enforce", "testing", "none", or NULL when unknown; borrowed */
+	const char *proxy;     /* the provider of a proxied domain, else NULL; borrowed */
+	const char *none_note; /* mode none: where it stands by the journal (from when its
+	                        * records can go), or NULL; borrowed */
 	struct report_check *checks;
 	size_t n_checks;
 	/* set by report_judge */
@@ -35,8 +37,8 @@ struct report_domain {
 
 /* The verdict of d by its mode: testing says "ready for enforce" only when nothing failed
  * and an mx-tls check passed; enforce "ok" or "problems: ..."; none whether the policy is
- * served as none (its mx-coverage and mx-tls failures become warnings: senders do not
- * apply a none policy). ok: no check failed. */
+ * served as none, with none_note (its mx-coverage and mx-tls failures become warnings: senders do
+ * not apply a none policy). ok: no check failed. */
 void report_judge(struct report_domain *d);
 
 /* Appends the report of v[0..n): text, a block per domain with a line per check and the

@@ -12,6 +12,7 @@
 #include "dns.h"
 #include "doc.h"
 #include "fetch.h"
+#include "journal.h"
 #include "policy.h"
 #include "records.h"
 #include "report.h"
@@ -38,6 +39,7 @@ struct vdomain {
 	char n_sts[300], n_tlsrpt[300], n_prov_sts[300], n_prov_host[300]; /* query names */
 	char url[320], resolve[400], prov_url[320], prov_resolve[400];
 	struct report_domain *rep; /* its entry in the report */
+	char none_note[400];       /* mode none: from the journal, when its records can go */
 };
 
 /* A distinct MX host over all domains, probed once. */
@@ -394,6 +396,27 @@ static void check_tlsrpt(struct vdomain *v, const struct dns_query *q)
 	buf_finish(&want);
 }
 
+/* Mode none: from the journal in state_dir (read, never written), where v stands: since
+ * when none is served and from when its records can go, as 'records' comments it. */
+static void note_none(struct vdomain *v, struct journal *j)
+{
+	struct journal_entry e[JOURNAL_KEEP];
+	bool live;
+	size_t k;
+
+	if (j == NULL || v->mode == NULL || strcmp(v->mode, "none") != 0 ||
+	    (k = journal_history(j, v->cd->name, e, &live)) == 0)
+		return;
+	if (strcmp(e[k - 1].id, v->id) != 0)
+		snprintf(
+		    v->none_note, sizeof(v->none_note),
+		    "state_dir's journal last saw id %s, not this config's %s: the server has "
+		    "not served this policy yet, so nothing can be said of removing the records",
+		    e[k - 1].id, v->id);
+	else
+		journal_summary(e, k, false, time(NULL), v->none_note, sizeof(v->none_note));
+}
+
 /* The hostname we send in EHLO: ours when it is a domain, else a name that says what we are. */
 static void helo_name(char *out, size_t size)
 {
@@ -444,6 +467,7 @@ enum verify_result verify_run(const struct snapshot *s, const char *const *names
 	pthread_t fetcher[2];
 	bool fetching[2] = {false, false};
 	size_t n_policy_jobs;
+	struct journal *jr = NULL;
 	long long deadline = now_ms() + (long long)o->timeout * 1000;
 	unsigned left;
 	char helo[256];
@@ -595,6 +619,8 @@ join:
 		goto out;
 
 	/* Judge. */
+	if (cfg->state_dir != NULL)
+		jr = journal_open(cfg->state_dir, false);
 	for (size_t i = 0; i < n; i++) {
 		const struct dns_query *mq = &q[v[i].q_mx];
 
@@ -603,6 +629,8 @@ join:
 		rep[i].domain = v[i].cd->name;
 		rep[i].proxy = v[i].cd->proxy;
 		rep[i].mode = v[i].mode;
+		note_none(&v[i], jr);
+		rep[i].none_note = v[i].none_note[0] ? v[i].none_note : NULL;
 		if ((rep[i].checks = calloc(4 + mq->n_list, sizeof(*rep[i].checks))) == NULL) {
 			snprintf(err, err_size, "out of memory");
 			goto out;
@@ -646,6 +674,8 @@ out:
 	for (size_t i = 0; rep != NULL && i < n; i++)
 		free(rep[i].checks);
 	free(rep);
+	/* Opened read only and not changed: closing writes nothing. */
+	journal_close(jr, false, 0);
 	free(mx);
 	free(jobs);
 	free(q);

@@ -136,6 +136,27 @@ START_TEST(test_text)
 }
 END_TEST
 
+START_TEST(test_none_note)
+{
+	struct report_check c[CHECKS_MAX];
+	struct report_domain d;
+
+	build(&d, c, 7);
+	d.none_note = "records can be removed from 2026-12-12 10:00 UTC";
+	report_judge(&d);
+	ck_assert(d.ok);
+	ck_assert_str_eq(d.verdict, "policy served as none: senders that refetch drop their "
+	                            "cached policy; records can be removed from 2026-12-12 "
+	                            "10:00 UTC");
+	/* Not served as none correctly: the note is no promise then. */
+	build(&d, c, 8);
+	d.none_note = "records can be removed from 2026-12-12 10:00 UTC";
+	report_judge(&d);
+	ck_assert(!d.ok);
+	ck_assert_ptr_null(strstr(d.verdict, "removed"));
+}
+END_TEST
+
 static Suite *report_suite(void)
 {
 	Suite *s = suite_create("report");
@@ -144,6 +165,7 @@ static Suite *report_suite(void)
 	tcase_add_loop_test(tc, test_judge, 0, sizeof(cases) / sizeof(cases[0]));
 	tcase_add_test(tc, test_json_shape);
 	tcase_add_test(tc, test_text);
+	tcase_add_test(tc, test_none_note);
 	suite_add_tcase(s, tc);
 	return s;
 }
