@@ -1,4 +1,4 @@
-/* dns: batched c-ares lookups of providers' _mta-sts ids and policy host addresses */
+/* dns: batched c-ares lookups: _mta-sts ids, TXT records, MX hosts and addresses */
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <poll.h>
@@ -13,6 +13,7 @@
 
 #define TXT_RECORDS_MAX 16
 #define TXT_RECORD_MAX 2048
+#define DNS_MX_MAX 64
 
 struct dns {
 	ares_channel channel;
@@ -120,29 +121,17 @@ int dns_sts_id(const char *const *records, size_t n, char ret_id[POLICY_ID_MAX +
 	return 0;
 }
 
-static void txt_done(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+/* The TXT records of an answer (CNAMEs before them are skipped by c-ares), each one's
+ * character-strings joined without spaces (§3.1); at most TXT_RECORDS_MAX, each cut at
+ * TXT_RECORD_MAX. An ares status. */
+static int txt_records(unsigned char *abuf, int alen, char **records, size_t *ret_n)
 {
-	struct dns_query *q = arg;
 	struct ares_txt_ext *txt = NULL;
-	char *records[TXT_RECORDS_MAX] = {0};
 	size_t n = 0;
-	int r;
+	int r = ares_parse_txt_reply_ext(abuf, alen, &txt);
 
-	(void)timeouts;
-	if (status == ARES_ENOTFOUND || status == ARES_ENODATA) {
-		set_error(q, DNS_NONE, "TXT", status);
-		return;
-	}
-	if (status != ARES_SUCCESS) {
-		set_error(q, DNS_FAIL, "TXT", status);
-		return;
-	}
-	r = ares_parse_txt_reply_ext(abuf, alen, &txt);
-	if (r != ARES_SUCCESS) {
-		set_error(q, r == ARES_ENODATA ? DNS_NONE : DNS_FAIL, "TXT", r);
-		return;
-	}
-	/* Character-strings of one record are joined without spaces (§3.1). */
+	if (r != ARES_SUCCESS)
+		return r;
 	for (struct ares_txt_ext *t = txt; t != NULL; t = t->next) {
 		if (t->record_start || n == 0) {
 			if (n == TXT_RECORDS_MAX)
@@ -156,12 +145,107 @@ static void txt_done(void *arg, int status, int timeouts, unsigned char *abuf, i
 			memcpy(records[n - 1] + have, t->txt, t->length);
 	}
 	ares_free_data(txt);
+	*ret_n = n;
+	return ARES_SUCCESS;
+}
+
+static void txt_done(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+	struct dns_query *q = arg;
+	char *records[TXT_RECORDS_MAX] = {0};
+	size_t n = 0;
+	int r;
+
+	(void)timeouts;
+	if (status == ARES_ENOTFOUND || status == ARES_ENODATA) {
+		set_error(q, DNS_NONE, "TXT", status);
+		return;
+	}
+	if (status != ARES_SUCCESS) {
+		set_error(q, DNS_FAIL, "TXT", status);
+		return;
+	}
+	if ((r = txt_records(abuf, alen, records, &n)) != ARES_SUCCESS) {
+		set_error(q, r == ARES_ENODATA ? DNS_NONE : DNS_FAIL, "TXT", r);
+		return;
+	}
+	if (q->kind == DNS_TXT) {
+		if (n > 0 && (q->list = calloc(n, sizeof(*q->list))) == NULL) {
+			snprintf(q->error, sizeof(q->error), "out of memory");
+			goto out;
+		}
+		memcpy(q->list, records, n * sizeof(*records));
+		q->n_list = n;
+		n = 0;
+		q->result = DNS_OK;
+		goto out;
+	}
 	if (dns_sts_id((const char *const *)records, n, q->id, q->error, sizeof(q->error)) == 0)
 		q->result = DNS_OK;
 	else
 		q->result = DNS_NONE;
+out:
 	for (size_t i = 0; i < n; i++)
 		free(records[i]);
+}
+
+static int mx_cmp(const void *a, const void *b)
+{
+	const struct ares_mx_reply *x = *(const struct ares_mx_reply *const *)a;
+	const struct ares_mx_reply *y = *(const struct ares_mx_reply *const *)b;
+
+	return (int)x->priority - (int)y->priority;
+}
+
+static void mx_done(void *arg, int status, int timeouts, unsigned char *abuf, int alen)
+{
+	struct dns_query *q = arg;
+	struct ares_mx_reply *mx = NULL, *sorted[DNS_MX_MAX];
+	size_t n = 0;
+	int r;
+
+	(void)timeouts;
+	if (status != ARES_SUCCESS) {
+		set_error(q,
+		          status == ARES_ENOTFOUND || status == ARES_ENODATA ? DNS_NONE : DNS_FAIL,
+		          "MX", status);
+		return;
+	}
+	if ((r = ares_parse_mx_reply(abuf, alen, &mx)) != ARES_SUCCESS) {
+		set_error(q, r == ARES_ENODATA ? DNS_NONE : DNS_FAIL, "MX", r);
+		return;
+	}
+	for (struct ares_mx_reply *m = mx; m != NULL && n < DNS_MX_MAX; m = m->next)
+		sorted[n++] = m;
+	/* Equal preferences keep the order of the answer. */
+	for (size_t i = 1; i < n; i++)
+		for (size_t j = i; j > 0 && mx_cmp(&sorted[j - 1], &sorted[j]) > 0; j--) {
+			struct ares_mx_reply *t = sorted[j];
+
+			sorted[j] = sorted[j - 1];
+			sorted[j - 1] = t;
+		}
+	if (n > 0 && (q->list = calloc(n, sizeof(*q->list))) == NULL) {
+		snprintf(q->error, sizeof(q->error), "out of memory");
+		ares_free_data(mx);
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		char *h = strdup(sorted[i]->host);
+		size_t len;
+
+		if (h == NULL)
+			break;
+		len = strlen(h);
+		if (len > 0 && h[len - 1] == '.')
+			h[--len] = 0;
+		for (char *c = h; *c; c++)
+			if (*c >= 'A' && *c <= 'Z')
+				*c = (char)(*c - 'A' + 'a');
+		q->list[q->n_list++] = h;
+	}
+	ares_free_data(mx);
+	q->result = DNS_OK;
 }
 
 static void addr_done(void *arg, int status, int timeouts, struct ares_addrinfo *res)
@@ -205,12 +289,15 @@ static void addr_done(void *arg, int status, int timeouts, struct ares_addrinfo 
 void dns_run(struct dns *d, struct dns_query *q, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
+		dns_query_finish(&q[i]);
 		q[i].result = DNS_FAIL;
 		q[i].id[0] = q[i].addrs[0] = 0;
 		snprintf(q[i].error, sizeof(q[i].error), "no answer for %s", q[i].name);
-		if (q[i].kind == DNS_STS_ID) {
+		if (q[i].kind == DNS_STS_ID || q[i].kind == DNS_TXT) {
 			ares_query(d->channel, q[i].name, 1 /* IN */, 16 /* TXT */, txt_done,
 			           &q[i]);
+		} else if (q[i].kind == DNS_MX) {
+			ares_query(d->channel, q[i].name, 1 /* IN */, 15 /* MX */, mx_done, &q[i]);
 		} else {
 			struct ares_addrinfo_hints h = {.ai_family = AF_UNSPEC};
 
@@ -253,4 +340,13 @@ void dns_run(struct dns *d, struct dns_query *q, size_t n)
 		if (nfds > 0)
 			ares_process_fd(d->channel, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
 	}
+}
+
+void dns_query_finish(struct dns_query *q)
+{
+	for (size_t i = 0; i < q->n_list; i++)
+		free(q->list[i]);
+	free(q->list);
+	q->list = NULL;
+	q->n_list = 0;
 }

@@ -1,4 +1,4 @@
-/* main: the mtastsd command line: serve | check | records | id */
+/* main: the mtastsd command line: serve | check | records | id | verify */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
@@ -18,6 +18,7 @@
 #include "stats.h"
 #include "tls.h"
 #include "upstream.h"
+#include "verify.h"
 
 #define DEFAULT_CONFIG "/etc/mtastsd/mtastsd.ini"
 
@@ -36,11 +37,19 @@ static const char usage_text[] =
     "                                   print the DNS records to publish\n"
     "  id      [FILE]                   validate a policy body (FILE or stdin) and print\n"
     "                                   the id of its canonical form\n"
+    "  verify  -c FILE [DOMAIN...]      check each domain live as a sender sees it: TXT\n"
+    "                                   records, policy host, MX coverage, STARTTLS on\n"
+    "                                   every MX; exit 0 ok, 1 a check failed, 2 usage\n"
     "\n"
     "options:\n"
     "  -c, --config FILE   configuration file (default " DEFAULT_CONFIG ")\n"
-    "  -f, --format FMT    records output: zone (default) or json\n"
+    "  -f, --format FMT    records output: zone (default) or json;\n"
+    "                      verify output: text (default) or json\n"
     "      --no-certs      check, records: everything but the certificate and key files\n"
+    "      --ca-file FILE  verify: trust store for policy hosts and MX (default: system)\n"
+    "      --https-port N  verify: port of the policy hosts (default 443)\n"
+    "      --smtp-port N   verify: port of the MX hosts (default 25)\n"
+    "      --timeout S     verify: seconds for the whole run (default 30)\n"
     "  -h, --help          show this help\n"
     "  -V, --version       show the version\n"
     "\n"
@@ -64,6 +73,20 @@ static const char *const command_help[][2] = {
     {"id", "usage: mtastsd id [FILE]\n"
            "Reads a policy body from FILE or stdin, validates it strictly (RFC 8461 3.2)\n"
            "and prints the id of its canonical form. Errors: FILE:LINE: message, exit 1.\n"},
+    {"verify",
+     "usage: mtastsd verify [-c FILE] [DOMAIN...] [--format text|json] [--ca-file FILE]\n"
+     "                      [--https-port N] [--smtp-port N] [--timeout S]\n"
+     "Checks each domain (default: every configured one) live, as a sending MTA sees it,\n"
+     "through the config's dns_server (else resolv.conf); changes nothing anywhere:\n"
+     "  sts-txt       _mta-sts.DOMAIN TXT: one v=STSv1 record, valid, with the id served\n"
+     "  policy-fetch  https://mta-sts.DOMAIN/.well-known/mta-sts.txt: verified TLS, 200,\n"
+     "                text/plain, exactly the bytes this config serves\n"
+     "  mx-coverage   every MX host matched by an mx pattern (warns for unused patterns)\n"
+     "  mx-tls HOST   per MX: EHLO, STARTTLS, TLS 1.2+, trusted chain, name (RFC 8461 4.1),\n"
+     "                not expired (warns under 14 days)\n"
+     "  tlsrpt-txt    _smtp._tls.DOMAIN TXT: RFC 8460 syntax (warns when absent)\n"
+     "Then a verdict per domain (testing: 'ready for enforce' or why not).\n"
+     "Exit 0 when nothing failed, 1 when a check failed, 2 on usage or config errors.\n"},
 };
 
 static void print_diag(const struct diag *d)
@@ -297,6 +320,60 @@ out:
 	return ret;
 }
 
+static int cmd_verify(const char *path, const char *const *domains, size_t n,
+                      const struct verify_opts *o)
+{
+	struct diag d;
+	struct snapshot *s = NULL;
+	struct buf out;
+	struct upstreams *ups = upstreams_create(NULL, NULL, NULL);
+	char err[300] = "";
+	int ret = 2;
+
+	/* As records loads it: read only, provider copies from state_dir, no certificate. */
+	diag_init(&d);
+	buf_init(&out);
+	if (ups != NULL)
+		s = load(path, false, ups, &d);
+	if (s == NULL) {
+		print_diag(&d);
+		goto out;
+	}
+	ret = (int)verify_run(s, domains, n, o, &out, err, sizeof(err));
+	if (err[0] != 0) {
+		fprintf(stderr, "mtastsd: verify: %s\n", err);
+		if (ret != VERIFY_USAGE)
+			ret = 1;
+		goto out;
+	}
+	if (fwrite(out.data, 1, out.len, stdout) != out.len || fflush(stdout) != 0) {
+		fprintf(stderr, "mtastsd: cannot write the report: %s\n", strerror(errno));
+		ret = 1;
+	}
+out:
+	diag_finish(&d);
+	buf_finish(&out);
+	snapshot_unref(s);
+	upstreams_destroy(ups);
+	return ret;
+}
+
+/* A decimal number in [min, max], the whole string. 0 / -1. */
+static int parse_uint(const char *s, unsigned min, unsigned max, unsigned *ret)
+{
+	char *end;
+	unsigned long v;
+
+	if (s[0] < '0' || s[0] > '9')
+		return -1;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno != 0 || *end != 0 || v < min || v > max)
+		return -1;
+	*ret = (unsigned)v;
+	return 0;
+}
+
 static const char *find_help(const char *command)
 {
 	for (size_t i = 0; i < sizeof(command_help) / sizeof(command_help[0]); i++)
@@ -308,10 +385,19 @@ static const char *find_help(const char *command)
 int main(int argc, char **argv)
 {
 	static const struct option options[] = {
-	    {"config", required_argument, NULL, 'c'}, {"format", required_argument, NULL, 'f'},
-	    {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
-	    {"no-certs", no_argument, NULL, 'n'},     {NULL, 0, NULL, 0},
+	    {"config", required_argument, NULL, 'c'},
+	    {"format", required_argument, NULL, 'f'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"no-certs", no_argument, NULL, 'n'},
+	    {"ca-file", required_argument, NULL, 'A'},
+	    {"https-port", required_argument, NULL, 'H'},
+	    {"smtp-port", required_argument, NULL, 'S'},
+	    {"timeout", required_argument, NULL, 'T'},
+	    {NULL, 0, NULL, 0},
 	};
+	struct verify_opts vo = {.https_port = 443, .smtp_port = 25, .timeout = 30};
+	bool format_set = false;
 	const char *command, *path = DEFAULT_CONFIG, *format = "zone";
 	bool no_certs = false;
 	int opt, ret;
@@ -342,6 +428,29 @@ int main(int argc, char **argv)
 			break;
 		case 'f':
 			format = optarg;
+			format_set = true;
+			break;
+		case 'A':
+		case 'H':
+		case 'S':
+		case 'T':
+			if (strcmp(command, "verify") != 0) {
+				fprintf(stderr, "mtastsd: %s is an option of verify only\n",
+				        argv[optind - 1]);
+				return 2;
+			}
+			if (opt == 'A') {
+				vo.ca_file = optarg;
+			} else if (parse_uint(optarg, 1, opt == 'T' ? 3600 : 65535,
+			                      opt == 'H'   ? &vo.https_port
+			                      : opt == 'S' ? &vo.smtp_port
+			                                   : &vo.timeout) < 0) {
+				fprintf(stderr, "mtastsd: bad value '%s' for %s\n", optarg,
+				        opt == 'H'   ? "--https-port"
+				        : opt == 'S' ? "--smtp-port"
+				                     : "--timeout (1 to 3600 seconds)");
+				return 2;
+			}
 			break;
 		case 'n':
 			if (strcmp(command, "check") != 0 && strcmp(command, "records") != 0) {
@@ -363,13 +472,19 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (strcmp(format, "zone") != 0 && strcmp(format, "json") != 0) {
+	if (strcmp(command, "verify") == 0) {
+		if (format_set && strcmp(format, "text") != 0 && strcmp(format, "json") != 0) {
+			fprintf(stderr, "mtastsd: --format must be text or json\n");
+			return 2;
+		}
+		vo.json = format_set && strcmp(format, "json") == 0;
+	} else if (strcmp(format, "zone") != 0 && strcmp(format, "json") != 0) {
 		fprintf(stderr, "mtastsd: --format must be zone or json\n");
 		return 2;
 	}
-	if (strcmp(command, "id") == 0        ? argc - optind > 1
-	    : strcmp(command, "records") == 0 ? false
-	                                      : optind != argc) {
+	if (strcmp(command, "id") == 0                                          ? argc - optind > 1
+	    : strcmp(command, "records") == 0 || strcmp(command, "verify") == 0 ? false
+	                                                                        : optind != argc) {
 		fprintf(stderr, "mtastsd: unexpected argument '%s'\n\n%s", argv[argc - 1],
 		        find_help(command));
 		return 2;
@@ -384,6 +499,9 @@ int main(int argc, char **argv)
 		ret = cmd_check(path, no_certs);
 	else if (strcmp(command, "records") == 0)
 		ret = cmd_records(path, format, no_certs, argv + optind, (size_t)(argc - optind));
+	else if (strcmp(command, "verify") == 0)
+		ret = cmd_verify(path, (const char *const *)argv + optind, (size_t)(argc - optind),
+		                 &vo);
 	else
 		ret = serve_run(path);
 	stats_finish();
