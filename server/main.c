@@ -53,12 +53,15 @@ static const char usage_text[] =
     "  -h, --help          show this help\n"
     "  -V, --version       show the version\n"
     "\n"
-    "Run 'mtastsd COMMAND --help' for one command. See README.md for the config format.\n";
+    "Run 'mtastsd COMMAND --help' for one command. The manual: mtastsd(8), the\n"
+    "configuration: mtastsd.ini(5); README.md has both with examples.\n";
 
 static const char *const command_help[][2] = {
     {"serve", "usage: mtastsd serve [-c FILE]\n"
               "Runs the HTTPS policy server in the foreground, logging to stderr.\n"
-              "SIGHUP reloads config and certificates (all or nothing); SIGTERM/SIGINT stop.\n"},
+              "SIGHUP reloads config and certificates (all or nothing); SIGTERM/SIGINT stop;\n"
+              "SIGUSR1 logs a status line. Under systemd (NOTIFY_SOCKET) it reports READY=1,\n"
+              "reloads and their outcome; under journald lines carry their priority.\n"},
     {"check", "usage: mtastsd check [-c FILE] [--no-certs]\n"
               "Validates everything 'serve' would load. Prints 'configuration OK' (exit 0)\n"
               "or every error as FILE:LINE: message on stderr (exit 1). Warnings do not fail.\n"
