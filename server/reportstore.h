@@ -44,8 +44,9 @@ const char *reportstore_backend(const struct reportstore *s);
 /* Stores r in one transaction (all of it or nothing), received at now. quota: the most
  * reports kept per policy-domain (0: no limit); a duplicate is reported as such even for a
  * domain at its quota. Writers are serialised (SQLite: BEGIN IMMEDIATE; PostgreSQL: a
- * table lock taken by writers only), so processes sharing a database agree. On TEMPFAIL
- * err says why. */
+ * table lock taken by writers only), so processes sharing a database agree. On REFUSED
+ * and TEMPFAIL err says why (size at least REPORTSTORE_ERR_MAX). A commit whose answer is
+ * lost with the connection is a TEMPFAIL too: the sender's retry is then a DUPLICATE. */
 enum reportstore_result reportstore_store(struct reportstore *s, const struct tlsrpt_report *r,
                                           unsigned quota, time_t now, char *err, size_t err_size);
 

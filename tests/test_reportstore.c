@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -49,8 +51,10 @@ static void pg_ctl(const char *action)
 /* A fresh store for each test: a new state_dir, or a new database. */
 static void setup(void)
 {
-	/* each test runs in a child of its own (CK_FORK) */
-	serial = (int)getpid() % 100000;
+	static int counter;
+
+	/* each test runs in a child of its own, or all in this process (CK_FORK=no) */
+	serial = (int)getpid() % 100000 * 100 + ++counter;
 	if (!pg) {
 		snprintf(state_dir, sizeof(state_dir), "%s/state%d", dir, serial);
 		ck_assert_int_eq(mkdir(state_dir, 0755), 0);
@@ -356,6 +360,76 @@ START_TEST(test_readonly)
 }
 END_TEST
 
+/* A report with n failure details of example.com on 2026-12-02, id "big". */
+static char *big_report(int n)
+{
+	size_t cap = 1024 + (size_t)n * 200, len;
+	char *text = malloc(cap);
+
+	ck_assert_ptr_nonnull(text);
+	len = (size_t)snprintf(
+	    text, cap,
+	    "{\"organization-name\":\"Big\",\"date-range\":{\"start-datetime\":"
+	    "\"2026-12-02T00:00:00Z\",\"end-datetime\":\"2026-12-02T23:59:59Z\"},"
+	    "\"contact-info\":\"c\",\"report-id\":\"big\",\"policies\":[{\"policy\":{"
+	    "\"policy-type\":\"no-policy-found\",\"policy-domain\":\"example.com\"},"
+	    "\"summary\":{\"total-successful-session-count\":0,"
+	    "\"total-failure-session-count\":%d},\"failure-details\":[",
+	    n);
+	for (int i = 0; i < n; i++)
+		len +=
+		    (size_t)snprintf(text + len, cap - len,
+		                     "%s{\"result-type\":\"validation-failure\",\"sending-mta-ip\":"
+		                     "\"198.51.%d.%d\",\"receiving-mx-hostname\":\"mx%d.example."
+		                     "com\",\"failed-session-count\":1}",
+		                     i ? "," : "", i / 256, i % 256, i);
+	ck_assert_uint_lt(len + 4, cap);
+	memcpy(text + len, "]}]}", 5);
+	return text;
+}
+
+/* SQLite: the disk full in the middle of a transaction (a file size limit, which root is
+ * subject to too): a temporary failure and nothing of the report kept; with room again, it
+ * is stored. In a child of its own: the limit is per process. */
+START_TEST(test_disk_full)
+{
+	struct reportstore *s = open_store();
+	const bool first[] = {true, false, false};
+	char path[600], *big = big_report(3000);
+	struct stat st;
+	struct rlimit full;
+	pid_t pid;
+	int status;
+
+	ck_assert_int_eq(store_text(s, json[0], 0), REPORTSTORE_STORED);
+	ck_assert_int_ne(pid = fork(), -1);
+	if (pid == 0) {
+		bool ok;
+
+		signal(SIGXFSZ, SIG_IGN); /* the write fails with EFBIG instead */
+		snprintf(path, sizeof(path), "%s/tlsrpt.sqlite-wal", state_dir);
+		full.rlim_cur = full.rlim_max = stat(path, &st) == 0 ? (rlim_t)st.st_size : 0;
+		snprintf(path, sizeof(path), "%s/tlsrpt.sqlite", state_dir);
+		if (stat(path, &st) == 0 && (rlim_t)st.st_size > full.rlim_cur)
+			full.rlim_cur = full.rlim_max = (rlim_t)st.st_size;
+		/* a connection of its own: SQLite connections do not cross fork() */
+		struct reportstore *c = open_store();
+
+		ok = setrlimit(RLIMIT_FSIZE, &full) == 0 &&
+		     store_text(c, big, 0) == REPORTSTORE_TEMPFAIL;
+		reportstore_close(c);
+		free(big);
+		_exit(ok ? 0 : 1);
+	}
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	check_totals(s, first);
+	ck_assert_int_eq(store_text(s, big, 0), REPORTSTORE_STORED);
+	free(big);
+	reportstore_close(s);
+}
+END_TEST
+
 /* PostgreSQL: stopped, a temporary failure; started again, the same store reconnects. */
 START_TEST(test_pg_down)
 {
@@ -468,8 +542,10 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, test_two_writers);
 	if (pg)
 		tcase_add_test(tc, test_pg_down);
-	else
+	else {
 		tcase_add_test(tc, test_readonly);
+		tcase_add_test(tc, test_disk_full);
+	}
 	suite_add_tcase(suite, tc);
 	sr = srunner_create(suite);
 	srunner_run_all(sr, CK_NORMAL);
