@@ -19,7 +19,6 @@
 
 #include "reportstore.h"
 
-#define PG_BIN "/usr/lib/postgresql/15/bin"
 #define NOW 1796256000 /* 2026-12-03T00:00:00Z */
 #define DAY 86400
 
