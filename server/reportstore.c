@@ -1,0 +1,517 @@
+/* reportstore: TLS reports stored and summed up, the SQL written once for both backends */
+#include "reportstore.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "reportstore_backend.h"
+
+#define NUM_MAX 24
+
+struct reportstore {
+	const struct reportstore_backend *be;
+	char *target;
+	/* One writer connection and one reader connection, each used by one thread at a time:
+	 * a summary reads a WAL snapshot while a report is written. */
+	pthread_mutex_t write_lock, read_lock;
+	struct reportstore_conn *writer, *reader;
+};
+
+static void set_err(char *err, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t size, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (vsnprintf(err, size, fmt, ap) < 0 && size > 0)
+		err[0] = '\0';
+	va_end(ap);
+}
+
+struct reportstore *reportstore_open(const char *spec, const char *state_dir, char *err,
+                                     size_t err_size)
+{
+	struct reportstore *s = calloc(1, sizeof(*s));
+
+	if (s == NULL) {
+		set_err(err, err_size, "out of memory");
+		return NULL;
+	}
+	pthread_mutex_init(&s->write_lock, NULL);
+	pthread_mutex_init(&s->read_lock, NULL);
+	if (spec == NULL || strcmp(spec, "sqlite") == 0) {
+		s->be = &reportstore_sqlite;
+		if (state_dir == NULL) {
+			set_err(err, err_size, "the sqlite TLS report store needs state_dir");
+			goto fail;
+		}
+		if (asprintf(&s->target, "%s/tlsrpt.sqlite", state_dir) < 0) {
+			s->target = NULL;
+			set_err(err, err_size, "out of memory");
+			goto fail;
+		}
+	} else if (strncmp(spec, "postgresql://", 13) == 0 ||
+	           strncmp(spec, "postgres://", 11) == 0) {
+		s->be = &reportstore_pg;
+		if ((s->target = strdup(spec)) == NULL) {
+			set_err(err, err_size, "out of memory");
+			goto fail;
+		}
+	} else {
+		set_err(err, err_size,
+		        "unknown TLS report store (sqlite, or a postgresql:// URI): %.64s", spec);
+		goto fail;
+	}
+	return s;
+fail:
+	reportstore_close(s);
+	return NULL;
+}
+
+void reportstore_close(struct reportstore *s)
+{
+	if (s == NULL)
+		return;
+	if (s->writer != NULL)
+		s->be->disconnect(s->writer);
+	if (s->reader != NULL)
+		s->be->disconnect(s->reader);
+	pthread_mutex_destroy(&s->write_lock);
+	pthread_mutex_destroy(&s->read_lock);
+	free(s->target);
+	free(s);
+}
+
+const char *reportstore_backend(const struct reportstore *s)
+{
+	return s->be->name;
+}
+
+/* *c, connected if it was not. 0 / -1 with err. */
+static int connect_if(struct reportstore *s, struct reportstore_conn **c, char *err,
+                      size_t err_size)
+{
+	if (*c == NULL)
+		*c = s->be->connect(s->target, err, err_size);
+	return *c != NULL ? 0 : -1;
+}
+
+/* After an error the connection is dropped: whatever state it was in (a failed
+ * transaction, a server gone, a file gone read-only), the next operation starts anew. */
+static void drop(struct reportstore *s, struct reportstore_conn **c)
+{
+	if (*c != NULL)
+		s->be->disconnect(*c);
+	*c = NULL;
+}
+
+static void row_first(void *arg, const char *const *cols, int n)
+{
+	char *out = arg;
+
+	if (n > 0 && cols[0] != NULL)
+		snprintf(out, NUM_MAX, "%s", cols[0]);
+}
+
+static uint64_t num(const char *s)
+{
+	char *end;
+	unsigned long long v;
+
+	if (s == NULL)
+		return 0;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	return errno != 0 || end == s ? 0 : (uint64_t)v;
+}
+
+static void fmt_num(char out[NUM_MAX], long long v)
+{
+	snprintf(out, NUM_MAX, "%lld", v);
+}
+
+static int exec(struct reportstore *s, struct reportstore_conn *c, const char *sql,
+                const char *const *params, int n, reportstore_row_fn fn, void *arg, char *err,
+                size_t err_size)
+{
+	return s->be->exec(c, sql, params, n, fn, arg, err, err_size);
+}
+
+/* Inserts r's rows in the open transaction. 0 / -1 with err. */
+static int insert_rows(struct reportstore *s, struct reportstore_conn *c,
+                       const struct tlsrpt_report *r, const char *id, const char *day, char *err,
+                       size_t err_size)
+{
+	for (size_t i = 0; i < r->n_policies; i++) {
+		const struct tlsrpt_policy *p = &r->policies[i];
+		char idx[NUM_MAX], ok[NUM_MAX], failed[NUM_MAX];
+		const char *pp[] = {
+		    id,      idx,   p->domain, day,   tlsrpt_policy_type_name(p->type),
+		    p->mode, p->id, ok,        failed};
+
+		fmt_num(idx, (long long)i);
+		fmt_num(ok, (long long)p->successful);
+		fmt_num(failed, (long long)p->failed);
+		if (exec(s, c,
+		         "INSERT INTO tlsrpt_policy (report, idx, domain, day, type, mode, "
+		         "policy_id, "
+		         "successful, failed) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+		         pp, 9, NULL, NULL, err, err_size) < 0)
+			return -1;
+		for (size_t k = 0; k < p->n_failures; k++) {
+			const struct tlsrpt_failure *f = &p->failures[k];
+			char count[NUM_MAX];
+			const char *fp[] = {id,
+			                    idx,
+			                    f->result_type,
+			                    f->sending_mta_ip,
+			                    f->receiving_mx_hostname,
+			                    f->receiving_mx_helo,
+			                    f->receiving_ip,
+			                    count,
+			                    f->additional_information,
+			                    f->failure_reason_code};
+
+			fmt_num(count, (long long)f->failed_session_count);
+			if (exec(s, c,
+			         "INSERT INTO tlsrpt_failure (report, policy, result_type, "
+			         "sending_ip, "
+			         "receiving_mx, receiving_helo, receiving_ip, count, additional, "
+			         "reason) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+			         fp, 10, NULL, NULL, err, err_size) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+/* In the open transaction: REFUSED when a domain of r has quota reports, else STORED. */
+static int check_quota(struct reportstore *s, struct reportstore_conn *c,
+                       const struct tlsrpt_report *r, unsigned quota, bool *ret_over, char *err,
+                       size_t err_size)
+{
+	*ret_over = false;
+	if (quota == 0)
+		return 0;
+	for (size_t i = 0; i < r->n_policies; i++) {
+		char n[NUM_MAX] = "0";
+		const char *p[] = {r->policies[i].domain};
+
+		if (exec(s, c, "SELECT count(DISTINCT report) FROM tlsrpt_policy WHERE domain = $1",
+		         p, 1, row_first, n, err, err_size) < 0)
+			return -1;
+		if (num(n) >= quota) {
+			set_err(err, err_size, "%s: quota of %u reports reached",
+			        r->policies[i].domain, quota);
+			*ret_over = true;
+			return 0;
+		}
+	}
+	return 0;
+}
+
+enum reportstore_result reportstore_store(struct reportstore *s, const struct tlsrpt_report *r,
+                                          unsigned quota, time_t now, char *err, size_t err_size)
+{
+	enum reportstore_result result = REPORTSTORE_TEMPFAIL;
+	char id[NUM_MAX] = "", start[NUM_MAX], end[NUM_MAX], received[NUM_MAX], day[11];
+	const char *key[] = {r->organization, r->report_id};
+	const char *row[] = {r->organization, r->report_id, r->contact, start, end, day, received};
+	bool over;
+
+	fmt_num(start, (long long)r->start);
+	fmt_num(end, (long long)r->end);
+	fmt_num(received, (long long)now);
+	tlsrpt_day(r->start, day);
+
+	pthread_mutex_lock(&s->write_lock);
+	if (connect_if(s, &s->writer, err, err_size) < 0)
+		goto out;
+	for (const char *const *b = s->be->begin_write; *b != NULL; b++)
+		if (exec(s, s->writer, *b, NULL, 0, NULL, NULL, err, err_size) < 0)
+			goto fail;
+	if (exec(s, s->writer,
+	         "SELECT id FROM tlsrpt_report WHERE organization = $1 AND report_id = $2", key, 2,
+	         row_first, id, err, err_size) < 0)
+		goto fail;
+	if (id[0] != '\0') {
+		result = REPORTSTORE_DUPLICATE;
+		goto rollback;
+	}
+	if (check_quota(s, s->writer, r, quota, &over, err, err_size) < 0)
+		goto fail;
+	if (over) {
+		result = REPORTSTORE_REFUSED;
+		goto rollback;
+	}
+	if (exec(s, s->writer,
+	         "INSERT INTO tlsrpt_report (organization, report_id, contact, start_time, "
+	         "end_time, day, received) VALUES ($1, $2, $3, $4, $5, $6, $7) "
+	         "ON CONFLICT (organization, report_id) DO NOTHING RETURNING id",
+	         row, 7, row_first, id, err, err_size) < 0)
+		goto fail;
+	if (id[0] == '\0') {
+		result = REPORTSTORE_DUPLICATE;
+		goto rollback;
+	}
+	if (insert_rows(s, s->writer, r, id, day, err, err_size) < 0 ||
+	    exec(s, s->writer, "COMMIT", NULL, 0, NULL, NULL, err, err_size) < 0)
+		goto fail;
+	result = REPORTSTORE_STORED;
+	goto out;
+rollback:
+	if (exec(s, s->writer, "ROLLBACK", NULL, 0, NULL, NULL, err, err_size) == 0)
+		goto out;
+	result = REPORTSTORE_TEMPFAIL;
+fail:
+	/* the transaction dies with the connection: nothing of r is kept */
+	drop(s, &s->writer);
+out:
+	pthread_mutex_unlock(&s->write_lock);
+	return result;
+}
+
+static void row_count(void *arg, const char *const *cols, int n)
+{
+	(*(uint64_t *)arg)++;
+}
+
+int reportstore_prune(struct reportstore *s, unsigned days, time_t now, uint64_t *ret_deleted,
+                      char *err, size_t err_size)
+{
+	char cutoff[NUM_MAX];
+	const char *p[] = {cutoff};
+	uint64_t deleted = 0;
+	int ret = -1;
+
+	fmt_num(cutoff, (long long)now - (long long)days * 86400);
+	pthread_mutex_lock(&s->write_lock);
+	if (connect_if(s, &s->writer, err, err_size) < 0)
+		goto out;
+	for (const char *const *b = s->be->begin_write; *b != NULL; b++)
+		if (exec(s, s->writer, *b, NULL, 0, NULL, NULL, err, err_size) < 0)
+			goto fail;
+	/* children first: no reliance on the backend's cascades */
+	if (exec(s, s->writer,
+	         "DELETE FROM tlsrpt_failure WHERE report IN (SELECT id FROM tlsrpt_report WHERE "
+	         "end_time < $1)",
+	         p, 1, NULL, NULL, err, err_size) < 0 ||
+	    exec(s, s->writer,
+	         "DELETE FROM tlsrpt_policy WHERE report IN (SELECT id FROM tlsrpt_report WHERE "
+	         "end_time < $1)",
+	         p, 1, NULL, NULL, err, err_size) < 0 ||
+	    exec(s, s->writer, "DELETE FROM tlsrpt_report WHERE end_time < $1 RETURNING id", p, 1,
+	         row_count, &deleted, err, err_size) < 0 ||
+	    exec(s, s->writer, "COMMIT", NULL, 0, NULL, NULL, err, err_size) < 0)
+		goto fail;
+	*ret_deleted = deleted;
+	ret = 0;
+	goto out;
+fail:
+	drop(s, &s->writer);
+out:
+	pthread_mutex_unlock(&s->write_lock);
+	return ret;
+}
+
+/* The summary being read: rows of one domain are appended after first. */
+struct reading {
+	struct reportstore_summary *sum;
+	size_t first; /* the first day of the current domain */
+	const char *domain;
+	bool failed; /* out of memory */
+};
+
+static struct reportstore_day *find_day(struct reading *rd, const char *day)
+{
+	for (size_t i = rd->first; i < rd->sum->n_days; i++)
+		if (strcmp(rd->sum->days[i].day, day) == 0)
+			return &rd->sum->days[i];
+	return NULL;
+}
+
+static void row_day(void *arg, const char *const *cols, int n)
+{
+	struct reading *rd = arg;
+	struct reportstore_day *d, *v;
+
+	if (n != 4 || cols[0] == NULL || strlen(cols[0]) != 10 || rd->failed)
+		return;
+	v = reallocarray(rd->sum->days, rd->sum->n_days + 1, sizeof(*v));
+	if (v == NULL) {
+		rd->failed = true;
+		return;
+	}
+	rd->sum->days = v;
+	d = &v[rd->sum->n_days];
+	memset(d, 0, sizeof(*d));
+	if ((d->domain = strdup(rd->domain)) == NULL) {
+		rd->failed = true;
+		return;
+	}
+	rd->sum->n_days++;
+	memcpy(d->day, cols[0], 11);
+	d->reports = num(cols[1]);
+	d->successful = num(cols[2]);
+	d->failed = num(cols[3]);
+}
+
+/* Adds (name, n) to one of the lists of a day; which: 0 results, 1 mx, 2 organizations,
+ * 3 policies. */
+static void add_count(struct reading *rd, const char *day, int which, const char *name, uint64_t n)
+{
+	struct reportstore_day *d = find_day(rd, day);
+	struct reportstore_count **list, *v;
+	size_t *len;
+
+	if (d == NULL || rd->failed)
+		return;
+	list = which == 0   ? &d->results
+	       : which == 1 ? &d->mx
+	       : which == 2 ? &d->organizations
+	                    : &d->policies;
+	len = which == 0   ? &d->n_results
+	      : which == 1 ? &d->n_mx
+	      : which == 2 ? &d->n_organizations
+	                   : &d->n_policies;
+	if ((v = reallocarray(*list, *len + 1, sizeof(*v))) == NULL) {
+		rd->failed = true;
+		return;
+	}
+	*list = v;
+	if ((v[*len].name = strdup(name != NULL ? name : "")) == NULL) {
+		rd->failed = true;
+		return;
+	}
+	v[(*len)++].n = n;
+}
+
+struct list_reading {
+	struct reading *rd;
+	int which;
+};
+
+static void row_list(void *arg, const char *const *cols, int n)
+{
+	struct list_reading *lr = arg;
+
+	if (n == 3 && cols[0] != NULL)
+		add_count(lr->rd, cols[0], lr->which, cols[1], num(cols[2]));
+}
+
+static void row_policy(void *arg, const char *const *cols, int n)
+{
+	struct reading *rd = arg;
+	char name[128];
+	const char *type = cols[1] ? cols[1] : "", *mode = cols[2] ? cols[2] : "",
+	           *id = cols[3] ? cols[3] : "";
+
+	if (n != 5 || cols[0] == NULL)
+		return;
+	if (snprintf(name, sizeof(name), "%s%s%s%s%s", type, mode[0] ? " " : "", mode,
+	             id[0] ? " " : "", id) >= (int)sizeof(name))
+		return;
+	add_count(rd, cols[0], 3, name, num(cols[4]));
+}
+
+static const char *const list_sql[] = {
+    "SELECT p.day, f.result_type, sum(f.count) FROM tlsrpt_failure f JOIN tlsrpt_policy p "
+    "ON p.report = f.report AND p.idx = f.policy WHERE p.domain = $1 AND p.day >= $2 "
+    "GROUP BY p.day, f.result_type ORDER BY 1, 2",
+    "SELECT p.day, COALESCE(f.receiving_mx, ''), sum(f.count) FROM tlsrpt_failure f JOIN "
+    "tlsrpt_policy p ON p.report = f.report AND p.idx = f.policy WHERE p.domain = $1 AND "
+    "p.day >= $2 GROUP BY p.day, COALESCE(f.receiving_mx, '') ORDER BY 1, 2",
+    "SELECT p.day, r.organization, count(DISTINCT r.id) FROM tlsrpt_report r JOIN "
+    "tlsrpt_policy p ON p.report = r.id WHERE p.domain = $1 AND p.day >= $2 "
+    "GROUP BY p.day, r.organization ORDER BY 1, 2",
+};
+
+int reportstore_summary(struct reportstore *s, const char *const *domains, size_t n, unsigned days,
+                        time_t now, struct reportstore_summary **ret, char *err, size_t err_size)
+{
+	struct reportstore_summary *sum = calloc(1, sizeof(*sum));
+	struct reading rd = {.sum = sum};
+	char first[11];
+	int ret_code = -1;
+
+	if (sum == NULL) {
+		set_err(err, err_size, "out of memory");
+		return -1;
+	}
+	tlsrpt_day(now - (time_t)(days > 0 ? days - 1 : 0) * 86400, first);
+	pthread_mutex_lock(&s->read_lock);
+	if (connect_if(s, &s->reader, err, err_size) < 0)
+		goto out;
+	if (exec(s, s->reader, s->be->begin_read, NULL, 0, NULL, NULL, err, err_size) < 0)
+		goto fail;
+	for (size_t i = 0; i < n; i++) {
+		const char *p[] = {domains[i], first};
+
+		rd.domain = domains[i];
+		rd.first = sum->n_days;
+		if (exec(s, s->reader,
+		         "SELECT day, count(DISTINCT report), sum(successful), sum(failed) FROM "
+		         "tlsrpt_policy WHERE domain = $1 AND day >= $2 GROUP BY day ORDER BY day",
+		         p, 2, row_day, &rd, err, err_size) < 0)
+			goto fail;
+		for (int w = 0; w < 3; w++) {
+			struct list_reading lr = {&rd, w};
+
+			if (exec(s, s->reader, list_sql[w], p, 2, row_list, &lr, err, err_size) < 0)
+				goto fail;
+		}
+		if (exec(s, s->reader,
+		         "SELECT day, type, mode, policy_id, sum(successful + failed) FROM "
+		         "tlsrpt_policy WHERE domain = $1 AND day >= $2 GROUP BY day, type, mode, "
+		         "policy_id ORDER BY 1, 2, 3, 4",
+		         p, 2, row_policy, &rd, err, err_size) < 0)
+			goto fail;
+	}
+	if (exec(s, s->reader, "COMMIT", NULL, 0, NULL, NULL, err, err_size) < 0)
+		goto fail;
+	if (rd.failed) {
+		set_err(err, err_size, "out of memory");
+		goto out;
+	}
+	*ret = sum;
+	sum = NULL;
+	ret_code = 0;
+	goto out;
+fail:
+	drop(s, &s->reader);
+out:
+	pthread_mutex_unlock(&s->read_lock);
+	reportstore_summary_free(sum);
+	return ret_code;
+}
+
+static void free_counts(struct reportstore_count *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i].name);
+	free(v);
+}
+
+void reportstore_summary_free(struct reportstore_summary *sum)
+{
+	if (sum == NULL)
+		return;
+	for (size_t i = 0; i < sum->n_days; i++) {
+		struct reportstore_day *d = &sum->days[i];
+
+		free(d->domain);
+		free_counts(d->results, d->n_results);
+		free_counts(d->mx, d->n_mx);
+		free_counts(d->organizations, d->n_organizations);
+		free_counts(d->policies, d->n_policies);
+	}
+	free(sum->days);
+	free(sum);
+}
