@@ -891,6 +891,8 @@ struct config *config_load(const char *path, struct diag *d)
 	    .max_connections = 4096,
 	    .max_connections_per_ip = 256,
 	    .request_timeout = 10,
+	    .tlsrpt_quota = 10000,
+	    .tlsrpt_retention_days = 90,
 	    .access_log = true,
 	    .sts_ttl = 3600,
 	    .tlsrpt_ttl = 86400,
@@ -969,6 +971,7 @@ void config_destroy(struct config *c)
 	free(c->acme_eab_hmac);
 	free(c->acme_challenge);
 	free(c->acme_http_listen);
+	free(c->tlsrpt_store);
 	for (size_t i = 0; i < c->n_files; i++)
 		free(c->files[i]);
 	free(c->files);

@@ -87,6 +87,10 @@ struct config {
 	bool access_log;          /* default true */
 	unsigned sts_ttl;         /* default 3600 */
 	unsigned tlsrpt_ttl;      /* default 86400 */
+	char *tlsrpt_store;       /* TLS reports: "sqlite" (state_dir) or a postgresql:// URI */
+	unsigned tlsrpt_store_line;
+	unsigned tlsrpt_quota;          /* reports kept per domain, 0 = no limit; default 10000 */
+	unsigned tlsrpt_retention_days; /* reports older than this are deleted; default 90 */
 
 	/* upstream (provider) fetching */
 	char *state_dir; /* resolved, or NULL (no persistence) */

@@ -48,6 +48,9 @@ static const struct server_key server_keys[] = {
     {"access_log", KEY_BOOL, CF(access_log), NO_LINE, 0, 0, 0},
     {"sts_ttl", KEY_UINT, CF(sts_ttl), NO_LINE, 60, 604800, 0},
     {"tlsrpt_ttl", KEY_UINT, CF(tlsrpt_ttl), NO_LINE, 60, 604800, 0},
+    {"tlsrpt_store", KEY_STRING, CF(tlsrpt_store), CF(tlsrpt_store_line), 0, 0, 0},
+    {"tlsrpt_quota", KEY_UINT, CF(tlsrpt_quota), NO_LINE, 0, 1000000000, 0},
+    {"tlsrpt_retention_days", KEY_UINT, CF(tlsrpt_retention_days), NO_LINE, 1, 3650, 0},
     {"state_dir", KEY_PATH, CF(state_dir), CF(state_dir_line), 0, 0, 0},
     {"upstream_ca", KEY_PATH, CF(upstream_ca), CF(upstream_ca_line), 0, 0, 0},
     {"upstream_refresh", KEY_UINT, CF(upstream_refresh), NO_LINE, 1, 604800, 0},
@@ -393,6 +396,12 @@ void config_server_check(struct parser *p)
 	    (config_listen_add(p, "0.0.0.0:443", 0) < 0 || config_listen_add(p, "[::]:443", 0) < 0))
 		oom(p);
 	acme_check(p);
+	if (c->tlsrpt_store != NULL && strcmp(c->tlsrpt_store, "sqlite") != 0 &&
+	    strncmp(c->tlsrpt_store, "postgresql://", 13) != 0 &&
+	    strncmp(c->tlsrpt_store, "postgres://", 11) != 0)
+		diag_error(p->d, p->file, c->tlsrpt_store_line,
+		           "invalid tlsrpt_store \"%s\" (expected sqlite or a postgresql:// URI)",
+		           c->tlsrpt_store);
 	for (size_t i = 0; c->admin_listen != NULL && i < c->n_listen; i++)
 		if (same_sockaddr(&c->admin_addr, &c->listen[i].addr, c->listen[i].addr_len))
 			diag_error(p->d, p->file, c->admin_listen_line,

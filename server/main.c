@@ -17,6 +17,7 @@
 #include "snapshot.h"
 #include "stats.h"
 #include "tls.h"
+#include "tlsrptcmd.h"
 #include "upstream.h"
 #include "verify.h"
 
@@ -40,16 +41,20 @@ static const char usage_text[] =
     "  verify  -c FILE [DOMAIN...]      check each domain live as a sender sees it: TXT\n"
     "                                   records, policy host, MX coverage, STARTTLS on\n"
     "                                   every MX; exit 0 ok, 1 a check failed, 2 usage\n"
+    "  tlsrpt-ingest -c FILE            store the TLS report of the mail on stdin\n"
+    "  report  -c FILE [DOMAIN...] [--days N] [--format text|json]\n"
+    "                                   what the stored TLS reports say, per domain and day\n"
     "\n"
     "options:\n"
     "  -c, --config FILE   configuration file (default " DEFAULT_CONFIG ")\n"
     "  -f, --format FMT    records output: zone (default) or json;\n"
-    "                      verify output: text (default) or json\n"
+    "                      verify, report output: text (default) or json\n"
     "      --no-certs      check, records: everything but the certificate and key files\n"
     "      --ca-file FILE  verify: trust store for policy hosts and MX (default: system)\n"
     "      --https-port N  verify: port of the policy hosts (default 443)\n"
     "      --smtp-port N   verify: port of the MX hosts (default 25)\n"
     "      --timeout S     verify: seconds for the whole run (default 30)\n"
+    "      --days N        report: the last N days, today included (default 7)\n"
     "  -h, --help          show this help\n"
     "  -V, --version       show the version\n"
     "\n"
@@ -76,6 +81,19 @@ static const char *const command_help[][2] = {
     {"id", "usage: mtastsd id [FILE]\n"
            "Reads a policy body from FILE or stdin, validates it strictly (RFC 8461 3.2)\n"
            "and prints the id of its canonical form. Errors: FILE:LINE: message, exit 1.\n"},
+    {"tlsrpt-ingest",
+     "usage: mtastsd tlsrpt-ingest [-c FILE]\n"
+     "Reads one mail message on stdin (a Postfix pipe transport, an alias, .forward),\n"
+     "finds its application/tlsrpt+gzip or +json part (RFC 8460), checks the report\n"
+     "strictly, refuses one naming a domain not in FILE, and stores it (tlsrpt_store).\n"
+     "Exit (sysexits): 0 stored, a duplicate, or dropped at the domain's quota;\n"
+     "65 not a valid report for this server (the MTA bounces it); 75 the store or the\n"
+     "configuration is unavailable (the MTA tries again; nothing is lost).\n"},
+    {"report", "usage: mtastsd report [-c FILE] [DOMAIN...] [--days N] [--format text|json]\n"
+               "Sums the stored TLS reports of the DOMAINs (default: every one) over the last N\n"
+               "days (default 7): sessions ok and failed, failures by result type and receiving\n"
+               "MX, the reporting organisations, and one line per day. Exit 1 when the store is\n"
+               "unavailable, 2 for an unknown DOMAIN or a configuration error.\n"},
     {"verify",
      "usage: mtastsd verify [-c FILE] [DOMAIN...] [--format text|json] [--ca-file FILE]\n"
      "                      [--https-port N] [--smtp-port N] [--timeout S]\n"
@@ -397,9 +415,11 @@ int main(int argc, char **argv)
 	    {"https-port", required_argument, NULL, 'H'},
 	    {"smtp-port", required_argument, NULL, 'S'},
 	    {"timeout", required_argument, NULL, 'T'},
+	    {"days", required_argument, NULL, 'D'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct verify_opts vo = {.https_port = 443, .smtp_port = 25, .timeout = 30};
+	unsigned days = 7;
 	bool format_set = false;
 	const char *command, *path = DEFAULT_CONFIG, *format = "zone";
 	bool no_certs = false;
@@ -455,6 +475,14 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'D':
+			if (strcmp(command, "report") != 0 ||
+			    parse_uint(optarg, 1, 3650, &days) < 0) {
+				fprintf(stderr,
+				        "mtastsd: --days is an option of report: 1 to 3650\n");
+				return 2;
+			}
+			break;
 		case 'n':
 			if (strcmp(command, "check") != 0 && strcmp(command, "records") != 0) {
 				fprintf(
@@ -475,7 +503,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (strcmp(command, "verify") == 0) {
+	if (strcmp(command, "verify") == 0 || strcmp(command, "report") == 0) {
 		if (format_set && strcmp(format, "text") != 0 && strcmp(format, "json") != 0) {
 			fprintf(stderr, "mtastsd: --format must be text or json\n");
 			return 2;
@@ -485,9 +513,11 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mtastsd: --format must be zone or json\n");
 		return 2;
 	}
-	if (strcmp(command, "id") == 0                                          ? argc - optind > 1
-	    : strcmp(command, "records") == 0 || strcmp(command, "verify") == 0 ? false
-	                                                                        : optind != argc) {
+	if (strcmp(command, "id") == 0 ? argc - optind > 1
+	    : strcmp(command, "records") == 0 || strcmp(command, "verify") == 0 ||
+	            strcmp(command, "report") == 0
+	        ? false
+	        : optind != argc) {
 		fprintf(stderr, "mtastsd: unexpected argument '%s'\n\n%s", argv[argc - 1],
 		        find_help(command));
 		return 2;
@@ -502,6 +532,10 @@ int main(int argc, char **argv)
 		ret = cmd_check(path, no_certs);
 	else if (strcmp(command, "records") == 0)
 		ret = cmd_records(path, format, no_certs, argv + optind, (size_t)(argc - optind));
+	else if (strcmp(command, "tlsrpt-ingest") == 0)
+		ret = tlsrptcmd_ingest(path);
+	else if (strcmp(command, "report") == 0)
+		ret = tlsrptcmd_report(path, argv + optind, (size_t)(argc - optind), days, vo.json);
 	else if (strcmp(command, "verify") == 0)
 		ret = cmd_verify(path, (const char *const *)argv + optind, (size_t)(argc - optind),
 		                 &vo);
