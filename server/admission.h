@@ -6,7 +6,6 @@
 #ifndef MTASTSD_ADMISSION_H
 #define MTASTSD_ADMISSION_H
 
-#include <arpa/inet.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>

@@ -84,6 +84,16 @@ static const char *alabel_of(const char *raw, char *buf, size_t size)
 	return buf;
 }
 
+/* The NAME of a [policy NAME]: 1 to POLICY_NAME_MAX letters, digits, '.', '_' or '-'. */
+static bool policy_name_ok(const char *name)
+{
+	size_t len = strlen(name);
+
+	return len != 0 && len <= POLICY_NAME_MAX &&
+	       strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") ==
+	           len;
+}
+
 /* "[domain NAME]" or "[policy NAME]": the section being read. */
 static const char *section_kind(const struct parser *p)
 {
@@ -231,12 +241,8 @@ static void domain_key(struct parser *p, const char *name, const char *value)
 		          value);
 		break;
 	case DK_POLICY: {
-		size_t len = strlen(value);
-
 		dom->policy_line = line;
-		if (len > POLICY_NAME_MAX ||
-		    strspn(value, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-		                  "._-") != len) {
+		if (!policy_name_ok(value)) {
 			diag_error(p->d, p->file, line,
 			           "invalid policy \"%s\" (expected the NAME of a [policy NAME])",
 			           value);
@@ -423,11 +429,7 @@ static void domain_section(struct parser *p, const char *raw)
  * NAME, read like a [domain] of that name. */
 static void policy_section(struct parser *p, const char *name)
 {
-	size_t len = strlen(name);
-
-	if (len == 0 || len > POLICY_NAME_MAX ||
-	    strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") !=
-	        len) {
+	if (!policy_name_ok(name)) {
 		diag_error(p->d, p->file, p->r.lineno,
 		           "invalid [policy %s]: a name of 1 to %d letters, digits, '.', '_' or "
 		           "'-'",
