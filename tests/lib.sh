@@ -170,6 +170,16 @@ EOF_INI
 	mv -f "$tmp/mtastsd.ini.new" "$tmp/mtastsd.ini"
 }
 
+# server_keys KEY=VALUE...: adds these lines to [server] of $tmp/mtastsd.ini (as written by
+# write_config), in place.
+server_keys() {
+	local kv
+	for kv in "$@"; do
+		sed -i "s|^\[server\]$|[server]\n${kv%%=*} = ${kv#*=}|" "$tmp/mtastsd.ini"
+		grep -qxF "${kv%%=*} = ${kv#*=}" "$tmp/mtastsd.ini" || fail "$kv not written"
+	done
+}
+
 # policy_body MODE MAX_AGE MX...: the canonical body the server must serve for that policy.
 policy_body() {
 	local mode=$1 max_age=$2 mx

@@ -22,9 +22,7 @@ pick_ports
 # serve_with KEY=VALUE...: the lib.sh configuration with these [server] keys, served.
 serve_with() {
 	write_config 86400
-	for kv in "$@"; do
-		sed -i "s/^\[server\]$/[server]\n${kv%%=*} = ${kv#*=}/" "$tmp/mtastsd.ini"
-	done
+	server_keys "$@"
 	start_server "$tmp/server.log" "$bin" serve -c "$tmp/mtastsd.ini"
 	wait_log "ready" 30
 }

@@ -35,7 +35,7 @@ policy_body testing 86400 mx.b.test >"$tmp/b.body"
 # [server] (0 where a replaced pair must be read by a handshake only, not by cert_watch)
 with_cache() {
 	write_config 86400
-	sed -i "s/^\[server\]$/[server]\ncert_cache = $1\ncert_watch = $2/" "$tmp/mtastsd.ini"
+	server_keys "cert_cache=$1" "cert_watch=$2"
 	grep -q "^cert_cache = $1$" "$tmp/mtastsd.ini" || fail "cert_cache not written"
 	grep -q "^cert_watch = $2$" "$tmp/mtastsd.ini" || fail "cert_watch not written"
 }

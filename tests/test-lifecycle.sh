@@ -21,7 +21,7 @@ pick_ports
 # A_MODE with A_MAX_AGE, and b.test (enforce, max_age 5) unless no-b.
 config() {
 	write_config 5 enforce
-	sed -i "s/^\[server\]$/[server]\nstate_dir = state/" "$tmp/mtastsd.ini"
+	server_keys state_dir=state
 	/usr/bin/python3 - "$tmp/mtastsd.ini" "$1" "$2" "${3:-}" <<'PY'
 import re, sys
 path, mode, max_age, no_b = sys.argv[1:]
