@@ -515,3 +515,160 @@ void reportstore_summary_free(struct reportstore_summary *sum)
 	free(sum->days);
 	free(sum);
 }
+
+struct recent_reading {
+	struct reportstore_recent *v;
+	size_t n;
+	bool failed;
+};
+
+/* The entry of domain, found by bisection: rows of the first query come sorted. */
+static struct reportstore_recent *recent_find(struct recent_reading *rr, const char *domain)
+{
+	size_t lo = 0, hi = rr->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(rr->v[mid].domain, domain);
+
+		if (c == 0)
+			return &rr->v[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static int recent_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct reportstore_recent *)a)->domain,
+	              ((const struct reportstore_recent *)b)->domain);
+}
+
+/* In strcmp() order for recent_find(): SQL's order of text depends on collations. Always
+ * true (the && chain of reportstore_recent() goes on). */
+static bool recent_sort(struct recent_reading *rr)
+{
+	if (rr->n > 1)
+		qsort(rr->v, rr->n, sizeof(*rr->v), recent_cmp);
+	return true;
+}
+
+static void row_recent(void *arg, const char *const *cols, int n)
+{
+	struct recent_reading *rr = arg;
+	struct reportstore_recent *v, *e;
+
+	if (n != 7 || cols[0] == NULL || rr->failed)
+		return;
+	if ((v = reallocarray(rr->v, rr->n + 1, sizeof(*v))) == NULL) {
+		rr->failed = true;
+		return;
+	}
+	rr->v = v;
+	e = &v[rr->n];
+	memset(e, 0, sizeof(*e));
+	if ((e->domain = strdup(cols[0])) == NULL) {
+		rr->failed = true;
+		return;
+	}
+	rr->n++;
+	e->reports = num(cols[1]);
+	e->successful = num(cols[2]);
+	e->failed = num(cols[3]);
+	e->sts_reports = num(cols[4]);
+	e->organizations = (unsigned)num(cols[5]);
+	e->days = (unsigned)num(cols[6]);
+}
+
+/* Rows (domain, name, failed) ordered by domain, then failed descending: the first row of
+ * each domain is its top one. */
+static void row_top(void *arg, const char *const *cols, int n, bool mx)
+{
+	struct recent_reading *rr = arg;
+	struct reportstore_recent *e;
+	char **name;
+
+	if (n != 3 || cols[0] == NULL || rr->failed || (e = recent_find(rr, cols[0])) == NULL)
+		return;
+	name = mx ? &e->top_mx : &e->top_result;
+	if (*name != NULL)
+		return;
+	if ((*name = strdup(cols[1] != NULL ? cols[1] : "")) == NULL) {
+		rr->failed = true;
+		return;
+	}
+	*(mx ? &e->top_mx_failed : &e->top_result_failed) = num(cols[2]);
+}
+
+static void row_top_result(void *arg, const char *const *cols, int n)
+{
+	row_top(arg, cols, n, false);
+}
+
+static void row_top_mx(void *arg, const char *const *cols, int n)
+{
+	row_top(arg, cols, n, true);
+}
+
+int reportstore_recent(struct reportstore *s, unsigned days, time_t now,
+                       struct reportstore_recent **ret, size_t *ret_n, char *err,
+                       size_t err_size)
+{
+	struct recent_reading rr = {NULL, 0, false};
+	char first[11];
+	const char *p[] = {first};
+	int ret_code = -1;
+
+	tlsrpt_day(now - (time_t)(days > 0 ? days - 1 : 0) * 86400, first);
+	pthread_mutex_lock(&s->read_lock);
+	if (connect_if(s, &s->reader, err, err_size) < 0)
+		goto out;
+	if (exec(s, s->reader, s->be->begin_read, NULL, 0, NULL, NULL, err, err_size) < 0 ||
+	    exec(s, s->reader,
+	         "SELECT p.domain, count(DISTINCT p.report), sum(p.successful), sum(p.failed), "
+	         "count(DISTINCT CASE WHEN p.type = 'sts' THEN p.report END), "
+	         "count(DISTINCT r.organization), count(DISTINCT p.day) FROM tlsrpt_policy p "
+	         "JOIN tlsrpt_report r ON r.id = p.report WHERE p.day >= $1 GROUP BY p.domain",
+	         p, 1, row_recent, &rr, err, err_size) < 0 ||
+	    !recent_sort(&rr) ||
+	    exec(s, s->reader,
+	         "SELECT p.domain, f.result_type, sum(f.count) FROM tlsrpt_failure f JOIN "
+	         "tlsrpt_policy p ON p.report = f.report AND p.idx = f.policy WHERE p.day >= $1 "
+	         "GROUP BY p.domain, f.result_type ORDER BY 1, 3 DESC, 2",
+	         p, 1, row_top_result, &rr, err, err_size) < 0 ||
+	    exec(s, s->reader,
+	         "SELECT p.domain, COALESCE(f.receiving_mx, ''), sum(f.count) FROM tlsrpt_failure "
+	         "f JOIN tlsrpt_policy p ON p.report = f.report AND p.idx = f.policy WHERE p.day "
+	         ">= $1 GROUP BY p.domain, COALESCE(f.receiving_mx, '') ORDER BY 1, 3 DESC, 2",
+	         p, 1, row_top_mx, &rr, err, err_size) < 0 ||
+	    exec(s, s->reader, "COMMIT", NULL, 0, NULL, NULL, err, err_size) < 0) {
+		drop(s, &s->reader);
+		goto out;
+	}
+	if (rr.failed) {
+		set_err(err, err_size, "out of memory");
+		goto out;
+	}
+	*ret = rr.v;
+	*ret_n = rr.n;
+	rr.v = NULL;
+	rr.n = 0;
+	ret_code = 0;
+out:
+	pthread_mutex_unlock(&s->read_lock);
+	reportstore_recent_free(rr.v, rr.n);
+	return ret_code;
+}
+
+void reportstore_recent_free(struct reportstore_recent *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].domain);
+		free(v[i].top_result);
+		free(v[i].top_mx);
+	}
+	free(v);
+}

@@ -84,4 +84,25 @@ int reportstore_summary(struct reportstore *s, const char *const *domains, size_
                         time_t now, struct reportstore_summary **ret, char *err, size_t err_size);
 void reportstore_summary_free(struct reportstore_summary *sum);
 
+/* Every domain with reports over the last days UTC days up to now, at a glance (for /status
+ * and its testing verdict): one query per figure over all domains, not per domain. */
+struct reportstore_recent {
+	char *domain;
+	uint64_t reports, successful, failed;
+	uint64_t sts_reports;   /* reports in which senders applied an STS policy */
+	unsigned organizations; /* distinct reporting organisations */
+	unsigned days;          /* distinct days with reports */
+	char *top_result;       /* the result type with the most failed sessions, NULL if none */
+	uint64_t top_result_failed;
+	char *top_mx; /* the receiving MX with the most failed sessions ("" unnamed), or NULL */
+	uint64_t top_mx_failed;
+};
+
+/* 0 and *ret (sorted by domain; caller reportstore_recent_free()s it) and *ret_n, or -1
+ * with err and *ret untouched. */
+int reportstore_recent(struct reportstore *s, unsigned days, time_t now,
+                       struct reportstore_recent **ret, size_t *ret_n, char *err,
+                       size_t err_size);
+void reportstore_recent_free(struct reportstore_recent *v, size_t n);
+
 #endif

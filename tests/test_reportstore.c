@@ -245,6 +245,54 @@ START_TEST(test_store_summary)
 }
 END_TEST
 
+/* Every domain at a glance, as /status shows it: the fixtures' sums over both days. */
+START_TEST(test_recent)
+{
+	struct reportstore *s = open_store();
+	struct reportstore_recent *v = NULL;
+	size_t n = 99;
+	char err[REPORTSTORE_ERR_MAX];
+
+	ck_assert_int_eq(reportstore_recent(s, 30, NOW, &v, &n, err, sizeof(err)), 0);
+	ck_assert_uint_eq(n, 0);
+	reportstore_recent_free(v, n);
+	for (size_t i = 0; i < N_FIXTURES; i++)
+		ck_assert_int_eq(store_text(s, json[i], 0), REPORTSTORE_STORED);
+	ck_assert_msg(reportstore_recent(s, 30, NOW, &v, &n, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_str_eq(v[0].domain, "example.com");
+	ck_assert_uint_eq(v[0].reports, 3);
+	ck_assert_uint_eq(v[0].successful, 1284 + 840 + 200);
+	ck_assert_uint_eq(v[0].failed, 17 + 3 + 9);
+	ck_assert_uint_eq(v[0].sts_reports, 3);
+	ck_assert_uint_eq(v[0].organizations, 3);
+	ck_assert_uint_eq(v[0].days, 2);
+	ck_assert_str_eq(v[0].top_result, "certificate-expired");
+	ck_assert_uint_eq(v[0].top_result_failed, 12);
+	ck_assert_str_eq(v[0].top_mx, "mx2.example.com");
+	ck_assert_uint_eq(v[0].top_mx_failed, 12 + 3 + 2);
+	ck_assert_str_eq(v[1].domain, "example.net");
+	ck_assert_uint_eq(v[1].reports, 3);
+	ck_assert_uint_eq(v[1].successful, 311 + 52 + 77);
+	ck_assert_uint_eq(v[1].failed, 1);
+	ck_assert_uint_eq(v[1].sts_reports, 0); /* no-policy-found and tlsa only */
+	ck_assert_str_eq(v[1].top_result, "tlsa-invalid");
+	ck_assert_str_eq(v[1].top_mx, "mx.example.net");
+	reportstore_recent_free(v, n);
+
+	/* the last day only: the third report's */
+	ck_assert_int_eq(reportstore_recent(s, 1, NOW - 1, &v, &n, err, sizeof(err)), 0);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_uint_eq(v[0].reports, 1);
+	ck_assert_uint_eq(v[0].failed, 9);
+	ck_assert_str_eq(v[0].top_result, "sts-policy-fetch-error");
+	ck_assert_str_eq(v[0].top_mx, ""); /* 4 failures with no receiving MX */
+	ck_assert_uint_eq(v[0].days, 1);
+	reportstore_recent_free(v, n);
+	reportstore_close(s);
+}
+END_TEST
+
 START_TEST(test_quota)
 {
 	struct reportstore *s = open_store();
@@ -536,6 +584,7 @@ int main(int argc, char **argv)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_open_errors);
 	tcase_add_test(tc, test_store_summary);
+	tcase_add_test(tc, test_recent);
 	tcase_add_test(tc, test_quota);
 	tcase_add_test(tc, test_prune);
 	tcase_add_test(tc, test_two_writers);
