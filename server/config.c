@@ -278,9 +278,10 @@ static void domain_key(struct parser *p, const char *name, const char *value)
 		if (strcasecmp(value, "self") == 0) {
 			value = "self"; /* resolved into the https URI with the whole file read */
 		} else if (!records_rua_valid(value)) {
-			diag_error(p->d, p->file, line,
-			           "invalid tlsrpt \"%s\" (expected a mailto: or https: URI, or self)",
-			           value);
+			diag_error(
+			    p->d, p->file, line,
+			    "invalid tlsrpt \"%s\" (expected a mailto: or https: URI, or self)",
+			    value);
 			break;
 		}
 		char **uris = grow_pow2(dom->tlsrpt, dom->n_tlsrpt, sizeof(*uris));
@@ -860,9 +861,10 @@ static void tlsrpt_self_resolve(struct parser *p)
 		if (dom->tlsrpt_self && c->state_dir == NULL &&
 		    (c->tlsrpt_store == NULL || strcmp(c->tlsrpt_store, "sqlite") == 0) &&
 		    reported++ < NO_CERT_REPORTED)
-			diag_error(p->d, dom->file, dom->tlsrpt_line,
-			           "tlsrpt = self keeps the reports in state_dir: set state_dir, or "
-			           "tlsrpt_store = postgresql://...");
+			diag_error(
+			    p->d, dom->file, dom->tlsrpt_line,
+			    "tlsrpt = self keeps the reports in state_dir: set state_dir, or "
+			    "tlsrpt_store = postgresql://...");
 	}
 }
 

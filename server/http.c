@@ -39,10 +39,8 @@ static const struct {
 	enum http_status status;
 	const char *body;
 } fixed_bodies[] = {
-    {HTTP_BAD_REQUEST, "Bad Request\n"},
-    {HTTP_NOT_FOUND, "Not Found\n"},
-    {HTTP_METHOD_NOT_ALLOWED, METHOD_NOT_ALLOWED},
-    {HTTP_MISDIRECTED, "Misdirected Request\n"},
+    {HTTP_BAD_REQUEST, "Bad Request\n"},           {HTTP_NOT_FOUND, "Not Found\n"},
+    {HTTP_METHOD_NOT_ALLOWED, METHOD_NOT_ALLOWED}, {HTTP_MISDIRECTED, "Misdirected Request\n"},
     {HTTP_UNAVAILABLE, "No policy available\n"},
 };
 #define N_FIXED (sizeof(fixed_bodies) / sizeof(fixed_bodies[0]))
@@ -58,13 +56,13 @@ struct http {
 	size_t n_daemons;
 	atomic_bool access_log;
 	gnutls_datum_t ticket_key;
-	struct fixed fixed[N_FIXED]; /* error answers, shared by every request */
-	struct acme *acme;           /* answers TLS-ALPN-01 challenges */
-	struct admission *adm;       /* deadlines, per-address limit, shedding */
-	struct reports *reports;     /* stores what is posted to /tlsrpt (NULL: none) */
+	struct fixed fixed[N_FIXED];    /* error answers, shared by every request */
+	struct acme *acme;              /* answers TLS-ALPN-01 challenges */
+	struct admission *adm;          /* deadlines, per-address limit, shedding */
+	struct reports *reports;        /* stores what is posted to /tlsrpt (NULL: none) */
 	struct MHD_Response *post_only; /* 405 for /tlsrpt: Allow: POST */
-	bool plain;                  /* http_start_plain(): the first tenant for everyone */
-	pthread_mutex_t hs_log_lock; /* the rate of "handshake failed" lines */
+	bool plain;                     /* http_start_plain(): the first tenant for everyone */
+	pthread_mutex_t hs_log_lock;    /* the rate of "handshake failed" lines */
 	time_t hs_log_second;
 	unsigned hs_log_count;
 	unsigned long hs_log_skipped;
@@ -537,9 +535,9 @@ struct upload {
 	struct http *http;
 	struct MHD_Connection *c;
 	struct buf body;
-	size_t max;           /* of the body, by its media type */
-	size_t reserved;      /* of the body budget */
-	bool refused;         /* too large, or no budget: the rest is read and dropped */
+	size_t max;      /* of the body, by its media type */
+	size_t reserved; /* of the body budget */
+	bool refused;    /* too large, or no budget: the rest is read and dropped */
 	enum reports_outcome why;
 	bool submitted;
 	atomic_bool done; /* the worker is through: the job's outcome is set */
@@ -576,8 +574,8 @@ static enum MHD_Result report_answer(struct http *h, struct MHD_Connection *c,
 	enum MHD_Result ret;
 	int len = snprintf(text, sizeof(text), "%s\n",
 	                   reason != NULL && reason[0] != '\0' ? reason
-	                   : o == REPORTS_STORED                ? "stored"
-	                                                        : reports_outcome_names[o]);
+	                   : o == REPORTS_STORED               ? "stored"
+	                                                       : reports_outcome_names[o]);
 
 	if (len < 0 || (size_t)len >= sizeof(text))
 		len = snprintf(text, sizeof(text), "%s\n", reports_outcome_names[o]);
@@ -588,8 +586,8 @@ static enum MHD_Result report_answer(struct http *h, struct MHD_Connection *c,
 	if (r == NULL)
 		return MHD_NO;
 	snprintf(seconds, sizeof(seconds), "%u", retry != 0 ? retry : 60);
-	if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-	                            "text/plain; charset=utf-8") == MHD_NO ||
+	if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8") ==
+	        MHD_NO ||
 	    ((status == 429 || status == 503) &&
 	     MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, seconds) == MHD_NO)) {
 		MHD_destroy_response(r);
@@ -618,10 +616,10 @@ static enum MHD_Result report_answer(struct http *h, struct MHD_Connection *c,
 static enum MHD_Result report_head(struct http *h, struct MHD_Connection *c,
                                    const struct config_domain *cd, void **req_cls)
 {
-	const char *type = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-	                                               MHD_HTTP_HEADER_CONTENT_TYPE);
-	const char *length = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-	                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+	const char *type =
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+	const char *length =
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	enum tlsrpt_encoding enc;
 	struct upload *up;
 	unsigned retry = 0;

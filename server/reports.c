@@ -25,16 +25,21 @@
 #define LOG_PER_SECOND 10
 
 const char *const reports_outcome_names[REPORTS_OUTCOMES] = {
-    [REPORTS_STORED] = "stored",           [REPORTS_DUPLICATE] = "duplicate",
-    [REPORTS_INVALID] = "invalid",         [REPORTS_FOREIGN] = "foreign",
-    [REPORTS_QUOTA] = "quota",             [REPORTS_TOO_LARGE] = "too_large",
-    [REPORTS_MEDIA_TYPE] = "media_type",   [REPORTS_RATE_LIMITED] = "rate_limited",
-    [REPORTS_BUSY] = "busy",               [REPORTS_TEMPFAIL] = "tempfail",
+    [REPORTS_STORED] = "stored",
+    [REPORTS_DUPLICATE] = "duplicate",
+    [REPORTS_INVALID] = "invalid",
+    [REPORTS_FOREIGN] = "foreign",
+    [REPORTS_QUOTA] = "quota",
+    [REPORTS_TOO_LARGE] = "too_large",
+    [REPORTS_MEDIA_TYPE] = "media_type",
+    [REPORTS_RATE_LIMITED] = "rate_limited",
+    [REPORTS_BUSY] = "busy",
+    [REPORTS_TEMPFAIL] = "tempfail",
 };
 
 static const unsigned outcome_status[REPORTS_OUTCOMES] = {
-    [REPORTS_STORED] = 201,    [REPORTS_DUPLICATE] = 200,    [REPORTS_INVALID] = 400,
-    [REPORTS_FOREIGN] = 403,   [REPORTS_QUOTA] = 403,        [REPORTS_TOO_LARGE] = 413,
+    [REPORTS_STORED] = 201,     [REPORTS_DUPLICATE] = 200,    [REPORTS_INVALID] = 400,
+    [REPORTS_FOREIGN] = 403,    [REPORTS_QUOTA] = 403,        [REPORTS_TOO_LARGE] = 413,
     [REPORTS_MEDIA_TYPE] = 415, [REPORTS_RATE_LIMITED] = 429, [REPORTS_BUSY] = 503,
     [REPORTS_TEMPFAIL] = 503,
 };
@@ -58,8 +63,8 @@ struct reports {
 	pthread_t workers[REPORTS_WORKERS], keeper;
 	size_t n_workers;
 	bool keeper_started;
-	bool glance_due;       /* a report was stored: read the glance again soon */
-	time_t glance_stored;  /* when the first report since the last glance was stored */
+	bool glance_due;      /* a report was stored: read the glance again soon */
+	time_t glance_stored; /* when the first report since the last glance was stored */
 	unsigned quota, retention_days;
 	atomic_uint rate; /* per minute per address, 0 = no limit */
 
@@ -134,8 +139,7 @@ static bool store_wanted(const struct config *c)
 		if (c->domains[i].tlsrpt_self)
 			return true;
 	return c->state_dir != NULL &&
-	       snprintf(path, sizeof(path), "%s/tlsrpt.sqlite", c->state_dir) <
-	           (int)sizeof(path) &&
+	       snprintf(path, sizeof(path), "%s/tlsrpt.sqlite", c->state_dir) < (int)sizeof(path) &&
 	       stat(path, &st) == 0;
 }
 
@@ -174,10 +178,10 @@ static void configure_store(struct reports *r, const struct config *c)
 	pthread_rwlock_unlock(&r->store_lock);
 	reportstore_close(old);
 	if (s != NULL)
-		log_msg("TLS reports: stored in %s", c->tlsrpt_store != NULL &&
-		                                             strcmp(c->tlsrpt_store, "sqlite") != 0
-		                                         ? "PostgreSQL"
-		                                         : "state_dir/tlsrpt.sqlite");
+		log_msg("TLS reports: stored in %s",
+		        c->tlsrpt_store != NULL && strcmp(c->tlsrpt_store, "sqlite") != 0
+		            ? "PostgreSQL"
+		            : "state_dir/tlsrpt.sqlite");
 }
 
 /* ---- the workers -------------------------------------------------------------------- */
@@ -211,8 +215,9 @@ static void process(struct reports *r, struct reports_job *job)
 	for (size_t i = 0; i < rep->n_policies; i++)
 		if (strcmp(rep->policies[i].domain, job->domain) != 0) {
 			/* a report for another tenant never lands in its data from here */
-			snprintf(job->reason, sizeof(job->reason), "policy-domain %.100s is not %.100s",
-			         rep->policies[i].domain, job->domain);
+			snprintf(job->reason, sizeof(job->reason),
+			         "policy-domain %.100s is not %.100s", rep->policies[i].domain,
+			         job->domain);
 			job->outcome = REPORTS_FOREIGN;
 			tlsrpt_free(rep);
 			return;
@@ -354,7 +359,8 @@ static void prune(struct reports *r, unsigned days, time_t now)
 	if (rc < 0)
 		log_warn("TLS reports: cannot delete old reports: %s", err);
 	else if (deleted != 0)
-		log_msg("TLS reports: %" PRIu64 " reports older than %u days deleted", deleted, days);
+		log_msg("TLS reports: %" PRIu64 " reports older than %u days deleted", deleted,
+		        days);
 }
 
 static void *keeper_main(void *arg)
@@ -404,7 +410,8 @@ static void address_key(const struct sockaddr *sa, unsigned char key[16])
 		    ((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr.s6_addr;
 
 		/* an IPv4-mapped address is that IPv4 address; any other, its /64 */
-		if (IN6_IS_ADDR_V4MAPPED(&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr))
+		if (IN6_IS_ADDR_V4MAPPED(
+		        &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr))
 			memcpy(key, a + 12, 4);
 		else {
 			memcpy(key, a, 8);
@@ -634,7 +641,8 @@ bool reports_verdict(const struct reports_glance *g, char *out, size_t size)
 	}
 	if (g->failed != 0) {
 		snprintf(out, size,
-		         "not ready for enforce: %" PRIu64 " failed sessions reported, mostly %s%s%s",
+		         "not ready for enforce: %" PRIu64
+		         " failed sessions reported, mostly %s%s%s",
 		         g->failed, g->top_result[0] != '\0' ? g->top_result : "unknown",
 		         g->top_mx[0] != '\0' ? " at " : "", g->top_mx);
 		return false;
@@ -645,10 +653,9 @@ bool reports_verdict(const struct reports_glance *g, char *out, size_t size)
 		         "no-policy-found or TLSA)");
 		return false;
 	}
-	snprintf(out, size,
-	         "ready for enforce: no failures reported by %u organisation%s over %u day%s",
-	         g->organizations, g->organizations == 1 ? "" : "s", g->days,
-	         g->days == 1 ? "" : "s");
+	snprintf(
+	    out, size, "ready for enforce: no failures reported by %u organisation%s over %u day%s",
+	    g->organizations, g->organizations == 1 ? "" : "s", g->days, g->days == 1 ? "" : "s");
 	return true;
 }
 
@@ -667,9 +674,9 @@ void reports_metrics(struct reports *r, struct buf *b)
 	            "# TYPE mtastsd_tlsrpt_sessions_total counter\n");
 	for (int i = 0; i < SESSION_SERIES; i++)
 		buf_printf(b, "mtastsd_tlsrpt_sessions_total{result=\"%s\"} %lu\n",
-		           i == 0                             ? "success"
+		           i == 0                           ? "success"
 		           : i - 1 == TLSRPT_RESULT_UNKNOWN ? "other"
-		                                              : tlsrpt_result_name(i - 1),
+		                                            : tlsrpt_result_name(i - 1),
 		           atomic_load(&r->sessions[i]));
 	buf_printf(b,
 	           "# HELP mtastsd_tlsrpt_inflight_bytes Report bodies being received.\n"

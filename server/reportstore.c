@@ -112,6 +112,32 @@ static void drop(struct reportstore *s, struct reportstore_conn **c)
 	*c = NULL;
 }
 
+/* Opens a transaction on *c (the writer with the backend's begin_write statements, or the
+ * reader with begin_read), connecting first if needed. A connection kept from an earlier
+ * operation that fails at once (the database restarted meanwhile) is replaced, once:
+ * nothing was sent of the operation yet. 0, or -1 with err and *c dropped. */
+static int begin(struct reportstore *s, struct reportstore_conn **c, bool write, char *err,
+                 size_t err_size)
+{
+	const char *const read[] = {s->be->begin_read, NULL};
+
+	for (int attempt = 0; attempt < 2; attempt++) {
+		bool kept = *c != NULL;
+		const char *const *b = write ? s->be->begin_write : read;
+
+		if (connect_if(s, c, err, err_size) < 0)
+			return -1;
+		while (*b != NULL && s->be->exec(*c, *b, NULL, 0, NULL, NULL, err, err_size) == 0)
+			b++;
+		if (*b == NULL)
+			return 0;
+		drop(s, c);
+		if (!kept)
+			return -1;
+	}
+	return -1;
+}
+
 static void row_first(void *arg, const char *const *cols, int n)
 {
 	char *out = arg;
@@ -232,11 +258,8 @@ enum reportstore_result reportstore_store(struct reportstore *s, const struct tl
 	tlsrpt_day(r->start, day);
 
 	pthread_mutex_lock(&s->write_lock);
-	if (connect_if(s, &s->writer, err, err_size) < 0)
+	if (begin(s, &s->writer, true, err, err_size) < 0)
 		goto out;
-	for (const char *const *b = s->be->begin_write; *b != NULL; b++)
-		if (exec(s, s->writer, *b, NULL, 0, NULL, NULL, err, err_size) < 0)
-			goto fail;
 	if (exec(s, s->writer,
 	         "SELECT id FROM tlsrpt_report WHERE organization = $1 AND report_id = $2", key, 2,
 	         row_first, id, err, err_size) < 0)
@@ -293,11 +316,8 @@ int reportstore_prune(struct reportstore *s, unsigned days, time_t now, uint64_t
 
 	fmt_num(cutoff, (long long)now - (long long)days * 86400);
 	pthread_mutex_lock(&s->write_lock);
-	if (connect_if(s, &s->writer, err, err_size) < 0)
+	if (begin(s, &s->writer, true, err, err_size) < 0)
 		goto out;
-	for (const char *const *b = s->be->begin_write; *b != NULL; b++)
-		if (exec(s, s->writer, *b, NULL, 0, NULL, NULL, err, err_size) < 0)
-			goto fail;
 	/* children first: no reliance on the backend's cascades */
 	if (exec(s, s->writer,
 	         "DELETE FROM tlsrpt_failure WHERE report IN (SELECT id FROM tlsrpt_report WHERE "
@@ -447,10 +467,8 @@ int reportstore_summary(struct reportstore *s, const char *const *domains, size_
 	}
 	tlsrpt_day(now - (time_t)(days > 0 ? days - 1 : 0) * 86400, first);
 	pthread_mutex_lock(&s->read_lock);
-	if (connect_if(s, &s->reader, err, err_size) < 0)
+	if (begin(s, &s->reader, false, err, err_size) < 0)
 		goto out;
-	if (exec(s, s->reader, s->be->begin_read, NULL, 0, NULL, NULL, err, err_size) < 0)
-		goto fail;
 	for (size_t i = 0; i < n; i++) {
 		const char *p[] = {domains[i], first};
 
@@ -614,8 +632,7 @@ static void row_top_mx(void *arg, const char *const *cols, int n)
 }
 
 int reportstore_recent(struct reportstore *s, unsigned days, time_t now,
-                       struct reportstore_recent **ret, size_t *ret_n, char *err,
-                       size_t err_size)
+                       struct reportstore_recent **ret, size_t *ret_n, char *err, size_t err_size)
 {
 	struct recent_reading rr = {NULL, 0, false};
 	char first[11];
@@ -624,10 +641,9 @@ int reportstore_recent(struct reportstore *s, unsigned days, time_t now,
 
 	tlsrpt_day(now - (time_t)(days > 0 ? days - 1 : 0) * 86400, first);
 	pthread_mutex_lock(&s->read_lock);
-	if (connect_if(s, &s->reader, err, err_size) < 0)
+	if (begin(s, &s->reader, false, err, err_size) < 0)
 		goto out;
-	if (exec(s, s->reader, s->be->begin_read, NULL, 0, NULL, NULL, err, err_size) < 0 ||
-	    exec(s, s->reader,
+	if (exec(s, s->reader,
 	         "SELECT p.domain, count(DISTINCT p.report), sum(p.successful), sum(p.failed), "
 	         "count(DISTINCT CASE WHEN p.type = 'sts' THEN p.report END), "
 	         "count(DISTINCT r.organization), count(DISTINCT p.day) FROM tlsrpt_policy p "
