@@ -562,7 +562,7 @@ void reports_free(struct reports *r)
 
 bool reports_glance(struct reports *r, const char *domain, struct reports_glance *out)
 {
-	size_t lo, hi;
+	const struct reportstore_recent *e;
 	bool have;
 
 	memset(out, 0, sizeof(*out));
@@ -574,29 +574,19 @@ bool reports_glance(struct reports *r, const char *domain, struct reports_glance
 	pthread_mutex_lock(&r->glance_lock);
 	out->known = r->glance_at != 0;
 	out->read_at = r->glance_at;
-	for (lo = 0, hi = r->n_glance; lo < hi;) {
-		size_t mid = lo + (hi - lo) / 2;
-		const struct reportstore_recent *e = &r->glance[mid];
-		int cmp = strcmp(e->domain, domain);
-
-		if (cmp < 0) {
-			lo = mid + 1;
-		} else if (cmp > 0) {
-			hi = mid;
-		} else {
-			out->reports = e->reports;
-			out->successful = e->successful;
-			out->failed = e->failed;
-			out->sts_reports = e->sts_reports;
-			out->organizations = e->organizations;
-			out->days = e->days;
-			snprintf(out->top_result, sizeof(out->top_result), "%s",
-			         e->top_result != NULL ? e->top_result : "");
-			out->top_result_failed = e->top_result_failed;
-			snprintf(out->top_mx, sizeof(out->top_mx), "%s",
-			         e->top_mx != NULL ? e->top_mx : "");
-			break;
-		}
+	e = reportstore_recent_find(r->glance, r->n_glance, domain);
+	if (e != NULL) {
+		out->reports = e->reports;
+		out->successful = e->successful;
+		out->failed = e->failed;
+		out->sts_reports = e->sts_reports;
+		out->organizations = e->organizations;
+		out->days = e->days;
+		snprintf(out->top_result, sizeof(out->top_result), "%s",
+		         e->top_result != NULL ? e->top_result : "");
+		out->top_result_failed = e->top_result_failed;
+		snprintf(out->top_mx, sizeof(out->top_mx), "%s",
+		         e->top_mx != NULL ? e->top_mx : "");
 	}
 	pthread_mutex_unlock(&r->glance_lock);
 	return true;

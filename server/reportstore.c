@@ -540,17 +540,17 @@ struct recent_reading {
 	bool failed;
 };
 
-/* The entry of domain, found by bisection: rows of the first query come sorted. */
-static struct reportstore_recent *recent_find(struct recent_reading *rr, const char *domain)
+const struct reportstore_recent *reportstore_recent_find(const struct reportstore_recent *v,
+                                                         size_t n, const char *domain)
 {
-	size_t lo = 0, hi = rr->n;
+	size_t lo = 0, hi = n;
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(rr->v[mid].domain, domain);
+		int c = strcmp(v[mid].domain, domain);
 
 		if (c == 0)
-			return &rr->v[mid];
+			return &v[mid];
 		if (c < 0)
 			lo = mid + 1;
 		else
@@ -565,8 +565,8 @@ static int recent_cmp(const void *a, const void *b)
 	              ((const struct reportstore_recent *)b)->domain);
 }
 
-/* In strcmp() order for recent_find(): SQL's order of text depends on collations. Always
- * true (the && chain of reportstore_recent() goes on). */
+/* In strcmp() order for reportstore_recent_find(): SQL's order of text depends on collations.
+ * Always true (the && chain of reportstore_recent() goes on). */
 static bool recent_sort(struct recent_reading *rr)
 {
 	if (rr->n > 1)
@@ -606,11 +606,14 @@ static void row_recent(void *arg, const char *const *cols, int n)
 static void row_top(void *arg, const char *const *cols, int n, bool mx)
 {
 	struct recent_reading *rr = arg;
+	const struct reportstore_recent *found;
 	struct reportstore_recent *e;
 	char **name;
 
-	if (n != 3 || cols[0] == NULL || rr->failed || (e = recent_find(rr, cols[0])) == NULL)
+	if (n != 3 || cols[0] == NULL || rr->failed ||
+	    (found = reportstore_recent_find(rr->v, rr->n, cols[0])) == NULL)
 		return;
+	e = &rr->v[found - rr->v];
 	name = mx ? &e->top_mx : &e->top_result;
 	if (*name != NULL)
 		return;

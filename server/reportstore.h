@@ -101,8 +101,10 @@ struct reportstore_recent {
 /* 0 and *ret (sorted by domain; caller reportstore_recent_free()s it) and *ret_n, or -1
  * with err and *ret untouched. */
 int reportstore_recent(struct reportstore *s, unsigned days, time_t now,
-                       struct reportstore_recent **ret, size_t *ret_n, char *err,
-                       size_t err_size);
+                       struct reportstore_recent **ret, size_t *ret_n, char *err, size_t err_size);
 void reportstore_recent_free(struct reportstore_recent *v, size_t n);
+/* The entry of domain in v[0..n) as reportstore_recent() sorts it, or NULL. */
+const struct reportstore_recent *reportstore_recent_find(const struct reportstore_recent *v,
+                                                         size_t n, const char *domain);
 
 #endif
