@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
 #include "reportstore_backend.h"
 
 #define NUM_MAX 24
@@ -341,20 +342,58 @@ out:
 	return ret;
 }
 
-/* The summary being read: rows of one domain are appended after first. */
+/* Above this many domains a summary reads every domain's rows in one pass per query (and
+ * keeps those asked for) instead of five queries per domain. */
+#define SUMMARY_PER_DOMAIN_MAX 16
+
+/* The summary being read. One domain at a time: its rows are appended after first. All at
+ * once (all): every row names its domain, kept when in want (domain -> its place in the
+ * request + 1), its day found by days ("domain day" -> index + 1, keys in keys). */
 struct reading {
 	struct reportstore_summary *sum;
 	size_t first; /* the first day of the current domain */
 	const char *domain;
 	bool failed; /* out of memory */
+	bool all;
+	struct hash want, days;
+	char **keys;
+	size_t n_keys;
 };
 
 static struct reportstore_day *find_day(struct reading *rd, const char *day)
 {
+	char key[TLSRPT_DOMAIN_MAX + 16];
+	void *v;
+
+	if (rd->all) {
+		int len = snprintf(key, sizeof(key), "%s %s", rd->domain, day);
+
+		v = len > 0 && (size_t)len < sizeof(key) ? hash_get(&rd->days, key, (size_t)len)
+		                                         : NULL;
+		return v != NULL ? &rd->sum->days[(uintptr_t)v - 1] : NULL;
+	}
 	for (size_t i = rd->first; i < rd->sum->n_days; i++)
 		if (strcmp(rd->sum->days[i].day, day) == 0)
 			return &rd->sum->days[i];
 	return NULL;
+}
+
+/* All at once: the day just appended can be found by find_day(). */
+static void index_day(struct reading *rd)
+{
+	const struct reportstore_day *d = &rd->sum->days[rd->sum->n_days - 1];
+	char **keys = reallocarray(rd->keys, rd->n_keys + 1, sizeof(*keys));
+	char *key = NULL;
+
+	if (keys != NULL)
+		rd->keys = keys;
+	if (keys == NULL || asprintf(&key, "%s %s", d->domain, d->day) < 0) {
+		rd->failed = true;
+		return;
+	}
+	rd->keys[rd->n_keys++] = key;
+	if (hash_put(&rd->days, key, (void *)(uintptr_t)rd->sum->n_days, NULL) < 0)
+		rd->failed = true;
 }
 
 static void row_day(void *arg, const char *const *cols, int n)
@@ -381,6 +420,20 @@ static void row_day(void *arg, const char *const *cols, int n)
 	d->reports = num(cols[1]);
 	d->successful = num(cols[2]);
 	d->failed = num(cols[3]);
+	if (rd->all)
+		index_day(rd);
+}
+
+/* All at once: a row whose first column is its domain goes to fn without it, when that
+ * domain was asked for. */
+static void row_of_domain(struct reading *rd, const char *const *cols, int n, reportstore_row_fn fn,
+                          void *arg)
+{
+	if (n < 1 || cols[0] == NULL || rd->failed ||
+	    hash_get(&rd->want, cols[0], strlen(cols[0])) == NULL)
+		return;
+	rd->domain = cols[0];
+	fn(arg, cols + 1, n - 1);
 }
 
 /* Adds (name, n) to one of the lists of a day; which: 0 results, 1 mx, 2 organizations,
@@ -453,6 +506,92 @@ static const char *const list_sql[] = {
     "GROUP BY p.day, r.organization ORDER BY 1, 2",
 };
 
+static void row_day_all(void *arg, const char *const *cols, int n)
+{
+	row_of_domain(arg, cols, n, row_day, arg);
+}
+
+static void row_list_all(void *arg, const char *const *cols, int n)
+{
+	struct list_reading *lr = arg;
+
+	row_of_domain(lr->rd, cols, n, row_list, lr);
+}
+
+static void row_policy_all(void *arg, const char *const *cols, int n)
+{
+	row_of_domain(arg, cols, n, row_policy, arg);
+}
+
+/* The queries of list_sql and the two others over every domain, the domain first. */
+static const char *const all_sql[] = {
+    "SELECT domain, day, count(DISTINCT report), sum(successful), sum(failed) FROM "
+    "tlsrpt_policy WHERE day >= $1 GROUP BY domain, day",
+    "SELECT p.domain, p.day, f.result_type, sum(f.count) FROM tlsrpt_failure f JOIN "
+    "tlsrpt_policy p ON p.report = f.report AND p.idx = f.policy WHERE p.day >= $1 "
+    "GROUP BY p.domain, p.day, f.result_type ORDER BY 1, 2, 3",
+    "SELECT p.domain, p.day, COALESCE(f.receiving_mx, ''), sum(f.count) FROM tlsrpt_failure "
+    "f JOIN tlsrpt_policy p ON p.report = f.report AND p.idx = f.policy WHERE p.day >= $1 "
+    "GROUP BY p.domain, p.day, COALESCE(f.receiving_mx, '') ORDER BY 1, 2, 3",
+    "SELECT p.domain, p.day, r.organization, count(DISTINCT r.id) FROM tlsrpt_report r JOIN "
+    "tlsrpt_policy p ON p.report = r.id WHERE p.day >= $1 GROUP BY p.domain, p.day, "
+    "r.organization ORDER BY 1, 2, 3",
+    "SELECT domain, day, type, mode, policy_id, sum(successful + failed) FROM tlsrpt_policy "
+    "WHERE day >= $1 GROUP BY domain, day, type, mode, policy_id ORDER BY 1, 2, 3, 4, 5",
+};
+
+/* Days in the order of the request, then by date. */
+static int day_order(const void *a, const void *b, void *arg)
+{
+	const struct reportstore_day *x = a, *y = b;
+	const struct hash *want = arg;
+	uintptr_t i = (uintptr_t)hash_get(want, x->domain, strlen(x->domain)),
+	          j = (uintptr_t)hash_get(want, y->domain, strlen(y->domain));
+
+	return i != j ? (i < j ? -1 : 1) : strcmp(x->day, y->day);
+}
+
+/* Every domain's rows in one pass per query, those of domains[0..n) kept. */
+static int summary_all(struct reportstore *s, struct reading *rd, const char *const *domains,
+                       size_t n, const char *first, char *err, size_t err_size)
+{
+	const char *p[] = {first};
+
+	rd->all = true;
+	if (hash_init(&rd->want, n) < 0 || hash_init(&rd->days, n) < 0) {
+		rd->failed = true;
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (hash_put(&rd->want, domains[i], (void *)(uintptr_t)(i + 1), NULL) < 0)
+			rd->failed = true;
+	if (exec(s, s->reader, all_sql[0], p, 1, row_day_all, rd, err, err_size) < 0)
+		return -1;
+	for (int w = 0; w < 3; w++) {
+		struct list_reading lr = {rd, w};
+
+		if (exec(s, s->reader, all_sql[1 + w], p, 1, row_list_all, &lr, err, err_size) < 0)
+			return -1;
+	}
+	if (exec(s, s->reader, all_sql[4], p, 1, row_policy_all, rd, err, err_size) < 0)
+		return -1;
+	if (!rd->failed && rd->sum->n_days > 1)
+		qsort_r(rd->sum->days, rd->sum->n_days, sizeof(*rd->sum->days), day_order,
+		        &rd->want);
+	return 0;
+}
+
+static void reading_finish(struct reading *rd)
+{
+	if (!rd->all)
+		return;
+	hash_finish(&rd->want);
+	hash_finish(&rd->days);
+	for (size_t i = 0; i < rd->n_keys; i++)
+		free(rd->keys[i]);
+	free(rd->keys);
+}
+
 int reportstore_summary(struct reportstore *s, const char *const *domains, size_t n, unsigned days,
                         time_t now, struct reportstore_summary **ret, char *err, size_t err_size)
 {
@@ -469,7 +608,9 @@ int reportstore_summary(struct reportstore *s, const char *const *domains, size_
 	pthread_mutex_lock(&s->read_lock);
 	if (begin(s, &s->reader, false, err, err_size) < 0)
 		goto out;
-	for (size_t i = 0; i < n; i++) {
+	if (n > SUMMARY_PER_DOMAIN_MAX && summary_all(s, &rd, domains, n, first, err, err_size) < 0)
+		goto fail;
+	for (size_t i = 0; n <= SUMMARY_PER_DOMAIN_MAX && i < n; i++) {
 		const char *p[] = {domains[i], first};
 
 		rd.domain = domains[i];
@@ -506,6 +647,7 @@ fail:
 	drop(s, &s->reader);
 out:
 	pthread_mutex_unlock(&s->read_lock);
+	reading_finish(&rd);
 	reportstore_summary_free(sum);
 	return ret_code;
 }
