@@ -383,6 +383,15 @@ static void status_reports(struct buf *b, struct reports *r, const struct config
 		buf_puts(b, CONFIG_TLSRPT_PATH "</code>)");
 	}
 	buf_puts(b, "</dd>");
+	if (g.n_per_day != 0) {
+		buf_puts(b, "<dt>by day</dt><dd>");
+		for (size_t i = 0; i < g.n_per_day; i++)
+			buf_printf(
+			    b, "%s<span class=\"%s\">%s: %" PRIu64 " ok, %" PRIu64 " failed</span>",
+			    i ? "; " : "", g.per_day[i].failed != 0 ? "bad" : "ok",
+			    g.per_day[i].day, g.per_day[i].successful, g.per_day[i].failed);
+		buf_puts(b, "</dd>");
+	}
 	if (mode != NULL && strcmp(mode, "testing") == 0) {
 		bool ready = reports_verdict(&g, text, sizeof(text));
 

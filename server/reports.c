@@ -587,6 +587,12 @@ bool reports_glance(struct reports *r, const char *domain, struct reports_glance
 		out->top_result_failed = e->top_result_failed;
 		snprintf(out->top_mx, sizeof(out->top_mx), "%s",
 		         e->top_mx != NULL ? e->top_mx : "");
+		for (size_t i = 0; i < e->n_per_day && out->n_per_day < REPORTS_GLANCE_DAYS + 1;
+		     i++, out->n_per_day++) {
+			memcpy(out->per_day[out->n_per_day].day, e->per_day[i].day, 11);
+			out->per_day[out->n_per_day].successful = e->per_day[i].successful;
+			out->per_day[out->n_per_day].failed = e->per_day[i].failed;
+		}
 	}
 	pthread_mutex_unlock(&r->glance_lock);
 	return true;

@@ -68,6 +68,11 @@ struct reports_glance {
 	char top_result[64];
 	uint64_t top_result_failed;
 	char top_mx[TLSRPT_DOMAIN_MAX + 1];
+	struct {
+		char day[11]; /* YYYY-MM-DD */
+		uint64_t successful, failed;
+	} per_day[REPORTS_GLANCE_DAYS + 1]; /* the days with reports, oldest first */
+	size_t n_per_day;
 	time_t read_at; /* when the store was read */
 };
 

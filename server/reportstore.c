@@ -766,6 +766,29 @@ static void row_top(void *arg, const char *const *cols, int n, bool mx)
 	*(mx ? &e->top_mx_failed : &e->top_result_failed) = num(cols[2]);
 }
 
+/* Rows (domain, day, successful, failed), by domain and day. */
+static void row_recent_day(void *arg, const char *const *cols, int n)
+{
+	struct recent_reading *rr = arg;
+	const struct reportstore_recent *found;
+	struct reportstore_recent *e;
+	struct reportstore_recent_day *v;
+
+	if (n != 4 || cols[0] == NULL || cols[1] == NULL || strlen(cols[1]) != 10 || rr->failed ||
+	    (found = reportstore_recent_find(rr->v, rr->n, cols[0])) == NULL)
+		return;
+	e = &rr->v[found - rr->v];
+	if ((v = reallocarray(e->per_day, e->n_per_day + 1, sizeof(*v))) == NULL) {
+		rr->failed = true;
+		return;
+	}
+	e->per_day = v;
+	v += e->n_per_day++;
+	memcpy(v->day, cols[1], 11);
+	v->successful = num(cols[2]);
+	v->failed = num(cols[3]);
+}
+
 static void row_top_result(void *arg, const char *const *cols, int n)
 {
 	row_top(arg, cols, n, false);
@@ -805,6 +828,10 @@ int reportstore_recent(struct reportstore *s, unsigned days, time_t now,
 	         "f JOIN tlsrpt_policy p ON p.report = f.report AND p.idx = f.policy WHERE p.day "
 	         ">= $1 GROUP BY p.domain, COALESCE(f.receiving_mx, '') ORDER BY 1, 3 DESC, 2",
 	         p, 1, row_top_mx, &rr, err, err_size) < 0 ||
+	    exec(s, s->reader,
+	         "SELECT domain, day, sum(successful), sum(failed) FROM tlsrpt_policy WHERE day >= "
+	         "$1 GROUP BY domain, day ORDER BY 1, 2",
+	         p, 1, row_recent_day, &rr, err, err_size) < 0 ||
 	    exec(s, s->reader, "COMMIT", NULL, 0, NULL, NULL, err, err_size) < 0) {
 		drop(s, &s->reader);
 		goto out;
@@ -830,6 +857,7 @@ void reportstore_recent_free(struct reportstore_recent *v, size_t n)
 		free(v[i].domain);
 		free(v[i].top_result);
 		free(v[i].top_mx);
+		free(v[i].per_day);
 	}
 	free(v);
 }

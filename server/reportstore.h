@@ -86,6 +86,11 @@ void reportstore_summary_free(struct reportstore_summary *sum);
 
 /* Every domain with reports over the last days UTC days up to now, at a glance (for /status
  * and its testing verdict): one query per figure over all domains, not per domain. */
+struct reportstore_recent_day {
+	char day[11]; /* YYYY-MM-DD */
+	uint64_t successful, failed;
+};
+
 struct reportstore_recent {
 	char *domain;
 	uint64_t reports, successful, failed;
@@ -96,6 +101,8 @@ struct reportstore_recent {
 	uint64_t top_result_failed;
 	char *top_mx; /* the receiving MX with the most failed sessions ("" unnamed), or NULL */
 	uint64_t top_mx_failed;
+	struct reportstore_recent_day *per_day; /* the days with reports, oldest first */
+	size_t n_per_day;
 };
 
 /* 0 and *ret (sorted by domain; caller reportstore_recent_free()s it) and *ret_n, or -1

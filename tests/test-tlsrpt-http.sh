@@ -212,6 +212,9 @@ status example.com >"$tmp/status.com"
 grep -q 'not ready for enforce: 29 failed sessions reported, mostly certificate-expired at mx2.example.com' \
 	"$tmp/status.com" || fail "example.com verdict: $(cat "$tmp/status.com")"
 grep -q 'https://mta-sts.example.com/tlsrpt' "$tmp/status.com" || fail "no report address on /status"
+# day by day: Google's and Microsoft's day, then the third report's
+grep -q '[0-9-]*: 2124 ok, 20 failed</span>; <span class="bad">[0-9-]*: 200 ok, 9 failed' \
+	"$tmp/status.com" || fail "example.com by day: $(cat "$tmp/status.com")"
 status example.net >"$tmp/status.net"
 grep -q 'not ready for enforce: 1 failed sessions reported, mostly tlsa-invalid at mx.example.net' \
 	"$tmp/status.net" || fail "example.net verdict: $(cat "$tmp/status.net")"

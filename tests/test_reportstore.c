@@ -330,6 +330,13 @@ START_TEST(test_recent)
 	ck_assert_uint_eq(v[0].top_result_failed, 12);
 	ck_assert_str_eq(v[0].top_mx, "mx2.example.com");
 	ck_assert_uint_eq(v[0].top_mx_failed, 12 + 3 + 2);
+	ck_assert_uint_eq(v[0].n_per_day, 2);
+	ck_assert_str_eq(v[0].per_day[0].day, "2026-12-01");
+	ck_assert_uint_eq(v[0].per_day[0].successful, 1284 + 840);
+	ck_assert_uint_eq(v[0].per_day[0].failed, 17 + 3);
+	ck_assert_str_eq(v[0].per_day[1].day, "2026-12-02");
+	ck_assert_uint_eq(v[0].per_day[1].successful, 200);
+	ck_assert_uint_eq(v[0].per_day[1].failed, 9);
 	ck_assert_str_eq(v[1].domain, "example.net");
 	ck_assert_uint_eq(v[1].reports, 3);
 	ck_assert_uint_eq(v[1].successful, 311 + 52 + 77);
