@@ -21,6 +21,9 @@
 #define GLANCE_AFTER_STORE 2
 /* Reports past the retention are deleted this often. */
 #define PRUNE_EVERY 3600
+/* After the store failed, reports are answered 503 at once for this long (no worker waits
+ * on a database that is down while senders' connections wait on the workers). */
+#define STORE_DOWN_SECONDS 5
 /* "report refused" lines a second at most */
 #define LOG_PER_SECOND 10
 
@@ -60,10 +63,12 @@ struct reports {
 	struct reports_job *head, *tail;
 	unsigned queued;
 	bool stopping;
+	atomic_bool closing; /* stopping, read without the lock */
 	pthread_t workers[REPORTS_WORKERS], keeper;
 	size_t n_workers;
 	bool keeper_started;
 	bool glance_due;      /* a report was stored: read the glance again soon */
+	time_t down_until;    /* the store failed: reports are answered 503 until then */
 	time_t glance_stored; /* when the first report since the last glance was stored */
 	unsigned quota, retention_days;
 	atomic_uint rate; /* per minute per address, 0 = no limit */
@@ -205,6 +210,7 @@ static void process(struct reports *r, struct reports_job *job)
 	enum reportstore_result res = REPORTSTORE_TEMPFAIL;
 	char err[REPORTSTORE_ERR_MAX] = "no report store";
 	unsigned quota;
+	bool down;
 
 	job->reason[0] = '\0';
 	rep = tlsrpt_read(job->body, job->len, job->encoding, job->reason, sizeof(job->reason));
@@ -224,7 +230,15 @@ static void process(struct reports *r, struct reports_job *job)
 		}
 	pthread_mutex_lock(&r->lock);
 	quota = r->quota;
+	down = time(NULL) < r->down_until;
 	pthread_mutex_unlock(&r->lock);
+	if (down) {
+		/* it failed a moment ago: answer at once rather than wait for it again */
+		job->outcome = REPORTS_TEMPFAIL;
+		snprintf(job->reason, sizeof(job->reason), "the report store is unavailable");
+		tlsrpt_free(rep);
+		return;
+	}
 	pthread_rwlock_rdlock(&r->store_lock);
 	if (r->store != NULL)
 		res = reportstore_store(r->store, rep, quota, time(NULL), err, sizeof(err));
@@ -253,8 +267,12 @@ static void process(struct reports *r, struct reports_job *job)
 	case REPORTSTORE_TEMPFAIL:
 		job->outcome = REPORTS_TEMPFAIL;
 		snprintf(job->reason, sizeof(job->reason), "the report store is unavailable");
-		log_err("TLS report for %s not stored, the sender will retry: %s", job->domain,
-		        err);
+		log_err("TLS report for %s not stored, the sender will retry (and reports are "
+		        "answered 503 for %d s): %s",
+		        job->domain, STORE_DOWN_SECONDS, err);
+		pthread_mutex_lock(&r->lock);
+		r->down_until = time(NULL) + STORE_DOWN_SECONDS;
+		pthread_mutex_unlock(&r->lock);
 		break;
 	}
 	tlsrpt_free(rep);
@@ -280,7 +298,13 @@ static void *worker_main(void *arg)
 		pthread_mutex_unlock(&r->lock);
 		if (job == NULL)
 			return NULL; /* stopping, and the queue is empty */
-		process(r, job);
+		if (atomic_load(&r->closing)) {
+			/* stopping: what waits is answered, not stored (the sender retries) */
+			job->outcome = REPORTS_BUSY;
+			snprintf(job->reason, sizeof(job->reason), "the server is stopping");
+		} else {
+			process(r, job);
+		}
 		reports_count(r, job->outcome);
 		if (job->outcome != REPORTS_STORED && job->outcome != REPORTS_DUPLICATE &&
 		    job->outcome != REPORTS_TEMPFAIL && log_allowed(r))
@@ -527,6 +551,7 @@ void reports_shutdown(struct reports *r)
 {
 	if (r == NULL)
 		return;
+	atomic_store(&r->closing, true);
 	pthread_mutex_lock(&r->lock);
 	r->stopping = true;
 	pthread_cond_broadcast(&r->work);
