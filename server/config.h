@@ -66,7 +66,6 @@ struct config_domain {
 /* The path of "tlsrpt = self" on the domain's policy host. */
 #define CONFIG_TLSRPT_PATH "/tlsrpt"
 
-
 /* include lines nest at most this deep */
 #define CONFIG_INCLUDE_DEPTH 8
 
