@@ -14,6 +14,7 @@
 #include "hash.h"
 #include "journal.h"
 #include "log.h"
+#include "reports.h"
 #include "snapshot.h"
 #include "stats.h"
 #include "upstream.h"
@@ -34,6 +35,7 @@ struct admin {
 	struct acme *acme;
 	struct journal *journal;
 	struct admission *adm;
+	struct reports *reports;
 };
 
 static void fmt_time(time_t t, char *out, size_t size)
@@ -239,6 +241,8 @@ static void render_metrics(struct admin *a, struct snapshot *s, struct buf *b)
 	buf_puts(b, "# HELP mtastsd_connections_open Connections open now, by listener.\n"
 	            "# TYPE mtastsd_connections_open gauge\n");
 	admission_each(metrics_open, b);
+	if (a->reports != NULL)
+		reports_metrics(a->reports, b);
 	buf_printf(b,
 	           "# HELP mtastsd_reloads_total Configuration reloads by result.\n"
 	           "# TYPE mtastsd_reloads_total counter\n"
@@ -360,8 +364,46 @@ static void status_journal(struct buf *b, struct journal *j, const char *domain,
 	buf_puts(b, "</dd>");
 }
 
+/* The TLS reports of the last days and, for a testing domain, whether they say enforce is
+ * safe. Nothing when there is no report store. */
+static void status_reports(struct buf *b, struct reports *r, const struct config_domain *cd,
+                           const char *mode)
+{
+	struct reports_glance g;
+	char text[512];
+
+	if (r == NULL || !reports_glance(r, cd->name, &g))
+		return;
+	reports_glance_text(&g, text, sizeof(text));
+	buf_printf(b, "<dt>TLS reports</dt><dd class=\"%s\">", g.failed != 0 ? "bad" : "ok");
+	html_escape(b, text);
+	if (cd->tlsrpt_self) {
+		buf_puts(b, " (received at <code>https://");
+		html_escape(b, cd->host);
+		buf_puts(b, CONFIG_TLSRPT_PATH "</code>)");
+	}
+	buf_puts(b, "</dd>");
+	if (g.n_per_day != 0) {
+		buf_puts(b, "<dt>by day</dt><dd>");
+		for (size_t i = 0; i < g.n_per_day; i++)
+			buf_printf(
+			    b, "%s<span class=\"%s\">%s: %" PRIu64 " ok, %" PRIu64 " failed</span>",
+			    i ? "; " : "", g.per_day[i].failed != 0 ? "bad" : "ok",
+			    g.per_day[i].day, g.per_day[i].successful, g.per_day[i].failed);
+		buf_puts(b, "</dd>");
+	}
+	if (mode != NULL && strcmp(mode, "testing") == 0) {
+		bool ready = reports_verdict(&g, text, sizeof(text));
+
+		buf_printf(b, "<dt>enforce</dt><dd class=\"%s\">", ready ? "ok" : "bad");
+		html_escape(b, text);
+		buf_puts(b, "</dd>");
+	}
+}
+
 static void status_domain(struct buf *b, struct snapshot *s, const struct tenant *t,
-                          const struct cert_info *ci, struct journal *j, time_t now)
+                          const struct cert_info *ci, struct journal *j, struct reports *r,
+                          time_t now)
 {
 	const struct config_domain *cd = tenant_domain(t);
 	struct upstream *up = tenant_upstream(t);
@@ -381,6 +423,7 @@ static void status_domain(struct buf *b, struct snapshot *s, const struct tenant
 	if (ci != NULL)
 		status_certificate(b, ci, now);
 	status_journal(b, j, cd->name, now);
+	status_reports(b, r, cd, d != NULL ? d->mode : NULL);
 	if (up != NULL) {
 		struct upstream_info in;
 		char fetched[32];
@@ -423,7 +466,8 @@ static void status_domain(struct buf *b, struct snapshot *s, const struct tenant
 }
 
 /* Degraded domains first (every one of them, up to the page's limit), then the others. */
-static void render_status(struct snapshot *s, struct journal *j, const char *only, struct buf *b)
+static void render_status(struct snapshot *s, struct journal *j, struct reports *r,
+                          const char *only, struct buf *b)
 {
 	struct certcache *cc = snapshot_certs(s);
 	size_t n = snapshot_size(s), shown = 0, states[CERT_STATES], faults[TLS_FAULTS];
@@ -463,7 +507,7 @@ static void render_status(struct snapshot *s, struct journal *j, const char *onl
 			if (only != NULL ? strcasecmp(only, name) != 0
 			                 : !degraded && !domain_listed(s, t))
 				continue;
-			status_domain(b, s, t, cc != NULL ? &ci : NULL, j, now);
+			status_domain(b, s, t, cc != NULL ? &ci : NULL, j, r, now);
 			shown++;
 		}
 	}
@@ -597,7 +641,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 			status = 500;
 	} else if (strcmp(url, "/status") == 0 || strcmp(url, "/") == 0) {
 		type = "text/html; charset=utf-8";
-		render_status(s, a->journal,
+		render_status(s, a->journal, a->reports,
 		              MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "domain"), &b);
 	} else {
 		status = 404;
@@ -616,7 +660,8 @@ static void admin_log(void *cls, const char *fmt, va_list ap)
 	log_vmsg(LOG_LEVEL_WARNING, fmt, ap);
 }
 
-struct admin *admin_start(int fd, struct acme *acme, struct journal *journal)
+struct admin *admin_start(int fd, struct acme *acme, struct journal *journal,
+                          struct reports *reports)
 {
 	struct admin *a = calloc(1, sizeof(*a));
 
@@ -627,6 +672,7 @@ struct admin *admin_start(int fd, struct acme *acme, struct journal *journal)
 	a->fd = fd;
 	a->acme = acme;
 	a->journal = journal;
+	a->reports = reports;
 	/* The admission rules of the policy port, tighter: a probe or a scrape is one quick
 	 * request, and a few slow clients must not make /healthz time out. */
 	a->adm = admission_create(&(struct admission_opts){

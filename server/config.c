@@ -275,10 +275,13 @@ static void domain_key(struct parser *p, const char *name, const char *value)
 		no_memory = (k == DK_CERT ? dom->cert : dom->key) == NULL;
 		break;
 	case DK_TLSRPT: {
-		if (!records_rua_valid(value)) {
-			diag_error(p->d, p->file, line,
-			           "invalid tlsrpt \"%s\" (expected a mailto: or https: URI)",
-			           value);
+		if (strcasecmp(value, "self") == 0) {
+			value = "self"; /* resolved into the https URI with the whole file read */
+		} else if (!records_rua_valid(value)) {
+			diag_error(
+			    p->d, p->file, line,
+			    "invalid tlsrpt \"%s\" (expected a mailto: or https: URI, or self)",
+			    value);
 			break;
 		}
 		char **uris = grow_pow2(dom->tlsrpt, dom->n_tlsrpt, sizeof(*uris));
@@ -831,6 +834,40 @@ static void policies_resolve(struct parser *p)
 			          "[policy %s] is named by no [domain]", p->policies[k].name);
 }
 
+/* "tlsrpt = self" (in a [domain], or in the [policy] it names) becomes the domain's own
+ * report address, https://mta-sts.<domain>/tlsrpt, covered by its certificate; the reports
+ * posted there are stored in tlsrpt_store, which then needs a place. */
+static void tlsrpt_self_resolve(struct parser *p)
+{
+	struct config *c = p->c;
+	unsigned reported = 0;
+
+	for (size_t i = 0; i < c->n_domains; i++) {
+		struct config_domain *dom = &c->domains[i];
+
+		for (size_t j = 0; j < dom->n_tlsrpt; j++) {
+			char *uri;
+
+			if (strcmp(dom->tlsrpt[j], "self") != 0)
+				continue;
+			if (asprintf(&uri, "https://%s" CONFIG_TLSRPT_PATH, dom->host) < 0) {
+				oom(p);
+				return;
+			}
+			free(dom->tlsrpt[j]);
+			dom->tlsrpt[j] = uri;
+			dom->tlsrpt_self = true;
+		}
+		if (dom->tlsrpt_self && c->state_dir == NULL &&
+		    (c->tlsrpt_store == NULL || strcmp(c->tlsrpt_store, "sqlite") == 0) &&
+		    reported++ < NO_CERT_REPORTED)
+			diag_error(
+			    p->d, dom->file, dom->tlsrpt_line,
+			    "tlsrpt = self keeps the reports in state_dir: set state_dir, or "
+			    "tlsrpt_store = postgresql://...");
+	}
+}
+
 static void policies_free(struct parser *p)
 {
 	for (size_t k = 0; k < p->n_policies; k++) {
@@ -852,6 +889,7 @@ static void config_check(struct parser *p)
 	struct config *c = p->c;
 
 	policies_resolve(p);
+	tlsrpt_self_resolve(p);
 	if (c->n_domains == 0)
 		diag_error(p->d, p->file, 0, "no [domain ...] section");
 	config_server_check(p);
@@ -895,6 +933,7 @@ struct config *config_load(const char *path, struct diag *d)
 	    .request_timeout = 10,
 	    .tlsrpt_quota = 10000,
 	    .tlsrpt_retention_days = 90,
+	    .tlsrpt_rate_limit = 600,
 	    .access_log = true,
 	    .sts_ttl = 3600,
 	    .tlsrpt_ttl = 86400,

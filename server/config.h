@@ -56,10 +56,15 @@ struct config_domain {
 	unsigned cert_line;
 	unsigned key_line;
 
-	char **tlsrpt; /* rua URIs in order */
+	char **tlsrpt; /* rua URIs in order ("tlsrpt = self" written as its https URI) */
 	size_t n_tlsrpt;
 	unsigned tlsrpt_line;
+	/* "tlsrpt = self": reports are received here, POST https://<host>/tlsrpt */
+	bool tlsrpt_self;
 };
+
+/* The path of "tlsrpt = self" on the domain's policy host. */
+#define CONFIG_TLSRPT_PATH "/tlsrpt"
 
 /* include lines nest at most this deep */
 #define CONFIG_INCLUDE_DEPTH 8
@@ -91,6 +96,8 @@ struct config {
 	unsigned tlsrpt_store_line;
 	unsigned tlsrpt_quota;          /* reports kept per domain, 0 = no limit; default 10000 */
 	unsigned tlsrpt_retention_days; /* reports older than this are deleted; default 90 */
+	unsigned tlsrpt_rate_limit;     /* reports posted per minute per client address, 0 = no
+	                                 * limit; default 600 */
 
 	/* upstream (provider) fetching */
 	char *state_dir; /* resolved, or NULL (no persistence) */

@@ -20,7 +20,7 @@
 #define CONFIG_BYTES_MAX (1 << 30)
 
 /* the keys of [server] (config_server.c checks its table against it) */
-#define CONFIG_SERVER_KEYS 43
+#define CONFIG_SERVER_KEYS 44
 
 enum domain_key {
 	DK_MODE,

@@ -51,6 +51,7 @@ static const struct server_key server_keys[] = {
     {"tlsrpt_store", KEY_STRING, CF(tlsrpt_store), CF(tlsrpt_store_line), 0, 0, 0},
     {"tlsrpt_quota", KEY_UINT, CF(tlsrpt_quota), NO_LINE, 0, 1000000000, 0},
     {"tlsrpt_retention_days", KEY_UINT, CF(tlsrpt_retention_days), NO_LINE, 1, 3650, 0},
+    {"tlsrpt_rate_limit", KEY_UINT, CF(tlsrpt_rate_limit), NO_LINE, 0, 1000000, 0},
     {"state_dir", KEY_PATH, CF(state_dir), CF(state_dir_line), 0, 0, 0},
     {"upstream_ca", KEY_PATH, CF(upstream_ca), CF(upstream_ca_line), 0, 0, 0},
     {"upstream_refresh", KEY_UINT, CF(upstream_refresh), NO_LINE, 1, 604800, 0},

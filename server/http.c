@@ -21,6 +21,7 @@
 #include "host.h"
 #include "http.h"
 #include "log.h"
+#include "reports.h"
 #include "snapshot.h"
 #include "stats.h"
 
@@ -31,15 +32,15 @@
 /* "handshake failed" lines a second at most */
 #define HS_LOG_PER_SECOND 10
 
+#define METHOD_NOT_ALLOWED "Method Not Allowed\n"
+
 /* The answers that are not a policy, by status. */
 static const struct {
 	enum http_status status;
 	const char *body;
 } fixed_bodies[] = {
-    {HTTP_BAD_REQUEST, "Bad Request\n"},
-    {HTTP_NOT_FOUND, "Not Found\n"},
-    {HTTP_METHOD_NOT_ALLOWED, "Method Not Allowed\n"},
-    {HTTP_MISDIRECTED, "Misdirected Request\n"},
+    {HTTP_BAD_REQUEST, "Bad Request\n"},           {HTTP_NOT_FOUND, "Not Found\n"},
+    {HTTP_METHOD_NOT_ALLOWED, METHOD_NOT_ALLOWED}, {HTTP_MISDIRECTED, "Misdirected Request\n"},
     {HTTP_UNAVAILABLE, "No policy available\n"},
 };
 #define N_FIXED (sizeof(fixed_bodies) / sizeof(fixed_bodies[0]))
@@ -55,11 +56,13 @@ struct http {
 	size_t n_daemons;
 	atomic_bool access_log;
 	gnutls_datum_t ticket_key;
-	struct fixed fixed[N_FIXED]; /* error answers, shared by every request */
-	struct acme *acme;           /* answers TLS-ALPN-01 challenges */
-	struct admission *adm;       /* deadlines, per-address limit, shedding */
-	bool plain;                  /* http_start_plain(): the first tenant for everyone */
-	pthread_mutex_t hs_log_lock; /* the rate of "handshake failed" lines */
+	struct fixed fixed[N_FIXED];    /* error answers, shared by every request */
+	struct acme *acme;              /* answers TLS-ALPN-01 challenges */
+	struct admission *adm;          /* deadlines, per-address limit, shedding */
+	struct reports *reports;        /* stores what is posted to /tlsrpt (NULL: none) */
+	struct MHD_Response *post_only; /* 405 for /tlsrpt: Allow: POST */
+	bool plain;                     /* http_start_plain(): the first tenant for everyone */
+	pthread_mutex_t hs_log_lock;    /* the rate of "handshake failed" lines */
 	time_t hs_log_second;
 	unsigned hs_log_count;
 	unsigned long hs_log_skipped;
@@ -522,11 +525,203 @@ static bool request_malformed(struct MHD_Connection *c, const struct conn *cn, c
 	return strlen(host) != len || !host_well_formed(host, len);
 }
 
+/* *req_cls of a request that is not a report being posted */
+static int request_seen;
+
+/* A TLS report posted to /tlsrpt: its body as it comes in, then its job while a worker
+ * reads and stores it (the connection suspended meanwhile), then the answer. */
+struct upload {
+	struct reports_job job;
+	struct http *http;
+	struct MHD_Connection *c;
+	struct buf body;
+	size_t max;      /* of the body, by its media type */
+	size_t reserved; /* of the body budget */
+	bool refused;    /* too large, or no budget: the rest is read and dropped */
+	enum reports_outcome why;
+	bool submitted;
+	atomic_bool done; /* the worker is through: the job's outcome is set */
+	char client[INET6_ADDRSTRLEN];
+};
+
+static void upload_free(struct upload *up)
+{
+	if (up == NULL)
+		return;
+	if (up->reserved != 0)
+		reports_release(up->http->reports, up->reserved);
+	buf_finish(&up->body);
+	free(up);
+}
+
+/* On the worker's thread: the outcome is there, the connection goes on. */
+static void upload_done(struct reports_job *job)
+{
+	struct upload *up = job->arg;
+
+	atomic_store(&up->done, true);
+	MHD_resume_connection(up->c);
+}
+
+/* Answers a post: the outcome's status and a line saying why. */
+static enum MHD_Result report_answer(struct http *h, struct MHD_Connection *c,
+                                     const struct config_domain *cd, enum reports_outcome o,
+                                     const char *reason, unsigned retry)
+{
+	char text[TLSRPT_ERR_MAX + 32], seconds[16];
+	unsigned status = reports_status(o);
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+	int len = snprintf(text, sizeof(text), "%s\n",
+	                   reason != NULL && reason[0] != '\0' ? reason
+	                   : o == REPORTS_STORED               ? "stored"
+	                                                       : reports_outcome_names[o]);
+
+	if (len < 0 || (size_t)len >= sizeof(text))
+		len = snprintf(text, sizeof(text), "%s\n", reports_outcome_names[o]);
+	for (int i = 0; i < len - 1; i++)
+		if (text[i] < ' ' || text[i] > '~')
+			text[i] = '?'; /* what a report said is not echoed raw */
+	r = MHD_create_response_from_buffer((size_t)len, text, MHD_RESPMEM_MUST_COPY);
+	if (r == NULL)
+		return MHD_NO;
+	snprintf(seconds, sizeof(seconds), "%u", retry != 0 ? retry : 60);
+	if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8") ==
+	        MHD_NO ||
+	    ((status == 429 || status == 503) &&
+	     MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, seconds) == MHD_NO)) {
+		MHD_destroy_response(r);
+		return MHD_NO;
+	}
+	if (o != REPORTS_STORED && o != REPORTS_DUPLICATE && o != REPORTS_TEMPFAIL &&
+	    o != REPORTS_INVALID && o != REPORTS_FOREIGN && o != REPORTS_QUOTA)
+		reports_count(h->reports, o); /* the workers count the others */
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	if (atomic_load_explicit(&h->access_log, memory_order_relaxed)) {
+		char addr[INET6_ADDRSTRLEN];
+		const union MHD_ConnectionInfo *info =
+		    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+
+		client_address(info != NULL ? info->client_addr : NULL, addr, sizeof(addr));
+		log_access(addr, cd->host, MHD_HTTP_METHOD_POST, CONFIG_TLSRPT_PATH, status,
+		           (size_t)len);
+	}
+	return ret;
+}
+
+/* The head of a POST /tlsrpt on a domain that takes reports: refused at once (and the
+ * connection closed, its body unread) for a media type other than RFC 8460's, a declared
+ * length past the cap, or a client over its rate; else the body is awaited. */
+static enum MHD_Result report_head(struct http *h, struct MHD_Connection *c,
+                                   const struct config_domain *cd, void **req_cls)
+{
+	const char *type =
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+	const char *length =
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	enum tlsrpt_encoding enc;
+	struct upload *up;
+	unsigned retry = 0;
+	size_t max;
+
+	if (type == NULL || tlsrpt_content_type(type, &enc) < 0)
+		return report_answer(h, c, cd, REPORTS_MEDIA_TYPE,
+		                     "Content-Type must be application/tlsrpt+gzip or "
+		                     "application/tlsrpt+json",
+		                     0);
+	max = enc == TLSRPT_ENCODING_GZIP ? TLSRPT_GZIP_MAX : TLSRPT_JSON_MAX;
+	if (length != NULL && strtoull(length, NULL, 10) > max)
+		return report_answer(h, c, cd, REPORTS_TOO_LARGE, "report too large", 0);
+	if (!reports_admit(h->reports, client_sockaddr(c), &retry))
+		return report_answer(h, c, cd, REPORTS_RATE_LIMITED,
+		                     "too many reports from this address", retry);
+	if ((up = calloc(1, sizeof(*up))) == NULL)
+		return MHD_NO;
+	up->http = h;
+	up->c = c;
+	up->max = max;
+	up->job.encoding = enc;
+	up->job.done = upload_done;
+	up->job.arg = up;
+	snprintf(up->job.domain, sizeof(up->job.domain), "%s", cd->name);
+	buf_init(&up->body);
+	*req_cls = up;
+	return MHD_YES;
+}
+
+/* The rest of a POST /tlsrpt: the body as it comes, then the job, then the answer. */
+static enum MHD_Result report_body(struct http *h, struct MHD_Connection *c, struct conn *cn,
+                                   const struct config_domain *cd, struct upload *up,
+                                   const char *data, size_t *size)
+{
+	if (*size != 0) {
+		size_t n = *size;
+
+		*size = 0;
+		if (up->refused)
+			return MHD_YES;
+		if (up->body.len + n > up->max) {
+			up->refused = true;
+			up->why = REPORTS_TOO_LARGE;
+		} else if (!reports_reserve(h->reports, n)) {
+			up->refused = true;
+			up->why = REPORTS_BUSY;
+		} else {
+			up->reserved += n;
+			if (buf_append(&up->body, data, n) < 0) {
+				up->refused = true;
+				up->why = REPORTS_BUSY;
+			}
+		}
+		if (up->refused) { /* nothing more is kept */
+			buf_finish(&up->body);
+			buf_init(&up->body);
+		}
+		return MHD_YES;
+	}
+	if (up->submitted) {
+		if (!atomic_load(&up->done))
+			return MHD_YES; /* not through yet: suspended again shortly */
+		return report_answer(h, c, cd, up->job.outcome, up->job.reason, 300);
+	}
+	if (cn != NULL && cn->admitted)
+		admission_head(h->adm, &cn->adm); /* the whole request is in */
+	if (up->refused)
+		return report_answer(h, c, cd, up->why,
+		                     up->why == REPORTS_TOO_LARGE ? "report too large"
+		                                                  : "too many reports in progress",
+		                     0);
+	up->job.body = up->body.data != NULL ? up->body.data : "";
+	up->job.len = up->body.len;
+	up->submitted = true;
+	MHD_suspend_connection(c);
+	if (reports_submit(h->reports, &up->job) < 0) {
+		up->job.outcome = REPORTS_BUSY;
+		snprintf(up->job.reason, sizeof(up->job.reason), "too many reports in progress");
+		upload_done(&up->job);
+	}
+	return MHD_YES;
+}
+
+/* Whether the request is for /tlsrpt on a domain that takes reports (tlsrpt = self), on its
+ * own host name. */
+static bool reports_taken(const struct http *h, struct MHD_Connection *c,
+                          const struct config_domain *cd, const char *url)
+{
+	const char *host;
+
+	if (h->reports == NULL || cd == NULL || !cd->tlsrpt_self ||
+	    strcmp(url, CONFIG_TLSRPT_PATH) != 0)
+		return false;
+	host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+	return host == NULL || host_matches(host, cd->host);
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
                               const char *method, const char *version, const char *upload_data,
                               size_t *upload_data_size, void **req_cls)
 {
-	static int seen;
 	struct http *h = cls;
 	const struct sockaddr *client;
 	struct conn *cn = connection_conn(c);
@@ -548,12 +743,18 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	/* Answer on the second call: queuing on the first makes MHD close the connection,
 	 * which is what a malformed request gets. */
 	if (*req_cls == NULL) {
-		*req_cls = &seen;
-		if (!request_malformed(c, cn, version))
+		*req_cls = &request_seen;
+		if (!request_malformed(c, cn, version)) {
+			if (reports_taken(h, c, cd, url) &&
+			    strcmp(method, MHD_HTTP_METHOD_POST) == 0)
+				return report_head(h, c, cd, req_cls);
 			return MHD_YES;
+		}
 		status = HTTP_BAD_REQUEST;
 		goto respond;
 	}
+	if (*req_cls != &request_seen)
+		return report_body(h, c, cn, cd, *req_cls, upload_data, upload_data_size);
 	if (*upload_data_size != 0) {
 		*upload_data_size = 0; /* a body is read and dropped */
 		return MHD_YES;
@@ -564,6 +765,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		status = HTTP_MISDIRECTED;
 	else if (host != NULL && !host_matches(host, cd->host))
 		status = HTTP_MISDIRECTED;
+	else if (reports_taken(h, c, cd, url))
+		status = HTTP_METHOD_NOT_ALLOWED; /* POST went to report_head() */
 	else if (strcmp(url, POLICY_PATH) != 0)
 		status = HTTP_NOT_FOUND;
 	else if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
@@ -583,6 +786,9 @@ respond:
 	if (status == HTTP_OK) {
 		r = doc->response;
 		bytes = doc->len;
+	} else if (status == HTTP_METHOD_NOT_ALLOWED && strcmp(url, CONFIG_TLSRPT_PATH) == 0) {
+		r = h->post_only;
+		bytes = strlen(METHOD_NOT_ALLOWED);
 	} else {
 		const struct fixed *f = fixed_for(h, status);
 
@@ -629,7 +835,9 @@ static void request_completed(void *cls, struct MHD_Connection *c, void **req_cl
 	struct http *h = cls;
 	struct conn *cn = connection_conn(c);
 
-	(void)req_cls;
+	if (*req_cls != NULL && *req_cls != (void *)&request_seen)
+		upload_free(*req_cls);
+	*req_cls = NULL;
 	if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && cn != NULL && cn->admitted)
 		admission_idle(h->adm, &cn->adm);
 }
@@ -661,18 +869,24 @@ static int make_responses(struct http *h)
 	    MHD_add_response_header(fixed_for(h, HTTP_UNAVAILABLE)->response,
 	                            MHD_HTTP_HEADER_RETRY_AFTER, "60") == MHD_NO)
 		return -1;
+	h->post_only = fixed_response(METHOD_NOT_ALLOWED);
+	if (h->post_only == NULL ||
+	    MHD_add_response_header(h->post_only, MHD_HTTP_HEADER_ALLOW, "POST") == MHD_NO)
+		return -1;
 	return 0;
 }
 
 static void destroy_responses(struct http *h)
 {
+	if (h->post_only != NULL)
+		MHD_destroy_response(h->post_only);
 	for (size_t i = 0; i < N_FIXED; i++)
 		if (h->fixed[i].response != NULL)
 			MHD_destroy_response(h->fixed[i].response);
 }
 
 struct http *http_start(const struct config *config, const int *fds, size_t n_fds,
-                        struct acme *acme)
+                        struct acme *acme, struct reports *reports)
 {
 	struct http *h = calloc(1, sizeof(*h));
 	unsigned threads = config->threads;
@@ -680,6 +894,7 @@ struct http *http_start(const struct config *config, const int *fds, size_t n_fd
 	if (h == NULL)
 		return NULL;
 	h->acme = acme;
+	h->reports = reports;
 	pthread_mutex_init(&h->hs_log_lock, NULL);
 	if (n_fds > MAX_DAEMONS) {
 		log_err("at most %d listen addresses", MAX_DAEMONS);
@@ -706,8 +921,8 @@ struct http *http_start(const struct config *config, const int *fds, size_t n_fd
 	for (size_t i = 0; i < n_fds; i++) {
 		/* Poll mode with a pool: epoll mode spins during TLS handshakes in 0.9.75
 		 * (NOTES-mhd-gnutls.md). */
-		unsigned flags =
-		    MHD_USE_TLS | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+		unsigned flags = MHD_USE_TLS | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
+		                 MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME;
 		/* The connection limit is admission's: libmicrohttpd's own is higher, so that
 		 * shed connections may finish closing while new ones come in. */
 		h->daemons[i] = MHD_start_daemon(

@@ -24,14 +24,16 @@ struct http;
 extern const struct doc_renderer http_doc_renderer;
 
 struct acme;
+struct reports;
 
 /* Starts serving on the bound, listening sockets fds (borrowed; closed by http_stop),
  * taking the tenant for each connection from snapshot_acquire(). Options come from
  * config (threads, timeouts, limits, access log). TLS-ALPN-01 challenges are answered
- * from acme (borrowed; must outlive the server; NULL: none). Logs and returns NULL on
- * failure. */
+ * from acme, and reports posted to /tlsrpt go to reports (both borrowed; they must
+ * outlive the server, and reports_shutdown() must come before http_stop(); NULL: none).
+ * Logs and returns NULL on failure. */
 struct http *http_start(const struct config *config, const int *fds, size_t n_fds,
-                        struct acme *acme);
+                        struct acme *acme, struct reports *reports);
 
 /* Stops accepting, waits for the threads and closes the sockets. NULL is a no-op. */
 void http_stop(struct http *h);

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hash.h"
 #include "reportstore_backend.h"
 
 #define NUM_MAX 24
@@ -110,6 +111,32 @@ static void drop(struct reportstore *s, struct reportstore_conn **c)
 	if (*c != NULL)
 		s->be->disconnect(*c);
 	*c = NULL;
+}
+
+/* Opens a transaction on *c (the writer with the backend's begin_write statements, or the
+ * reader with begin_read), connecting first if needed. A connection kept from an earlier
+ * operation that fails at once (the database restarted meanwhile) is replaced, once:
+ * nothing was sent of the operation yet. 0, or -1 with err and *c dropped. */
+static int begin(struct reportstore *s, struct reportstore_conn **c, bool write, char *err,
+                 size_t err_size)
+{
+	const char *const read[] = {s->be->begin_read, NULL};
+
+	for (int attempt = 0; attempt < 2; attempt++) {
+		bool kept = *c != NULL;
+		const char *const *b = write ? s->be->begin_write : read;
+
+		if (connect_if(s, c, err, err_size) < 0)
+			return -1;
+		while (*b != NULL && s->be->exec(*c, *b, NULL, 0, NULL, NULL, err, err_size) == 0)
+			b++;
+		if (*b == NULL)
+			return 0;
+		drop(s, c);
+		if (!kept)
+			return -1;
+	}
+	return -1;
 }
 
 static void row_first(void *arg, const char *const *cols, int n)
@@ -232,11 +259,8 @@ enum reportstore_result reportstore_store(struct reportstore *s, const struct tl
 	tlsrpt_day(r->start, day);
 
 	pthread_mutex_lock(&s->write_lock);
-	if (connect_if(s, &s->writer, err, err_size) < 0)
+	if (begin(s, &s->writer, true, err, err_size) < 0)
 		goto out;
-	for (const char *const *b = s->be->begin_write; *b != NULL; b++)
-		if (exec(s, s->writer, *b, NULL, 0, NULL, NULL, err, err_size) < 0)
-			goto fail;
 	if (exec(s, s->writer,
 	         "SELECT id FROM tlsrpt_report WHERE organization = $1 AND report_id = $2", key, 2,
 	         row_first, id, err, err_size) < 0)
@@ -293,11 +317,8 @@ int reportstore_prune(struct reportstore *s, unsigned days, time_t now, uint64_t
 
 	fmt_num(cutoff, (long long)now - (long long)days * 86400);
 	pthread_mutex_lock(&s->write_lock);
-	if (connect_if(s, &s->writer, err, err_size) < 0)
+	if (begin(s, &s->writer, true, err, err_size) < 0)
 		goto out;
-	for (const char *const *b = s->be->begin_write; *b != NULL; b++)
-		if (exec(s, s->writer, *b, NULL, 0, NULL, NULL, err, err_size) < 0)
-			goto fail;
 	/* children first: no reliance on the backend's cascades */
 	if (exec(s, s->writer,
 	         "DELETE FROM tlsrpt_failure WHERE report IN (SELECT id FROM tlsrpt_report WHERE "
@@ -321,20 +342,58 @@ out:
 	return ret;
 }
 
-/* The summary being read: rows of one domain are appended after first. */
+/* Above this many domains a summary reads every domain's rows in one pass per query (and
+ * keeps those asked for) instead of five queries per domain. */
+#define SUMMARY_PER_DOMAIN_MAX 16
+
+/* The summary being read. One domain at a time: its rows are appended after first. All at
+ * once (all): every row names its domain, kept when in want (domain -> its place in the
+ * request + 1), its day found by days ("domain day" -> index + 1, keys in keys). */
 struct reading {
 	struct reportstore_summary *sum;
 	size_t first; /* the first day of the current domain */
 	const char *domain;
 	bool failed; /* out of memory */
+	bool all;
+	struct hash want, days;
+	char **keys;
+	size_t n_keys;
 };
 
 static struct reportstore_day *find_day(struct reading *rd, const char *day)
 {
+	char key[TLSRPT_DOMAIN_MAX + 16];
+	void *v;
+
+	if (rd->all) {
+		int len = snprintf(key, sizeof(key), "%s %s", rd->domain, day);
+
+		v = len > 0 && (size_t)len < sizeof(key) ? hash_get(&rd->days, key, (size_t)len)
+		                                         : NULL;
+		return v != NULL ? &rd->sum->days[(uintptr_t)v - 1] : NULL;
+	}
 	for (size_t i = rd->first; i < rd->sum->n_days; i++)
 		if (strcmp(rd->sum->days[i].day, day) == 0)
 			return &rd->sum->days[i];
 	return NULL;
+}
+
+/* All at once: the day just appended can be found by find_day(). */
+static void index_day(struct reading *rd)
+{
+	const struct reportstore_day *d = &rd->sum->days[rd->sum->n_days - 1];
+	char **keys = reallocarray(rd->keys, rd->n_keys + 1, sizeof(*keys));
+	char *key = NULL;
+
+	if (keys != NULL)
+		rd->keys = keys;
+	if (keys == NULL || asprintf(&key, "%s %s", d->domain, d->day) < 0) {
+		rd->failed = true;
+		return;
+	}
+	rd->keys[rd->n_keys++] = key;
+	if (hash_put(&rd->days, key, (void *)(uintptr_t)rd->sum->n_days, NULL) < 0)
+		rd->failed = true;
 }
 
 static void row_day(void *arg, const char *const *cols, int n)
@@ -361,6 +420,20 @@ static void row_day(void *arg, const char *const *cols, int n)
 	d->reports = num(cols[1]);
 	d->successful = num(cols[2]);
 	d->failed = num(cols[3]);
+	if (rd->all)
+		index_day(rd);
+}
+
+/* All at once: a row whose first column is its domain goes to fn without it, when that
+ * domain was asked for. */
+static void row_of_domain(struct reading *rd, const char *const *cols, int n, reportstore_row_fn fn,
+                          void *arg)
+{
+	if (n < 1 || cols[0] == NULL || rd->failed ||
+	    hash_get(&rd->want, cols[0], strlen(cols[0])) == NULL)
+		return;
+	rd->domain = cols[0];
+	fn(arg, cols + 1, n - 1);
 }
 
 /* Adds (name, n) to one of the lists of a day; which: 0 results, 1 mx, 2 organizations,
@@ -433,6 +506,92 @@ static const char *const list_sql[] = {
     "GROUP BY p.day, r.organization ORDER BY 1, 2",
 };
 
+static void row_day_all(void *arg, const char *const *cols, int n)
+{
+	row_of_domain(arg, cols, n, row_day, arg);
+}
+
+static void row_list_all(void *arg, const char *const *cols, int n)
+{
+	struct list_reading *lr = arg;
+
+	row_of_domain(lr->rd, cols, n, row_list, lr);
+}
+
+static void row_policy_all(void *arg, const char *const *cols, int n)
+{
+	row_of_domain(arg, cols, n, row_policy, arg);
+}
+
+/* The queries of list_sql and the two others over every domain, the domain first. */
+static const char *const all_sql[] = {
+    "SELECT domain, day, count(DISTINCT report), sum(successful), sum(failed) FROM "
+    "tlsrpt_policy WHERE day >= $1 GROUP BY domain, day",
+    "SELECT p.domain, p.day, f.result_type, sum(f.count) FROM tlsrpt_failure f JOIN "
+    "tlsrpt_policy p ON p.report = f.report AND p.idx = f.policy WHERE p.day >= $1 "
+    "GROUP BY p.domain, p.day, f.result_type ORDER BY 1, 2, 3",
+    "SELECT p.domain, p.day, COALESCE(f.receiving_mx, ''), sum(f.count) FROM tlsrpt_failure "
+    "f JOIN tlsrpt_policy p ON p.report = f.report AND p.idx = f.policy WHERE p.day >= $1 "
+    "GROUP BY p.domain, p.day, COALESCE(f.receiving_mx, '') ORDER BY 1, 2, 3",
+    "SELECT p.domain, p.day, r.organization, count(DISTINCT r.id) FROM tlsrpt_report r JOIN "
+    "tlsrpt_policy p ON p.report = r.id WHERE p.day >= $1 GROUP BY p.domain, p.day, "
+    "r.organization ORDER BY 1, 2, 3",
+    "SELECT domain, day, type, mode, policy_id, sum(successful + failed) FROM tlsrpt_policy "
+    "WHERE day >= $1 GROUP BY domain, day, type, mode, policy_id ORDER BY 1, 2, 3, 4, 5",
+};
+
+/* Days in the order of the request, then by date. */
+static int day_order(const void *a, const void *b, void *arg)
+{
+	const struct reportstore_day *x = a, *y = b;
+	const struct hash *want = arg;
+	uintptr_t i = (uintptr_t)hash_get(want, x->domain, strlen(x->domain)),
+	          j = (uintptr_t)hash_get(want, y->domain, strlen(y->domain));
+
+	return i != j ? (i < j ? -1 : 1) : strcmp(x->day, y->day);
+}
+
+/* Every domain's rows in one pass per query, those of domains[0..n) kept. */
+static int summary_all(struct reportstore *s, struct reading *rd, const char *const *domains,
+                       size_t n, const char *first, char *err, size_t err_size)
+{
+	const char *p[] = {first};
+
+	rd->all = true;
+	if (hash_init(&rd->want, n) < 0 || hash_init(&rd->days, n) < 0) {
+		rd->failed = true;
+		return 0;
+	}
+	for (size_t i = 0; i < n; i++)
+		if (hash_put(&rd->want, domains[i], (void *)(uintptr_t)(i + 1), NULL) < 0)
+			rd->failed = true;
+	if (exec(s, s->reader, all_sql[0], p, 1, row_day_all, rd, err, err_size) < 0)
+		return -1;
+	for (int w = 0; w < 3; w++) {
+		struct list_reading lr = {rd, w};
+
+		if (exec(s, s->reader, all_sql[1 + w], p, 1, row_list_all, &lr, err, err_size) < 0)
+			return -1;
+	}
+	if (exec(s, s->reader, all_sql[4], p, 1, row_policy_all, rd, err, err_size) < 0)
+		return -1;
+	if (!rd->failed && rd->sum->n_days > 1)
+		qsort_r(rd->sum->days, rd->sum->n_days, sizeof(*rd->sum->days), day_order,
+		        &rd->want);
+	return 0;
+}
+
+static void reading_finish(struct reading *rd)
+{
+	if (!rd->all)
+		return;
+	hash_finish(&rd->want);
+	hash_finish(&rd->days);
+	for (size_t i = 0; i < rd->n_keys; i++)
+		free(rd->keys[i]);
+	free(rd->keys);
+}
+
 int reportstore_summary(struct reportstore *s, const char *const *domains, size_t n, unsigned days,
                         time_t now, struct reportstore_summary **ret, char *err, size_t err_size)
 {
@@ -447,11 +606,11 @@ int reportstore_summary(struct reportstore *s, const char *const *domains, size_
 	}
 	tlsrpt_day(now - (time_t)(days > 0 ? days - 1 : 0) * 86400, first);
 	pthread_mutex_lock(&s->read_lock);
-	if (connect_if(s, &s->reader, err, err_size) < 0)
+	if (begin(s, &s->reader, false, err, err_size) < 0)
 		goto out;
-	if (exec(s, s->reader, s->be->begin_read, NULL, 0, NULL, NULL, err, err_size) < 0)
+	if (n > SUMMARY_PER_DOMAIN_MAX && summary_all(s, &rd, domains, n, first, err, err_size) < 0)
 		goto fail;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; n <= SUMMARY_PER_DOMAIN_MAX && i < n; i++) {
 		const char *p[] = {domains[i], first};
 
 		rd.domain = domains[i];
@@ -488,6 +647,7 @@ fail:
 	drop(s, &s->reader);
 out:
 	pthread_mutex_unlock(&s->read_lock);
+	reading_finish(&rd);
 	reportstore_summary_free(sum);
 	return ret_code;
 }
@@ -514,4 +674,190 @@ void reportstore_summary_free(struct reportstore_summary *sum)
 	}
 	free(sum->days);
 	free(sum);
+}
+
+struct recent_reading {
+	struct reportstore_recent *v;
+	size_t n;
+	bool failed;
+};
+
+const struct reportstore_recent *reportstore_recent_find(const struct reportstore_recent *v,
+                                                         size_t n, const char *domain)
+{
+	size_t lo = 0, hi = n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(v[mid].domain, domain);
+
+		if (c == 0)
+			return &v[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+static int recent_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct reportstore_recent *)a)->domain,
+	              ((const struct reportstore_recent *)b)->domain);
+}
+
+/* In strcmp() order for reportstore_recent_find(): SQL's order of text depends on collations.
+ * Always true (the && chain of reportstore_recent() goes on). */
+static bool recent_sort(struct recent_reading *rr)
+{
+	if (rr->n > 1)
+		qsort(rr->v, rr->n, sizeof(*rr->v), recent_cmp);
+	return true;
+}
+
+static void row_recent(void *arg, const char *const *cols, int n)
+{
+	struct recent_reading *rr = arg;
+	struct reportstore_recent *v, *e;
+
+	if (n != 7 || cols[0] == NULL || rr->failed)
+		return;
+	if ((v = reallocarray(rr->v, rr->n + 1, sizeof(*v))) == NULL) {
+		rr->failed = true;
+		return;
+	}
+	rr->v = v;
+	e = &v[rr->n];
+	memset(e, 0, sizeof(*e));
+	if ((e->domain = strdup(cols[0])) == NULL) {
+		rr->failed = true;
+		return;
+	}
+	rr->n++;
+	e->reports = num(cols[1]);
+	e->successful = num(cols[2]);
+	e->failed = num(cols[3]);
+	e->sts_reports = num(cols[4]);
+	e->organizations = (unsigned)num(cols[5]);
+	e->days = (unsigned)num(cols[6]);
+}
+
+/* Rows (domain, name, failed) ordered by domain, then failed descending: the first row of
+ * each domain is its top one. */
+static void row_top(void *arg, const char *const *cols, int n, bool mx)
+{
+	struct recent_reading *rr = arg;
+	const struct reportstore_recent *found;
+	struct reportstore_recent *e;
+	char **name;
+
+	if (n != 3 || cols[0] == NULL || rr->failed ||
+	    (found = reportstore_recent_find(rr->v, rr->n, cols[0])) == NULL)
+		return;
+	e = &rr->v[found - rr->v];
+	name = mx ? &e->top_mx : &e->top_result;
+	if (*name != NULL)
+		return;
+	if ((*name = strdup(cols[1] != NULL ? cols[1] : "")) == NULL) {
+		rr->failed = true;
+		return;
+	}
+	*(mx ? &e->top_mx_failed : &e->top_result_failed) = num(cols[2]);
+}
+
+/* Rows (domain, day, successful, failed), by domain and day. */
+static void row_recent_day(void *arg, const char *const *cols, int n)
+{
+	struct recent_reading *rr = arg;
+	const struct reportstore_recent *found;
+	struct reportstore_recent *e;
+	struct reportstore_recent_day *v;
+
+	if (n != 4 || cols[0] == NULL || cols[1] == NULL || strlen(cols[1]) != 10 || rr->failed ||
+	    (found = reportstore_recent_find(rr->v, rr->n, cols[0])) == NULL)
+		return;
+	e = &rr->v[found - rr->v];
+	if ((v = reallocarray(e->per_day, e->n_per_day + 1, sizeof(*v))) == NULL) {
+		rr->failed = true;
+		return;
+	}
+	e->per_day = v;
+	v += e->n_per_day++;
+	memcpy(v->day, cols[1], 11);
+	v->successful = num(cols[2]);
+	v->failed = num(cols[3]);
+}
+
+static void row_top_result(void *arg, const char *const *cols, int n)
+{
+	row_top(arg, cols, n, false);
+}
+
+static void row_top_mx(void *arg, const char *const *cols, int n)
+{
+	row_top(arg, cols, n, true);
+}
+
+int reportstore_recent(struct reportstore *s, unsigned days, time_t now,
+                       struct reportstore_recent **ret, size_t *ret_n, char *err, size_t err_size)
+{
+	struct recent_reading rr = {NULL, 0, false};
+	char first[11];
+	const char *p[] = {first};
+	int ret_code = -1;
+
+	tlsrpt_day(now - (time_t)(days > 0 ? days - 1 : 0) * 86400, first);
+	pthread_mutex_lock(&s->read_lock);
+	if (begin(s, &s->reader, false, err, err_size) < 0)
+		goto out;
+	if (exec(s, s->reader,
+	         "SELECT p.domain, count(DISTINCT p.report), sum(p.successful), sum(p.failed), "
+	         "count(DISTINCT CASE WHEN p.type = 'sts' THEN p.report END), "
+	         "count(DISTINCT r.organization), count(DISTINCT p.day) FROM tlsrpt_policy p "
+	         "JOIN tlsrpt_report r ON r.id = p.report WHERE p.day >= $1 GROUP BY p.domain",
+	         p, 1, row_recent, &rr, err, err_size) < 0 ||
+	    !recent_sort(&rr) ||
+	    exec(s, s->reader,
+	         "SELECT p.domain, f.result_type, sum(f.count) FROM tlsrpt_failure f JOIN "
+	         "tlsrpt_policy p ON p.report = f.report AND p.idx = f.policy WHERE p.day >= $1 "
+	         "GROUP BY p.domain, f.result_type ORDER BY 1, 3 DESC, 2",
+	         p, 1, row_top_result, &rr, err, err_size) < 0 ||
+	    exec(s, s->reader,
+	         "SELECT p.domain, COALESCE(f.receiving_mx, ''), sum(f.count) FROM tlsrpt_failure "
+	         "f JOIN tlsrpt_policy p ON p.report = f.report AND p.idx = f.policy WHERE p.day "
+	         ">= $1 GROUP BY p.domain, COALESCE(f.receiving_mx, '') ORDER BY 1, 3 DESC, 2",
+	         p, 1, row_top_mx, &rr, err, err_size) < 0 ||
+	    exec(s, s->reader,
+	         "SELECT domain, day, sum(successful), sum(failed) FROM tlsrpt_policy WHERE day >= "
+	         "$1 GROUP BY domain, day ORDER BY 1, 2",
+	         p, 1, row_recent_day, &rr, err, err_size) < 0 ||
+	    exec(s, s->reader, "COMMIT", NULL, 0, NULL, NULL, err, err_size) < 0) {
+		drop(s, &s->reader);
+		goto out;
+	}
+	if (rr.failed) {
+		set_err(err, err_size, "out of memory");
+		goto out;
+	}
+	*ret = rr.v;
+	*ret_n = rr.n;
+	rr.v = NULL;
+	rr.n = 0;
+	ret_code = 0;
+out:
+	pthread_mutex_unlock(&s->read_lock);
+	reportstore_recent_free(rr.v, rr.n);
+	return ret_code;
+}
+
+void reportstore_recent_free(struct reportstore_recent *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(v[i].domain);
+		free(v[i].top_result);
+		free(v[i].top_mx);
+		free(v[i].per_day);
+	}
+	free(v);
 }

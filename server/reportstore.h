@@ -84,4 +84,34 @@ int reportstore_summary(struct reportstore *s, const char *const *domains, size_
                         time_t now, struct reportstore_summary **ret, char *err, size_t err_size);
 void reportstore_summary_free(struct reportstore_summary *sum);
 
+/* Every domain with reports over the last days UTC days up to now, at a glance (for /status
+ * and its testing verdict): one query per figure over all domains, not per domain. */
+struct reportstore_recent_day {
+	char day[11]; /* YYYY-MM-DD */
+	uint64_t successful, failed;
+};
+
+struct reportstore_recent {
+	char *domain;
+	uint64_t reports, successful, failed;
+	uint64_t sts_reports;   /* reports in which senders applied an STS policy */
+	unsigned organizations; /* distinct reporting organisations */
+	unsigned days;          /* distinct days with reports */
+	char *top_result;       /* the result type with the most failed sessions, NULL if none */
+	uint64_t top_result_failed;
+	char *top_mx; /* the receiving MX with the most failed sessions ("" unnamed), or NULL */
+	uint64_t top_mx_failed;
+	struct reportstore_recent_day *per_day; /* the days with reports, oldest first */
+	size_t n_per_day;
+};
+
+/* 0 and *ret (sorted by domain; caller reportstore_recent_free()s it) and *ret_n, or -1
+ * with err and *ret untouched. */
+int reportstore_recent(struct reportstore *s, unsigned days, time_t now,
+                       struct reportstore_recent **ret, size_t *ret_n, char *err, size_t err_size);
+void reportstore_recent_free(struct reportstore_recent *v, size_t n);
+/* The entry of domain in v[0..n) as reportstore_recent() sorts it, or NULL. */
+const struct reportstore_recent *reportstore_recent_find(const struct reportstore_recent *v,
+                                                         size_t n, const char *domain);
+
 #endif

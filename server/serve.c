@@ -24,6 +24,7 @@
 #include "hook.h"
 #include "http.h"
 #include "journal.h"
+#include "reports.h"
 #include "log.h"
 #include "notify.h"
 #include "records.h"
@@ -59,6 +60,7 @@ struct server {
 	struct challenge_listener *challenge; /* acme_http_listen, or NULL */
 	struct hooks *hooks;                  /* NULL without on_change */
 	struct journal *journal;              /* what each domain served, in state_dir */
+	struct reports *reports;              /* TLS reports posted to /tlsrpt */
 	struct notify *notify;                /* NULL outside a service manager */
 	char *hook_key;                       /* the on_change settings hooks was made with */
 	struct preload preload;
@@ -413,6 +415,8 @@ static void commit(struct server *sv, struct snapshot *s)
 
 	upstreams_configure(sv->ups, c);
 	acme_configure(sv->acme, c);
+	if (sv->reports != NULL)
+		reports_configure(sv->reports, c);
 	if (sv->http != NULL)
 		http_set_access_log(sv->http, c->access_log);
 	new_hooks = configure_hooks(sv, c);
@@ -613,14 +617,16 @@ int serve_run(const char *path)
 		goto out;
 	if ((sv.journal = journal_open(c->state_dir, true)) == NULL)
 		goto out;
+	if ((sv.reports = reports_start(c)) == NULL)
+		goto out;
 	commit(&sv, s);
-	if ((sv.http = http_start(c, fds, n_fds, sv.acme)) == NULL)
+	if ((sv.http = http_start(c, fds, n_fds, sv.acme, sv.reports)) == NULL)
 		goto out;
 	n_fds = 0; /* owned by the server now */
 	if (upstreams_start(sv.ups) < 0)
 		goto out;
 	if (admin_fd >= 0) {
-		sv.admin = admin_start(admin_fd, sv.acme, sv.journal);
+		sv.admin = admin_start(admin_fd, sv.acme, sv.journal, sv.reports);
 		admin_fd = -1;
 		if (sv.admin == NULL)
 			goto out;
@@ -671,7 +677,9 @@ out:
 	challenge_stop(sv.challenge);
 	if (challenge_fd >= 0)
 		close(challenge_fd);
+	reports_shutdown(sv.reports); /* resumes the connections waiting for a store */
 	http_stop(sv.http);
+	reports_free(sv.reports);
 	acme_destroy(sv.acme); /* after the listeners that answer its challenges */
 	for (size_t i = 0; i < n_fds; i++)
 		close(fds[i]);

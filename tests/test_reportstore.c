@@ -245,6 +245,120 @@ START_TEST(test_store_summary)
 }
 END_TEST
 
+static void same_counts(const struct reportstore_count *a, size_t na,
+                        const struct reportstore_count *b, size_t nb)
+{
+	ck_assert_uint_eq(na, nb);
+	for (size_t i = 0; i < na; i++)
+		ck_assert_uint_eq(count_of(b, nb, a[i].name), a[i].n);
+}
+
+/* Many domains are read in one pass per query: the same summary as domain by domain, in
+ * the order asked, without the domains not asked for. */
+START_TEST(test_summary_many)
+{
+	struct reportstore *s = open_store();
+	const char *many[40];
+	char names[40][32];
+	const char *two[] = {"example.net", "example.com"};
+	struct reportstore_summary *one = NULL, *all = NULL;
+	char err[REPORTSTORE_ERR_MAX];
+
+	for (size_t i = 0; i < N_FIXTURES; i++)
+		ck_assert_int_eq(store_text(s, json[i], 0), REPORTSTORE_STORED);
+	for (size_t i = 0; i < 40; i++) {
+		snprintf(names[i], sizeof(names[i]), "filler%zu.example", i);
+		many[i] = names[i];
+	}
+	many[3] = "example.net"; /* the order asked: example.net first */
+	many[30] = "example.com";
+	ck_assert_int_eq(reportstore_summary(s, two, 2, 30, NOW, &one, err, sizeof(err)), 0);
+	ck_assert_msg(reportstore_summary(s, many, 40, 30, NOW, &all, err, sizeof(err)) == 0, "%s",
+	              err);
+	ck_assert_uint_eq(one->n_days, 4);
+	ck_assert_uint_eq(all->n_days, one->n_days);
+	for (size_t i = 0; i < one->n_days; i++) {
+		const struct reportstore_day *a = &one->days[i], *b = &all->days[i];
+
+		ck_assert_str_eq(b->domain, a->domain);
+		ck_assert_str_eq(b->day, a->day);
+		ck_assert_uint_eq(b->reports, a->reports);
+		ck_assert_uint_eq(b->successful, a->successful);
+		ck_assert_uint_eq(b->failed, a->failed);
+		same_counts(a->results, a->n_results, b->results, b->n_results);
+		same_counts(a->mx, a->n_mx, b->mx, b->n_mx);
+		same_counts(a->organizations, a->n_organizations, b->organizations,
+		            b->n_organizations);
+		same_counts(a->policies, a->n_policies, b->policies, b->n_policies);
+	}
+	ck_assert_str_eq(all->days[0].domain, "example.net");
+	reportstore_summary_free(one);
+	reportstore_summary_free(all);
+	/* a domain not asked for is left out */
+	many[3] = "other.example";
+	ck_assert_int_eq(reportstore_summary(s, many, 40, 30, NOW, &all, err, sizeof(err)), 0);
+	ck_assert_uint_eq(all->n_days, 2);
+	ck_assert_str_eq(all->days[0].domain, "example.com");
+	reportstore_summary_free(all);
+	reportstore_close(s);
+}
+END_TEST
+
+/* Every domain at a glance, as /status shows it: the fixtures' sums over both days. */
+START_TEST(test_recent)
+{
+	struct reportstore *s = open_store();
+	struct reportstore_recent *v = NULL;
+	size_t n = 99;
+	char err[REPORTSTORE_ERR_MAX];
+
+	ck_assert_int_eq(reportstore_recent(s, 30, NOW, &v, &n, err, sizeof(err)), 0);
+	ck_assert_uint_eq(n, 0);
+	reportstore_recent_free(v, n);
+	for (size_t i = 0; i < N_FIXTURES; i++)
+		ck_assert_int_eq(store_text(s, json[i], 0), REPORTSTORE_STORED);
+	ck_assert_msg(reportstore_recent(s, 30, NOW, &v, &n, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_str_eq(v[0].domain, "example.com");
+	ck_assert_uint_eq(v[0].reports, 3);
+	ck_assert_uint_eq(v[0].successful, 1284 + 840 + 200);
+	ck_assert_uint_eq(v[0].failed, 17 + 3 + 9);
+	ck_assert_uint_eq(v[0].sts_reports, 3);
+	ck_assert_uint_eq(v[0].organizations, 3);
+	ck_assert_uint_eq(v[0].days, 2);
+	ck_assert_str_eq(v[0].top_result, "certificate-expired");
+	ck_assert_uint_eq(v[0].top_result_failed, 12);
+	ck_assert_str_eq(v[0].top_mx, "mx2.example.com");
+	ck_assert_uint_eq(v[0].top_mx_failed, 12 + 3 + 2);
+	ck_assert_uint_eq(v[0].n_per_day, 2);
+	ck_assert_str_eq(v[0].per_day[0].day, "2026-12-01");
+	ck_assert_uint_eq(v[0].per_day[0].successful, 1284 + 840);
+	ck_assert_uint_eq(v[0].per_day[0].failed, 17 + 3);
+	ck_assert_str_eq(v[0].per_day[1].day, "2026-12-02");
+	ck_assert_uint_eq(v[0].per_day[1].successful, 200);
+	ck_assert_uint_eq(v[0].per_day[1].failed, 9);
+	ck_assert_str_eq(v[1].domain, "example.net");
+	ck_assert_uint_eq(v[1].reports, 3);
+	ck_assert_uint_eq(v[1].successful, 311 + 52 + 77);
+	ck_assert_uint_eq(v[1].failed, 1);
+	ck_assert_uint_eq(v[1].sts_reports, 0); /* no-policy-found and tlsa only */
+	ck_assert_str_eq(v[1].top_result, "tlsa-invalid");
+	ck_assert_str_eq(v[1].top_mx, "mx.example.net");
+	reportstore_recent_free(v, n);
+
+	/* the last day only: the third report's */
+	ck_assert_int_eq(reportstore_recent(s, 1, NOW - 1, &v, &n, err, sizeof(err)), 0);
+	ck_assert_uint_eq(n, 2);
+	ck_assert_uint_eq(v[0].reports, 1);
+	ck_assert_uint_eq(v[0].failed, 9);
+	ck_assert_str_eq(v[0].top_result, "sts-policy-fetch-error");
+	ck_assert_str_eq(v[0].top_mx, ""); /* 4 failures with no receiving MX */
+	ck_assert_uint_eq(v[0].days, 1);
+	reportstore_recent_free(v, n);
+	reportstore_close(s);
+}
+END_TEST
+
 START_TEST(test_quota)
 {
 	struct reportstore *s = open_store();
@@ -536,6 +650,8 @@ int main(int argc, char **argv)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_open_errors);
 	tcase_add_test(tc, test_store_summary);
+	tcase_add_test(tc, test_recent);
+	tcase_add_test(tc, test_summary_many);
 	tcase_add_test(tc, test_quota);
 	tcase_add_test(tc, test_prune);
 	tcase_add_test(tc, test_two_writers);
