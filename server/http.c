@@ -23,6 +23,7 @@
 #include "log.h"
 #include "snapshot.h"
 #include "stats.h"
+#include "tlspark.h"
 
 #define POLICY_PATH "/.well-known/mta-sts.txt"
 #define MAX_DAEMONS 16
@@ -58,6 +59,7 @@ struct http {
 	struct fixed fixed[N_FIXED]; /* error answers, shared by every request */
 	struct acme *acme;           /* answers TLS-ALPN-01 challenges */
 	struct admission *adm;       /* deadlines, per-address limit, shedding */
+	struct tlspark *park;        /* handshakes waiting for the network */
 	bool plain;                  /* http_start_plain(): the first tenant for everyone */
 	pthread_mutex_t hs_log_lock; /* the rate of "handshake failed" lines */
 	time_t hs_log_second;
@@ -154,7 +156,9 @@ struct conn {
 	enum stats_handshake failure; /* counted in the certificate callback, if so */
 	char *bad_sni;                /* an SNI no tenant has, for the log */
 	struct admission_conn adm;
-	bool admitted; /* adm is known to h->adm */
+	bool admitted;            /* adm is known to h->adm */
+	struct tlspark_conn park; /* the session's transport, when park.park is set */
+	int fd;
 };
 
 /* Whether the handshake negotiated acme-tls/1 (known once the ClientHello is read, before
@@ -269,6 +273,10 @@ static int handshake_hook(gnutls_session_t session, unsigned int htype, unsigned
 	}
 	if (htype != GNUTLS_HANDSHAKE_FINISHED || when != GNUTLS_HOOK_POST)
 		return 0;
+	/* The client's Finished is the last message a handshake reads (TLS 1.2 and 1.3,
+	 * full or resumed). */
+	if (incoming)
+		tlspark_handshake_done(&cn->park);
 
 	/* A resumed session skipped the certificate callback: acme-tls/1 is known here. */
 	if (!cn->acme && session_acme(session))
@@ -280,7 +288,7 @@ static int handshake_hook(gnutls_session_t session, unsigned int htype, unsigned
 		bool tls13 = gnutls_protocol_get_version(session) == GNUTLS_TLS1_3;
 
 		if (htype == GNUTLS_HANDSHAKE_FINISHED && (incoming != 0) == tls13)
-			shutdown(gnutls_transport_get_int(session), SHUT_RD);
+			shutdown(cn->fd, SHUT_RD);
 		return 0;
 	}
 	if (incoming && !cn->handshake_done) {
@@ -389,6 +397,7 @@ static void notify_connection(void *cls, struct MHD_Connection *c, void **socket
 		if (cn != NULL) {
 			cn->http = h;
 			cn->snap = snapshot_acquire();
+			cn->fd = fd != NULL ? fd->connect_fd : -1;
 			if (fd != NULL) {
 				admission_start(h->adm, &cn->adm, fd->connect_fd,
 				                client_sockaddr(c));
@@ -407,12 +416,15 @@ static void notify_connection(void *cls, struct MHD_Connection *c, void **socket
 			                                                post_client_hello);
 			gnutls_handshake_set_hook_function(info->tls_session, GNUTLS_HANDSHAKE_ANY,
 			                                   GNUTLS_HOOK_BOTH, handshake_hook);
+			if (cn != NULL && cn->fd >= 0 && h->park != NULL)
+				tlspark_attach(h->park, &cn->park, c, info->tls_session, cn->fd);
 		}
 	} else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && cn != NULL) {
 		if (!cn->handshake_done && !cn->acme)
 			handshake_failed(h, c, cn);
 		if (cn->admitted)
 			admission_end(h->adm, &cn->adm);
+		tlspark_detach(&cn->park);
 		tls_cert_unref(cn->cert);
 		free(cn->bad_sni);
 		snapshot_unref(cn->snap);
@@ -703,11 +715,16 @@ struct http *http_start(const struct config *config, const int *fds, size_t n_fd
 		log_err("out of memory");
 		goto fail;
 	}
+	h->park = tlspark_create();
+	if (h->park == NULL)
+		goto fail;
 	for (size_t i = 0; i < n_fds; i++) {
-		/* Poll mode with a pool: epoll mode spins during TLS handshakes in 0.9.75
-		 * (NOTES-mhd-gnutls.md). */
-		unsigned flags =
-		    MHD_USE_TLS | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_USE_ITC;
+		/* Epoll mode, so that a request costs the same with thousands of connections
+		 * open (poll mode walks every connection on every round); tlspark keeps its
+		 * TLS handshakes from spinning (tlspark.h), for which connections are
+		 * suspended and resumed. */
+		unsigned flags = MHD_USE_TLS | MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
+		                 MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME;
 		/* The connection limit is admission's: libmicrohttpd's own is higher, so that
 		 * shed connections may finish closing while new ones come in. */
 		h->daemons[i] = MHD_start_daemon(
@@ -795,15 +812,20 @@ void http_set_access_log(struct http *h, bool on)
 
 void http_stop(struct http *h)
 {
+	MHD_socket fds[MAX_DAEMONS];
+
 	if (h == NULL)
 		return;
+	for (size_t i = 0; i < h->n_daemons; i++)
+		fds[i] = h->plain ? MHD_INVALID_SOCKET : MHD_quiesce_daemon(h->daemons[i]);
+	/* MHD_stop_daemon() refuses suspended connections. */
+	tlspark_release(h->park);
 	for (size_t i = 0; i < h->n_daemons; i++) {
-		MHD_socket fd = h->plain ? MHD_INVALID_SOCKET : MHD_quiesce_daemon(h->daemons[i]);
-
 		MHD_stop_daemon(h->daemons[i]);
-		if (fd != MHD_INVALID_SOCKET)
-			close(fd);
+		if (fds[i] != MHD_INVALID_SOCKET)
+			close(fds[i]);
 	}
+	tlspark_destroy(h->park);
 	destroy_responses(h);
 	admission_destroy(h->adm); /* after the daemons: every connection has ended */
 	pthread_mutex_destroy(&h->hs_log_lock);
