@@ -1,5 +1,7 @@
 /* http: libmicrohttpd glue: TLS by SNI, routing, headers, status codes, access log */
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -159,6 +161,8 @@ struct conn {
 	bool admitted;            /* adm is known to h->adm */
 	struct tlspark_conn park; /* the session's transport, when park.park is set */
 	int fd;
+	bool corked;       /* a response is being written into one TLS record (serve()) */
+	bool tcp_uncorked; /* uncork() has undone MHD's TCP_CORK */
 };
 
 /* Whether the handshake negotiated acme-tls/1 (known once the ClientHello is read, before
@@ -626,6 +630,56 @@ respond:
 	return ret;
 }
 
+static gnutls_session_t connection_session(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *info =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+
+	return info != NULL ? info->tls_session : NULL;
+}
+
+/* The access handler of the TLS listeners: handle() with the response corked. MHD 0.9.75
+ * sends a response's header block and body as two TLS records with two sendmsg() calls
+ * (and does not combine them for TLS); corked, GnuTLS makes them one record, written once
+ * the response is complete (request_completed()). Corked on the handler's last call for a
+ * request (head and body read), which is where a response is queued, so that nothing sent
+ * before it (a 100 Continue) waits. */
+static enum MHD_Result serve(void *cls, struct MHD_Connection *c, const char *url,
+                             const char *method, const char *version, const char *upload_data,
+                             size_t *upload_data_size, void **req_cls)
+{
+	struct conn *cn = connection_conn(c);
+
+	if (cn != NULL && !cn->corked && *req_cls != NULL && *upload_data_size == 0) {
+		gnutls_session_t session = connection_session(c);
+
+		if (session != NULL) {
+			gnutls_record_cork(session);
+			cn->corked = true;
+		}
+	}
+	return handle(cls, c, url, method, version, upload_data, upload_data_size, req_cls);
+}
+
+/* Sends what serve() corked. A client that has stopped reading (the socket buffer is
+ * full) loses its connection: the response cannot wait anywhere else. */
+static void uncork(struct MHD_Connection *c, struct conn *cn)
+{
+	gnutls_session_t session = connection_session(c);
+
+	cn->corked = false;
+	/* MHD corks the socket (TCP_CORK) before its first header block and never uncorks it:
+	 * it pushes each response by setting TCP_NODELAY after the body's send, which here
+	 * comes before our write, so Linux would hold the write for 200 ms. Uncorked once;
+	 * MHD believes it corked still and does not cork again. */
+	if (!cn->tcp_uncorked)
+		setsockopt(cn->fd, IPPROTO_TCP, TCP_CORK, &(int){0}, sizeof(int));
+	cn->tcp_uncorked = true;
+	if (session != NULL && gnutls_record_uncork(session, 0) < 0 &&
+	    gnutls_record_check_corked(session) > 0)
+		shutdown(cn->fd, SHUT_RDWR);
+}
+
 static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen)
 {
 	struct http *h = cls;
@@ -642,6 +696,8 @@ static void request_completed(void *cls, struct MHD_Connection *c, void **req_cl
 	struct conn *cn = connection_conn(c);
 
 	(void)req_cls;
+	if (cn != NULL && cn->corked)
+		uncork(c, cn);
 	if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && cn != NULL && cn->admitted)
 		admission_idle(h->adm, &cn->adm);
 }
@@ -728,11 +784,10 @@ struct http *http_start(const struct config *config, const int *fds, size_t n_fd
 		/* The connection limit is admission's: libmicrohttpd's own is higher, so that
 		 * shed connections may finish closing while new ones come in. */
 		h->daemons[i] = MHD_start_daemon(
-		    flags, 0, accept_policy, h, handle, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-		    NULL, MHD_OPTION_LISTEN_SOCKET, fds[i], MHD_OPTION_HTTPS_CERT_CALLBACK,
-		    cert_callback, MHD_OPTION_HTTPS_PRIORITIES, tls_priorities,
-		    MHD_OPTION_NOTIFY_CONNECTION, notify_connection, h,
-		    MHD_OPTION_CONNECTION_TIMEOUT, config->idle_timeout,
+		    flags, 0, accept_policy, h, serve, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+		    MHD_OPTION_LISTEN_SOCKET, fds[i], MHD_OPTION_HTTPS_CERT_CALLBACK, cert_callback,
+		    MHD_OPTION_HTTPS_PRIORITIES, tls_priorities, MHD_OPTION_NOTIFY_CONNECTION,
+		    notify_connection, h, MHD_OPTION_CONNECTION_TIMEOUT, config->idle_timeout,
 		    MHD_OPTION_CONNECTION_LIMIT,
 		    config->max_connections + config->max_connections / 8 + 64,
 		    MHD_OPTION_NOTIFY_COMPLETED, request_completed, h,
