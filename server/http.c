@@ -161,6 +161,8 @@ struct conn {
 	bool admitted;            /* adm is known to h->adm */
 	struct tlspark_conn park; /* the session's transport, when park.park is set */
 	int fd;
+	const char *uri;   /* the request target as MHD read it (uri_seen()) */
+	size_t uri_len;    /* to its first NUL */
 	bool corked;       /* a response is being written into one TLS record (serve()) */
 	bool tcp_uncorked; /* uncork() has undone MHD's TCP_CORK */
 };
@@ -494,6 +496,90 @@ static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
 	return (size_t)(w - s);
 }
 
+/* MHD's URI log callback, called with the request target before MHD changes it (and after
+ * it cut the request line at the space before the version): where the target's first NUL
+ * is, for head_has_nul(). */
+static void *uri_seen(void *cls, const char *uri, struct MHD_Connection *c)
+{
+	struct conn *cn = connection_conn(c);
+
+	(void)cls;
+	if (cn != NULL) {
+		cn->uri = uri;
+		cn->uri_len = uri != NULL ? strlen(uri) : 0;
+	}
+	return NULL;
+}
+
+/* A NUL byte in the request head. libmicrohttpd 0.9.75 parses the head in place in its read
+ * buffer and hands out C strings, measured with strlen(): "Host: a\0b" is read as "a". But
+ * the strings it hands out lie in the buffer in the order of the head, and what it leaves
+ * between two of them is only what it overwrote with NULs (the space after the method and
+ * before the version, each colon and line end, blanks it skipped): any other byte between
+ * the end of one string and the start of the next is what followed a NUL inside a method,
+ * target, version, header name or value. The head is [method, method + its size). */
+struct nul_scan {
+	uintptr_t start, end; /* the head */
+	const char *from;     /* the end of the string before, NULL when not in the head */
+	bool bad;
+};
+
+static bool in_head(const struct nul_scan *s, const char *p)
+{
+	return p != NULL && (uintptr_t)p >= s->start && (uintptr_t)p <= s->end;
+}
+
+/* Whether [from, to) holds only separators MHD wrote or skipped. */
+static bool separators_only(const struct nul_scan *s, const char *from, const char *to)
+{
+	if (!in_head(s, from) || !in_head(s, to) || (uintptr_t)to < (uintptr_t)from)
+		return true; /* not in the buffer (a folded line MHD copied): nothing to compare */
+	for (const char *p = from; p < to; p++)
+		if (*p != '\0' && *p != ' ' && *p != '\t')
+			return false;
+	return true;
+}
+
+static void scan_next(struct nul_scan *s, const char *str)
+{
+	if (!separators_only(s, s->from, str))
+		s->bad = true;
+	s->from = in_head(s, str) ? str + strlen(str) : NULL;
+}
+
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+	struct nul_scan *s = cls;
+
+	(void)kind;
+	scan_next(s, key);
+	if (value != NULL)
+		scan_next(s, value);
+	return MHD_YES;
+}
+
+static bool head_has_nul(struct MHD_Connection *c, const struct conn *cn, const char *method,
+                         const char *version)
+{
+	const union MHD_ConnectionInfo *size =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+	struct nul_scan s = {(uintptr_t)method, 0, NULL, false};
+
+	if (size == NULL || cn == NULL || cn->uri == NULL)
+		return false;
+	s.end = s.start + size->header_size;
+	scan_next(&s, method);
+	if (!separators_only(&s, s.from, cn->uri))
+		s.bad = true;
+	s.from = in_head(&s, cn->uri) ? cn->uri + cn->uri_len : NULL;
+	scan_next(&s, version);
+	MHD_get_connection_values(c, MHD_HEADER_KIND, scan_header, &s);
+	if (!separators_only(&s, s.from, (const char *)s.end))
+		s.bad = true; /* after the last header: its line end and the empty line */
+	return s.bad;
+}
+
 struct framing {
 	unsigned hosts, lengths, encodings;
 };
@@ -517,14 +603,16 @@ static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const ch
 /* What a strict reading of RFC 9112 refuses with 400, decided once the head is read (before
  * any body, so that a body never becomes a request): not exactly one Host (none only in
  * HTTP/1.0), a Host with a NUL, space, userinfo or bad port, several Content-Length or
- * Transfer-Encoding fields or both kinds at once, a target with %00 or %2F. */
-static bool request_malformed(struct MHD_Connection *c, const struct conn *cn, const char *version)
+ * Transfer-Encoding fields or both kinds at once, a target with %00 or %2F, a NUL byte
+ * anywhere in the head. */
+static bool request_malformed(struct MHD_Connection *c, const struct conn *cn, const char *method,
+                              const char *version)
 {
 	struct framing f = {0, 0, 0};
 	const char *host = NULL;
 	size_t len = 0;
 
-	if (cn != NULL && cn->bad_target)
+	if ((cn != NULL && cn->bad_target) || head_has_nul(c, cn, method, version))
 		return true;
 	MHD_get_connection_values(c, MHD_HEADER_KIND, count_header, &f);
 	if (f.hosts > 1 || f.lengths > 1 || f.encodings > 1 || (f.lengths != 0 && f.encodings != 0))
@@ -565,7 +653,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	 * which is what a malformed request gets. */
 	if (*req_cls == NULL) {
 		*req_cls = &seen;
-		if (!request_malformed(c, cn, version))
+		if (!request_malformed(c, cn, method, version))
 			return MHD_YES;
 		status = HTTP_BAD_REQUEST;
 		goto respond;
@@ -696,6 +784,8 @@ static void request_completed(void *cls, struct MHD_Connection *c, void **req_cl
 	struct conn *cn = connection_conn(c);
 
 	(void)req_cls;
+	if (cn != NULL)
+		cn->uri = NULL; /* the next request's comes with it */
 	if (cn != NULL && cn->corked)
 		uncork(c, cn);
 	if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && cn != NULL && cn->admitted)
@@ -793,7 +883,8 @@ struct http *http_start(const struct config *config, const int *fds, size_t n_fd
 		    MHD_OPTION_NOTIFY_COMPLETED, request_completed, h,
 		    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
 		    MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, MHD_OPTION_THREAD_POOL_SIZE, threads,
-		    MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
+		    MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_URI_LOG_CALLBACK,
+		    uri_seen, NULL, MHD_OPTION_END);
 		if (h->daemons[i] == NULL) {
 			log_err("cannot start the HTTPS server on listen socket %zu", i + 1);
 			goto fail;
@@ -840,7 +931,8 @@ struct http *http_start_plain(const struct config *config)
 	    MHD_OPTION_NOTIFY_CONNECTION, notify_connection, h, MHD_OPTION_CONNECTION_TIMEOUT,
 	    config->idle_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
 	    MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
-	    MHD_OPTION_NOTIFY_COMPLETED, request_completed, h, MHD_OPTION_END);
+	    MHD_OPTION_URI_LOG_CALLBACK, uri_seen, NULL, MHD_OPTION_NOTIFY_COMPLETED,
+	    request_completed, h, MHD_OPTION_END);
 	if (h->daemons[0] == NULL)
 		goto fail;
 	h->n_daemons = 1;
