@@ -31,6 +31,13 @@
  * spent by the server or loadgen (other work running), "softirq_cores" the
  * interrupt time (mostly loopback TCP, charged to no process).
  *
+ * With --idle N it first opens N more TLS connections (full handshakes, random
+ * domains), each from a source address of 127.1.0.0/16 (--idle-per-addr per
+ * address, so that a per-address limit of the server does not refuse them),
+ * and keeps them open and silent for the whole run: the cost of idle
+ * connections.  The JSON says how many were established and how many the
+ * server had closed by the end of the window.
+ *
  * With --hup SEC it sends SIGHUP to the server every SEC seconds during the
  * window (reload under load).  SIGINT or SIGTERM end the window early
  * (bench/run does this to keep the load going until a reload has completed).
@@ -138,6 +145,7 @@ static long o_pid;
 static long o_pool = 1000;
 static long o_ka_reqs;
 static unsigned long long o_seed;
+static long o_idle, o_idle_per_addr = 200;
 
 /* ---- state ---- */
 static struct domain *g_dom;
@@ -155,6 +163,9 @@ static struct sockaddr_in g_addr;
 static uint64_t g_rng;
 static int g_ex_idx;
 static volatile sig_atomic_t g_stop;
+static int *g_idle_fd;
+static SSL **g_idle_ssl;
+static long g_idle_open, g_idle_failed, g_idle_closed;
 
 static void on_stop(int sig)
 {
@@ -922,6 +933,79 @@ static double pct(double p)
 	return (double)g_lat[i] / 1000.0;
 }
 
+/* --idle: N connections from 127.1.0.0/16, handshaken (blocking), then silent. */
+static void idle_open(void)
+{
+	g_idle_fd = xmalloc((size_t)o_idle * sizeof(*g_idle_fd));
+	g_idle_ssl = xmalloc((size_t)o_idle * sizeof(*g_idle_ssl));
+	for (long i = 0; i < o_idle; i++) {
+		long a = i / o_idle_per_addr;
+		struct sockaddr_in src = {.sin_family = AF_INET};
+		struct timeval tv = {.tv_sec = 10};
+		struct domain *d = &g_dom[rnd() % g_ndom];
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		SSL *ssl;
+
+		g_idle_fd[i] = -1;
+		g_idle_ssl[i] = NULL;
+		if (fd < 0)
+			die("socket: %s (raise the open files limit)", strerror(errno));
+		src.sin_addr.s_addr = htonl(0x7f010000u | (uint32_t)(a & 0xffff));
+		setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		ssl = SSL_new(g_ctx);
+		if (!ssl || bind(fd, (struct sockaddr *)&src, sizeof(src)) != 0 ||
+		    connect(fd, (struct sockaddr *)&g_addr, sizeof(g_addr)) != 0 ||
+		    !SSL_set_fd(ssl, fd) || !SSL_set_tlsext_host_name(ssl, d->host) ||
+		    SSL_connect(ssl) != 1) {
+			g_idle_failed++;
+			SSL_free(ssl);
+			close(fd);
+			continue;
+		}
+		g_idle_fd[i] = fd;
+		g_idle_ssl[i] = ssl;
+		g_idle_open++;
+	}
+}
+
+/* How many idle connections the server has closed (EOF or reset seen). */
+static void idle_check(void)
+{
+	g_idle_closed = 0;
+	for (long i = 0; i < o_idle; i++) {
+		char b[256];
+		ssize_t r;
+
+		if (g_idle_fd[i] < 0)
+			continue;
+		r = recv(g_idle_fd[i], b, sizeof(b), MSG_PEEK | MSG_DONTWAIT);
+		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+			g_idle_closed++;
+			continue;
+		}
+		/* TLS 1.3 session tickets may be waiting: read them, look once more */
+		if (r > 0) {
+			while (recv(g_idle_fd[i], b, sizeof(b), MSG_DONTWAIT) > 0)
+				;
+			r = recv(g_idle_fd[i], b, sizeof(b), MSG_PEEK | MSG_DONTWAIT);
+			if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+				g_idle_closed++;
+		}
+	}
+}
+
+static void idle_close(void)
+{
+	for (long i = 0; i < o_idle; i++) {
+		SSL_free(g_idle_ssl[i]);
+		if (g_idle_fd[i] >= 0)
+			close(g_idle_fd[i]);
+	}
+	free(g_idle_fd);
+	free(g_idle_ssl);
+}
+
 static void usage(FILE *out)
 {
 	fputs("usage: loadgen -m MANIFEST [options]\n"
@@ -938,6 +1022,8 @@ static void usage(FILE *out)
 	      "                        warmup lasts until each has been visited once\n"
 	      "  -k, --ka-requests N   keepalive: requests per connection, 0 = unlimited (0)\n"
 	      "  -t, --timeout SEC     per-connection inactivity timeout (10)\n"
+	      "      --idle N          first open N idle TLS connections (from 127.1.0.0/16)\n"
+	      "      --idle-per-addr K idle connections per source address (200)\n"
 	      "      --hup SEC         send SIGHUP to --pid every SEC s during the window\n"
 	      "  -s, --seed N          random seed (default: time)\n"
 	      "  -h, --help            this text\n"
@@ -993,6 +1079,8 @@ static void parse_args(int argc, char **argv)
 	    {"timeout", required_argument, NULL, 't'},
 	    {"hup", required_argument, NULL, 'U'},
 	    {"seed", required_argument, NULL, 's'},
+	    {"idle", required_argument, NULL, 'I'},
+	    {"idle-per-addr", required_argument, NULL, 'A'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -1046,6 +1134,12 @@ static void parse_args(int argc, char **argv)
 			break;
 		case 'U':
 			o_hup = parse_double(optarg, 0.01, 86400);
+			break;
+		case 'I':
+			o_idle = parse_long(optarg, 0, 1000000);
+			break;
+		case 'A':
+			o_idle_per_addr = parse_long(optarg, 1, 1000000);
 			break;
 		case 's':
 			o_seed = (unsigned long long)parse_long(optarg, 0, LONG_MAX);
@@ -1117,10 +1211,12 @@ static void print_json(const struct cpu_sample *a, const struct cpu_sample *b, i
 	       pct(0.99), pct(1.0));
 	printf("\"server_pid\": %ld, \"server_procs\": %d, \"server_cpu_s\": %.3f, "
 	       "\"server_cpu_us_per_req\": %.1f, \"client_cpu_us_per_req\": %.1f, "
-	       "\"other_load_cores\": %.3f, \"softirq_cores\": %.3f, \"hups\": %d}\n",
+	       "\"other_load_cores\": %.3f, \"softirq_cores\": %.3f, \"hups\": %d, "
+	       "\"idle\": %ld, \"idle_open\": %ld, \"idle_failed\": %ld, "
+	       "\"idle_closed_by_server\": %ld}\n",
 	       o_pid, b->server_procs, srv, req > 0 ? srv * 1e6 / req : 0,
 	       req > 0 ? cli * 1e6 / req : 0, secs > 0 ? (busy - srv - cli) / secs : 0,
-	       secs > 0 ? irq / secs : 0, hups);
+	       secs > 0 ? irq / secs : 0, hups, o_idle, g_idle_open, g_idle_failed, g_idle_closed);
 }
 
 int main(int argc, char **argv)
@@ -1166,6 +1262,16 @@ int main(int argc, char **argv)
 	if (!g_conns || !evs)
 		die("out of memory");
 
+	if (o_idle > 0) {
+		struct rlimit rl;
+
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+		    rl.rlim_cur < (rlim_t)(o_idle + o_conns + 64)) {
+			rl.rlim_cur = rl.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &rl);
+		}
+		idle_open();
+	}
 	t_begin = now_us();
 	t_win = t_begin + (uint64_t)(o_warmup * 1e6);
 	t_end = t_win + (uint64_t)(o_duration * 1e6);
@@ -1225,11 +1331,15 @@ int main(int argc, char **argv)
 	}
 	sample(&s1);
 	g_counting = 0;
+	if (o_idle > 0)
+		idle_check();
 	if (g_nlat > 0)
 		qsort(g_lat, g_nlat, sizeof(*g_lat), cmp_u32);
 	print_json(&s0, &s1, hups);
 	for (i = 0; i < o_conns; i++)
 		conn_close(&g_conns[i]);
+	if (o_idle > 0)
+		idle_close();
 	free(g_conns);
 	free(evs);
 	free(g_lat);

@@ -14,7 +14,8 @@
 
 #define IP_BUCKETS 4096
 #define TICK_NS 250000000L
-#define LOG_EVERY 10 /* seconds between two "shed" lines at most */
+#define LOG_EVERY 10  /* seconds between two "shed" lines at most */
+#define TOP_EVERY 100 /* milliseconds a crowded address is remembered (crowded()) */
 
 const char *const admission_reason_names[ADMISSION_REASONS] = {"deadline", "idle", "slow", "full",
                                                                "per_ip"};
@@ -44,6 +45,8 @@ struct admission {
 	unsigned open;       /* connections started and not ended */
 	unsigned closing;    /* of them, shut down by admission */
 	struct admission_ip *ips[IP_BUCKETS];
+	struct admission_ip *top; /* the address with the most connections, at top_at */
+	int64_t top_at;
 	unsigned long count[ADMISSION_REASONS];
 	unsigned long logged[ADMISSION_REASONS]; /* counts at the last log line */
 	time_t logged_at;
@@ -88,6 +91,8 @@ static void ip_release(struct admission *a, struct admission_ip *ip)
 
 	if (--ip->n != 0)
 		return;
+	if (a->top == ip)
+		a->top = NULL;
 	while (*p != ip)
 		p = &(*p)->next;
 	*p = ip->next;
@@ -256,27 +261,55 @@ void admission_destroy(struct admission *a)
 	free(a);
 }
 
+/* With the table full and no connection owing its head for a second: the oldest one still
+ * owing it from the address that holds the most connections, if that is more than the new
+ * client's address would hold with the new one. Attackers that reconnect as fast as they
+ * are shed keep every connection young; per address they cannot crowd out a client that
+ * holds fewer. The busiest address is looked up at most every TOP_EVERY ms (the buckets
+ * are walked). */
+static struct admission_conn *crowded(struct admission *a, unsigned mine, int64_t now)
+{
+	if (a->top == NULL || now - a->top_at >= TOP_EVERY) {
+		a->top = NULL;
+		for (size_t i = 0; i < IP_BUCKETS; i++)
+			for (struct admission_ip *ip = a->ips[i]; ip != NULL; ip = ip->next)
+				if (a->top == NULL || ip->n > a->top->n)
+					a->top = ip;
+		a->top_at = now;
+	}
+	if (a->top == NULL || a->top->n <= mine + 1)
+		return NULL;
+	for (struct admission_conn *c = a->waiting.head; c != NULL; c = c->next)
+		if (c->ip == a->top)
+			return c;
+	return NULL;
+}
+
 bool admission_accept(struct admission *a, const struct sockaddr *sa)
 {
 	unsigned char key[16];
-	struct admission_ip *ip;
+	struct admission_ip *ip = NULL;
 	bool ok = true;
 
 	pthread_mutex_lock(&a->lock);
-	if (a->o.per_ip != 0 && addr_key(sa, key) && (ip = ip_find(a, key)) != NULL &&
-	    ip->n >= a->o.per_ip) {
+	if (addr_key(sa, key))
+		ip = ip_find(a, key);
+	if (a->o.per_ip != 0 && ip != NULL && ip->n >= a->o.per_ip) {
 		a->count[ADMISSION_PER_IP]++;
 		ok = false;
 	} else if (a->open - a->closing >= a->o.max_connections) {
-		struct admission_conn *oldest = a->waiting.head;
+		struct admission_conn *oldest = a->waiting.head, *crowd;
+		int64_t now = now_ms();
 
 		if (a->idle.head != NULL) {
 			shed(a, a->idle.head, ADMISSION_IDLE);
 		} else if (oldest != NULL &&
-		           oldest->deadline - a->o.head_timeout * 1000LL <= now_ms() - 1000) {
+		           oldest->deadline - a->o.head_timeout * 1000LL <= now - 1000) {
 			/* a fresh client sends its head in milliseconds: the one that has
 			 * owed it longest is the likeliest to be a slow attacker */
 			shed(a, oldest, ADMISSION_SLOW);
+		} else if ((crowd = crowded(a, ip != NULL ? ip->n : 0, now)) != NULL) {
+			shed(a, crowd, ADMISSION_SLOW);
 		} else {
 			a->count[ADMISSION_FULL]++;
 			ok = false;

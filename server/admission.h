@@ -2,7 +2,8 @@
  * thousand slow ones) cannot hold every slot: a deadline for the TLS handshake plus the
  * request head that bytes do not extend, a limit per client address, and, when the table
  * is full, the longest-idle keep-alive connection (or, with none idle, the oldest one
- * still owing its request head) closed to admit a new one. */
+ * still owing its request head, or one of the address holding the most connections) closed
+ * to admit a new one. */
 #ifndef MTASTSD_ADMISSION_H
 #define MTASTSD_ADMISSION_H
 
@@ -14,7 +15,8 @@ enum admission_reason {
 	ADMISSION_DEADLINE, /* no complete request head in time (slowloris, a stalled handshake) */
 	ADMISSION_IDLE,     /* an idle keep-alive connection closed to admit a new one */
 	ADMISSION_SLOW,     /* none idle: the oldest connection still owing its request head
-	                     * (a second old at least) closed to admit a new one */
+	                     * (a second old at least, else from the address holding the
+	                     * most connections) closed to admit a new one */
 	ADMISSION_FULL,     /* refused: every slot busy, none idle */
 	ADMISSION_PER_IP,   /* refused: the client address has its share already */
 	ADMISSION_REASONS,

@@ -1,5 +1,7 @@
 /* http: libmicrohttpd glue: TLS by SNI, routing, headers, status codes, access log */
 #include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -24,6 +26,7 @@
 #include "reports.h"
 #include "snapshot.h"
 #include "stats.h"
+#include "tlspark.h"
 
 #define POLICY_PATH "/.well-known/mta-sts.txt"
 #define MAX_DAEMONS 16
@@ -59,6 +62,7 @@ struct http {
 	struct fixed fixed[N_FIXED];    /* error answers, shared by every request */
 	struct acme *acme;              /* answers TLS-ALPN-01 challenges */
 	struct admission *adm;          /* deadlines, per-address limit, shedding */
+	struct tlspark *park;           /* handshakes waiting for the network */
 	struct reports *reports;        /* stores what is posted to /tlsrpt (NULL: none) */
 	struct MHD_Response *post_only; /* 405 for /tlsrpt: Allow: POST */
 	bool plain;                     /* http_start_plain(): the first tenant for everyone */
@@ -157,7 +161,13 @@ struct conn {
 	enum stats_handshake failure; /* counted in the certificate callback, if so */
 	char *bad_sni;                /* an SNI no tenant has, for the log */
 	struct admission_conn adm;
-	bool admitted; /* adm is known to h->adm */
+	bool admitted;            /* adm is known to h->adm */
+	struct tlspark_conn park; /* the session's transport, when park.park is set */
+	int fd;
+	const char *uri;   /* the request target as MHD read it (uri_seen()) */
+	size_t uri_len;    /* to its first NUL */
+	bool corked;       /* a response is being written into one TLS record (serve()) */
+	bool tcp_uncorked; /* uncork() has undone MHD's TCP_CORK */
 };
 
 /* Whether the handshake negotiated acme-tls/1 (known once the ClientHello is read, before
@@ -272,6 +282,10 @@ static int handshake_hook(gnutls_session_t session, unsigned int htype, unsigned
 	}
 	if (htype != GNUTLS_HANDSHAKE_FINISHED || when != GNUTLS_HOOK_POST)
 		return 0;
+	/* The client's Finished is the last message a handshake reads (TLS 1.2 and 1.3,
+	 * full or resumed). */
+	if (incoming)
+		tlspark_handshake_done(&cn->park);
 
 	/* A resumed session skipped the certificate callback: acme-tls/1 is known here. */
 	if (!cn->acme && session_acme(session))
@@ -283,7 +297,7 @@ static int handshake_hook(gnutls_session_t session, unsigned int htype, unsigned
 		bool tls13 = gnutls_protocol_get_version(session) == GNUTLS_TLS1_3;
 
 		if (htype == GNUTLS_HANDSHAKE_FINISHED && (incoming != 0) == tls13)
-			shutdown(gnutls_transport_get_int(session), SHUT_RD);
+			shutdown(cn->fd, SHUT_RD);
 		return 0;
 	}
 	if (incoming && !cn->handshake_done) {
@@ -392,6 +406,7 @@ static void notify_connection(void *cls, struct MHD_Connection *c, void **socket
 		if (cn != NULL) {
 			cn->http = h;
 			cn->snap = snapshot_acquire();
+			cn->fd = fd != NULL ? fd->connect_fd : -1;
 			if (fd != NULL) {
 				admission_start(h->adm, &cn->adm, fd->connect_fd,
 				                client_sockaddr(c));
@@ -410,12 +425,15 @@ static void notify_connection(void *cls, struct MHD_Connection *c, void **socket
 			                                                post_client_hello);
 			gnutls_handshake_set_hook_function(info->tls_session, GNUTLS_HANDSHAKE_ANY,
 			                                   GNUTLS_HOOK_BOTH, handshake_hook);
+			if (cn != NULL && cn->fd >= 0 && h->park != NULL)
+				tlspark_attach(h->park, &cn->park, c, info->tls_session, cn->fd);
 		}
 	} else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && cn != NULL) {
 		if (!cn->handshake_done && !cn->acme)
 			handshake_failed(h, c, cn);
 		if (cn->admitted)
 			admission_end(h->adm, &cn->adm);
+		tlspark_detach(&cn->park);
 		tls_cert_unref(cn->cert);
 		free(cn->bad_sni);
 		snapshot_unref(cn->snap);
@@ -481,6 +499,90 @@ static size_t unescape(void *cls, struct MHD_Connection *c, char *s)
 	return (size_t)(w - s);
 }
 
+/* MHD's URI log callback, called with the request target before MHD changes it (and after
+ * it cut the request line at the space before the version): where the target's first NUL
+ * is, for head_has_nul(). */
+static void *uri_seen(void *cls, const char *uri, struct MHD_Connection *c)
+{
+	struct conn *cn = connection_conn(c);
+
+	(void)cls;
+	if (cn != NULL) {
+		cn->uri = uri;
+		cn->uri_len = uri != NULL ? strlen(uri) : 0;
+	}
+	return NULL;
+}
+
+/* A NUL byte in the request head. libmicrohttpd 0.9.75 parses the head in place in its read
+ * buffer and hands out C strings, measured with strlen(): "Host: a\0b" is read as "a". But
+ * the strings it hands out lie in the buffer in the order of the head, and what it leaves
+ * between two of them is only what it overwrote with NULs (the space after the method and
+ * before the version, each colon and line end, blanks it skipped): any other byte between
+ * the end of one string and the start of the next is what followed a NUL inside a method,
+ * target, version, header name or value. The head is [method, method + its size). */
+struct nul_scan {
+	uintptr_t start, end; /* the head */
+	const char *from;     /* the end of the string before, NULL when not in the head */
+	bool bad;
+};
+
+static bool in_head(const struct nul_scan *s, const char *p)
+{
+	return p != NULL && (uintptr_t)p >= s->start && (uintptr_t)p <= s->end;
+}
+
+/* Whether [from, to) holds only separators MHD wrote or skipped. */
+static bool separators_only(const struct nul_scan *s, const char *from, const char *to)
+{
+	if (!in_head(s, from) || !in_head(s, to) || (uintptr_t)to < (uintptr_t)from)
+		return true; /* not in the buffer (a folded line MHD copied): nothing to compare */
+	for (const char *p = from; p < to; p++)
+		if (*p != '\0' && *p != ' ' && *p != '\t')
+			return false;
+	return true;
+}
+
+static void scan_next(struct nul_scan *s, const char *str)
+{
+	if (!separators_only(s, s->from, str))
+		s->bad = true;
+	s->from = in_head(s, str) ? str + strlen(str) : NULL;
+}
+
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+	struct nul_scan *s = cls;
+
+	(void)kind;
+	scan_next(s, key);
+	if (value != NULL)
+		scan_next(s, value);
+	return MHD_YES;
+}
+
+static bool head_has_nul(struct MHD_Connection *c, const struct conn *cn, const char *method,
+                         const char *version)
+{
+	const union MHD_ConnectionInfo *size =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+	struct nul_scan s = {(uintptr_t)method, 0, NULL, false};
+
+	if (size == NULL || cn == NULL || cn->uri == NULL)
+		return false;
+	s.end = s.start + size->header_size;
+	scan_next(&s, method);
+	if (!separators_only(&s, s.from, cn->uri))
+		s.bad = true;
+	s.from = in_head(&s, cn->uri) ? cn->uri + cn->uri_len : NULL;
+	scan_next(&s, version);
+	MHD_get_connection_values(c, MHD_HEADER_KIND, scan_header, &s);
+	if (!separators_only(&s, s.from, (const char *)s.end))
+		s.bad = true; /* after the last header: its line end and the empty line */
+	return s.bad;
+}
+
 struct framing {
 	unsigned hosts, lengths, encodings;
 };
@@ -504,14 +606,16 @@ static enum MHD_Result count_header(void *cls, enum MHD_ValueKind kind, const ch
 /* What a strict reading of RFC 9112 refuses with 400, decided once the head is read (before
  * any body, so that a body never becomes a request): not exactly one Host (none only in
  * HTTP/1.0), a Host with a NUL, space, userinfo or bad port, several Content-Length or
- * Transfer-Encoding fields or both kinds at once, a target with %00 or %2F. */
-static bool request_malformed(struct MHD_Connection *c, const struct conn *cn, const char *version)
+ * Transfer-Encoding fields or both kinds at once, a target with %00 or %2F, a NUL byte
+ * anywhere in the head. */
+static bool request_malformed(struct MHD_Connection *c, const struct conn *cn, const char *method,
+                              const char *version)
 {
 	struct framing f = {0, 0, 0};
 	const char *host = NULL;
 	size_t len = 0;
 
-	if (cn != NULL && cn->bad_target)
+	if ((cn != NULL && cn->bad_target) || head_has_nul(c, cn, method, version))
 		return true;
 	MHD_get_connection_values(c, MHD_HEADER_KIND, count_header, &f);
 	if (f.hosts > 1 || f.lengths > 1 || f.encodings > 1 || (f.lengths != 0 && f.encodings != 0))
@@ -744,7 +848,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	 * which is what a malformed request gets. */
 	if (*req_cls == NULL) {
 		*req_cls = &request_seen;
-		if (!request_malformed(c, cn, version)) {
+		if (!request_malformed(c, cn, method, version)) {
 			if (reports_taken(h, c, cd, url) &&
 			    strcmp(method, MHD_HTTP_METHOD_POST) == 0)
 				return report_head(h, c, cd, req_cls);
@@ -820,6 +924,56 @@ respond:
 	return ret;
 }
 
+static gnutls_session_t connection_session(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *info =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+
+	return info != NULL ? info->tls_session : NULL;
+}
+
+/* The access handler of the TLS listeners: handle() with the response corked. MHD 0.9.75
+ * sends a response's header block and body as two TLS records with two sendmsg() calls
+ * (and does not combine them for TLS); corked, GnuTLS makes them one record, written once
+ * the response is complete (request_completed()). Corked on the handler's last call for a
+ * request (head and body read), which is where a response is queued, so that nothing sent
+ * before it (a 100 Continue) waits. */
+static enum MHD_Result serve(void *cls, struct MHD_Connection *c, const char *url,
+                             const char *method, const char *version, const char *upload_data,
+                             size_t *upload_data_size, void **req_cls)
+{
+	struct conn *cn = connection_conn(c);
+
+	if (cn != NULL && !cn->corked && *req_cls != NULL && *upload_data_size == 0) {
+		gnutls_session_t session = connection_session(c);
+
+		if (session != NULL) {
+			gnutls_record_cork(session);
+			cn->corked = true;
+		}
+	}
+	return handle(cls, c, url, method, version, upload_data, upload_data_size, req_cls);
+}
+
+/* Sends what serve() corked. A client that has stopped reading (the socket buffer is
+ * full) loses its connection: the response cannot wait anywhere else. */
+static void uncork(struct MHD_Connection *c, struct conn *cn)
+{
+	gnutls_session_t session = connection_session(c);
+
+	cn->corked = false;
+	/* MHD corks the socket (TCP_CORK) before its first header block and never uncorks it:
+	 * it pushes each response by setting TCP_NODELAY after the body's send, which here
+	 * comes before our write, so Linux would hold the write for 200 ms. Uncorked once;
+	 * MHD believes it corked still and does not cork again. */
+	if (!cn->tcp_uncorked)
+		setsockopt(cn->fd, IPPROTO_TCP, TCP_CORK, &(int){0}, sizeof(int));
+	cn->tcp_uncorked = true;
+	if (session != NULL && gnutls_record_uncork(session, 0) < 0 &&
+	    gnutls_record_check_corked(session) > 0)
+		shutdown(cn->fd, SHUT_RDWR);
+}
+
 static enum MHD_Result accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen)
 {
 	struct http *h = cls;
@@ -838,6 +992,10 @@ static void request_completed(void *cls, struct MHD_Connection *c, void **req_cl
 	if (*req_cls != NULL && *req_cls != (void *)&request_seen)
 		upload_free(*req_cls);
 	*req_cls = NULL;
+	if (cn != NULL)
+		cn->uri = NULL; /* the next request's comes with it */
+	if (cn != NULL && cn->corked)
+		uncork(c, cn);
 	if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK && cn != NULL && cn->admitted)
 		admission_idle(h->adm, &cn->adm);
 }
@@ -918,25 +1076,30 @@ struct http *http_start(const struct config *config, const int *fds, size_t n_fd
 		log_err("out of memory");
 		goto fail;
 	}
+	h->park = tlspark_create();
+	if (h->park == NULL)
+		goto fail;
 	for (size_t i = 0; i < n_fds; i++) {
-		/* Poll mode with a pool: epoll mode spins during TLS handshakes in 0.9.75
-		 * (NOTES-mhd-gnutls.md). */
-		unsigned flags = MHD_USE_TLS | MHD_USE_POLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
+		/* Epoll mode, so that a request costs the same with thousands of connections
+		 * open (poll mode walks every connection on every round); tlspark keeps its
+		 * TLS handshakes from spinning (tlspark.h), for which connections are
+		 * suspended and resumed. */
+		unsigned flags = MHD_USE_TLS | MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
 		                 MHD_USE_ITC | MHD_ALLOW_SUSPEND_RESUME;
 		/* The connection limit is admission's: libmicrohttpd's own is higher, so that
 		 * shed connections may finish closing while new ones come in. */
 		h->daemons[i] = MHD_start_daemon(
-		    flags, 0, accept_policy, h, handle, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-		    NULL, MHD_OPTION_LISTEN_SOCKET, fds[i], MHD_OPTION_HTTPS_CERT_CALLBACK,
-		    cert_callback, MHD_OPTION_HTTPS_PRIORITIES, tls_priorities,
-		    MHD_OPTION_NOTIFY_CONNECTION, notify_connection, h,
-		    MHD_OPTION_CONNECTION_TIMEOUT, config->idle_timeout,
+		    flags, 0, accept_policy, h, serve, h, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+		    MHD_OPTION_LISTEN_SOCKET, fds[i], MHD_OPTION_HTTPS_CERT_CALLBACK, cert_callback,
+		    MHD_OPTION_HTTPS_PRIORITIES, tls_priorities, MHD_OPTION_NOTIFY_CONNECTION,
+		    notify_connection, h, MHD_OPTION_CONNECTION_TIMEOUT, config->idle_timeout,
 		    MHD_OPTION_CONNECTION_LIMIT,
 		    config->max_connections + config->max_connections / 8 + 64,
 		    MHD_OPTION_NOTIFY_COMPLETED, request_completed, h,
 		    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
 		    MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, MHD_OPTION_THREAD_POOL_SIZE, threads,
-		    MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_END);
+		    MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_URI_LOG_CALLBACK,
+		    uri_seen, NULL, MHD_OPTION_END);
 		if (h->daemons[i] == NULL) {
 			log_err("cannot start the HTTPS server on listen socket %zu", i + 1);
 			goto fail;
@@ -983,7 +1146,8 @@ struct http *http_start_plain(const struct config *config)
 	    MHD_OPTION_NOTIFY_CONNECTION, notify_connection, h, MHD_OPTION_CONNECTION_TIMEOUT,
 	    config->idle_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY,
 	    MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
-	    MHD_OPTION_NOTIFY_COMPLETED, request_completed, h, MHD_OPTION_END);
+	    MHD_OPTION_URI_LOG_CALLBACK, uri_seen, NULL, MHD_OPTION_NOTIFY_COMPLETED,
+	    request_completed, h, MHD_OPTION_END);
 	if (h->daemons[0] == NULL)
 		goto fail;
 	h->n_daemons = 1;
@@ -1010,15 +1174,20 @@ void http_set_access_log(struct http *h, bool on)
 
 void http_stop(struct http *h)
 {
+	MHD_socket fds[MAX_DAEMONS];
+
 	if (h == NULL)
 		return;
+	for (size_t i = 0; i < h->n_daemons; i++)
+		fds[i] = h->plain ? MHD_INVALID_SOCKET : MHD_quiesce_daemon(h->daemons[i]);
+	/* MHD_stop_daemon() refuses suspended connections. */
+	tlspark_release(h->park);
 	for (size_t i = 0; i < h->n_daemons; i++) {
-		MHD_socket fd = h->plain ? MHD_INVALID_SOCKET : MHD_quiesce_daemon(h->daemons[i]);
-
 		MHD_stop_daemon(h->daemons[i]);
-		if (fd != MHD_INVALID_SOCKET)
-			close(fd);
+		if (fds[i] != MHD_INVALID_SOCKET)
+			close(fds[i]);
 	}
+	tlspark_destroy(h->park);
 	destroy_responses(h);
 	admission_destroy(h->adm); /* after the daemons: every connection has ended */
 	pthread_mutex_destroy(&h->hs_log_lock);

@@ -9,6 +9,11 @@ exits 0, or prints what went wrong and exits 1.
                                one from 127.0.0.2 still is
   slowloris PORT CA N          N connections from N addresses trickle their heads; a fresh
                                client still gets the policy, in under a second
+  crowd PORT CA N              N connections from two addresses owing their heads, all
+                               reopened before each fetch (so none is a second old, as
+                               when attackers reconnect as fast as they are shed); a fresh
+                               client from a third address still gets the policy, in under
+                               a second
   idle PORT CA N               N keep-alive connections idle after a request; a fresh client
                                gets the policy, and one idle connection was closed for it
   admin PORT N                 N slow plain-HTTP connections from 127.0.0.1 to the admin
@@ -119,6 +124,27 @@ def slowloris(port, ca, n):
     print("slowloris: fresh clients served in at most %.3f s" % worst)
 
 
+def crowd(port, ca, n):
+    held = []
+    worst = 0.0
+    for _ in range(5):
+        for s in held:
+            s.close()
+        time.sleep(0.3)  # the server sees them closed
+        held = []
+        for i in range(n):
+            s = tls(port, ca, "127.0.4.%d" % (i % 2 + 1))
+            s.sendall(REQ[:5])
+            held.append(s)
+        status, took = fetch(port, ca, "127.0.2.1")
+        if "200" not in status:
+            fail("a fresh client among young attackers: %r" % status)
+        worst = max(worst, took)
+    if worst >= 1.0:
+        fail("a fresh client took %.2f s" % worst)
+    print("crowd: fresh clients served in at most %.3f s" % worst)
+
+
 def idle(port, ca, n):
     held = []
     for i in range(n):
@@ -163,5 +189,6 @@ mode = sys.argv[1]
 if mode == "admin":
     admin(int(sys.argv[2]), int(sys.argv[3]))
 else:
-    {"deadline": deadline, "per_ip": per_ip, "slowloris": slowloris, "idle": idle}[mode](
+    {"deadline": deadline, "per_ip": per_ip, "slowloris": slowloris, "crowd": crowd,
+     "idle": idle}[mode](
         int(sys.argv[2]), sys.argv[3], int(sys.argv[4]))

@@ -883,6 +883,12 @@ static bool wait_fd(int fd, short events, long long deadline)
 int tls_exchange(struct tls_exchange *x, unsigned port, const char *sni, const char *request,
                  unsigned timeout_ms)
 {
+	return tls_exchange_n(x, port, sni, request, strlen(request), timeout_ms);
+}
+
+int tls_exchange_n(struct tls_exchange *x, unsigned port, const char *sni, const char *request,
+                   size_t request_len, unsigned timeout_ms)
+{
 	gnutls_certificate_credentials_t cred = NULL;
 	gnutls_session_t session = NULL;
 	struct sockaddr_in sa = {0};
@@ -931,7 +937,7 @@ int tls_exchange(struct tls_exchange *x, unsigned port, const char *sni, const c
 	x->handshake = rc;
 	sent_at = h_now_ms();
 	if (rc == 0) {
-		size_t off = 0, len = strlen(request);
+		size_t off = 0, len = request_len;
 
 		while (off < len) {
 			ssize_t w = gnutls_record_send(session, request + off, len - off);

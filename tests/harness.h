@@ -182,6 +182,9 @@ struct tls_exchange {
  * -1 if the TCP connection could not be made. */
 int tls_exchange(struct tls_exchange *x, unsigned port, const char *sni, const char *request,
                  unsigned timeout_ms);
+/* The same with request_len bytes of request (which may hold NULs). */
+int tls_exchange_n(struct tls_exchange *x, unsigned port, const char *sni, const char *request,
+                   size_t request_len, unsigned timeout_ms);
 void tls_exchange_finish(struct tls_exchange *x);
 
 /* ---- main() of an integration test program ------------------------------------------ */

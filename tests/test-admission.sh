@@ -3,7 +3,8 @@
 # many loopback addresses: a request head trickled byte by byte is cut off at
 # request_timeout; one address gets max_connections_per_ip connections, not one more; at
 # max_connections, slow connections (slowloris) and idle keep-alive ones make room for
-# fresh clients, which get their policy in under a second; slow clients on the admin
+# fresh clients, which get their policy in under a second (also when the attackers'
+# connections are all young: the address holding the most gives way); slow clients on the admin
 # listener do not make /healthz time out; /metrics and the log say what was shed and why.
 # usage: test-admission.sh MTASTSD_BIN MAKE_CERTS_SH
 set -euo pipefail
@@ -51,4 +52,8 @@ stop_server
 serve_with request_timeout=60 max_connections=20 idle_timeout=60
 run_probe idle "$port" "$tmp/certs/ca.crt" 20
 [ "$(metric https idle)" -ge 1 ] || fail "idle connections shed not counted"
-echo "admission: deadline, per-address limit, slowloris, idle shedding, admin listener"
+# attackers that reconnect at once keep every connection young: the address holding the
+# most connections gives way to a fresh client
+run_probe crowd "$port" "$tmp/certs/ca.crt" 20
+echo "admission: deadline, per-address limit, slowloris, idle shedding, young attackers," \
+	"admin listener"

@@ -695,31 +695,78 @@ static const struct strict_case strict_cases[] = {
      POLICY_PATH " HTTP/1.1\r\n" H "Content-Length: 5\r\n\r\n"
                  "helloGET " POLICY_PATH " HTTP/1.1\r\n" H "Connection: close\r\n\r\n",
      200, 2},
+    {"a query, escapes, blanks after values",
+     POLICY_PATH "?a=b%41 HTTP/1.1\r\n" H "X-Pad: a  \r\nConnection: close\r\n\r\n", 200, 1},
+    {"bare LF line ends", POLICY_PATH " HTTP/1.1\nHost: mta-sts.a.test\nConnection: close\n\n", 200,
+     1},
 };
+
+/* A NUL byte anywhere in the head: 400. libmicrohttpd cuts its strings at a NUL, so that
+ * "Host: mta-sts.a.test\0.evil.test" would be read as the tenant's name. */
+struct nul_case {
+	const char *name;
+	const char *request; /* after "GET " */
+	size_t len;
+};
+
+#define NUL_CASE(name, request)                                                                    \
+	{                                                                                          \
+		name, request, sizeof(request) - 1                                                 \
+	}
+static const struct nul_case nul_cases[] = {
+    NUL_CASE("in Host", POLICY_PATH " HTTP/1.1\r\nHost: mta-sts.a.test\0.evil.test\r\n"
+                                    "Connection: close\r\n\r\n"),
+    NUL_CASE("in the last header (Host)",
+             POLICY_PATH " HTTP/1.1\r\nConnection: close\r\nHost: mta-sts.a.test\0x\r\n\r\n"),
+    NUL_CASE("in the request target", POLICY_PATH "\0.bak HTTP/1.1\r\n" H "\r\n"),
+    NUL_CASE("in a header name", POLICY_PATH " HTTP/1.1\r\n" H "X-A\0b: c\r\n\r\n"),
+    NUL_CASE("in the version", POLICY_PATH " HTTP/1.1\0x\r\n" H "\r\n"),
+};
+#undef NUL_CASE
 #undef H
+
+/* Sends GET request (len bytes) and checks the answer: status, the number of responses, a
+ * 400 closes the connection, and no smuggled request is answered. */
+static void check_strict(const char *name, const char *request, size_t len, int status,
+                         int responses)
+{
+	char *req = malloc(4 + len);
+	struct tls_exchange x;
+	int n = 0;
+
+	ck_assert_ptr_nonnull(req);
+	memcpy(req, "GET ", 4);
+	memcpy(req + 4, request, len);
+	ck_assert_int_eq(tls_exchange_n(&x, port, "mta-sts.a.test", req, 4 + len, 10000), 0);
+	ck_assert_msg(x.handshake == 0, "%s: handshake error %d", name, x.handshake);
+	ck_assert_msg(raw_status(x.response) == status, "%s: want %d:\n%s", name, status,
+	              x.response);
+	for (const char *p = x.response; (p = strstr(p, "HTTP/1.1 ")) != NULL; p++)
+		n++;
+	ck_assert_msg(n == responses, "%s: %d responses, want %d:\n%s", name, n, responses,
+	              x.response);
+	if (status == 400)
+		ck_assert_msg(h_contains(x.response, "Connection: close"), "%s: not closed:\n%s",
+		              name, x.response);
+	ck_assert_msg(!h_contains(x.response, "404"), "%s: a smuggled request was answered:\n%s",
+	              name, x.response);
+	tls_exchange_finish(&x);
+	free(req);
+}
 
 START_TEST(strict_requests)
 {
 	const struct strict_case *c = &strict_cases[_i];
-	char *req = h_strf("GET %s", c->request);
-	struct tls_exchange x;
-	int n = 0;
 
-	ck_assert_int_eq(tls_exchange(&x, port, "mta-sts.a.test", req, 10000), 0);
-	ck_assert_msg(x.handshake == 0, "%s: handshake error %d", c->name, x.handshake);
-	ck_assert_msg(raw_status(x.response) == c->status, "%s: want %d:\n%s", c->name, c->status,
-	              x.response);
-	for (const char *p = x.response; (p = strstr(p, "HTTP/1.1 ")) != NULL; p++)
-		n++;
-	ck_assert_msg(n == c->responses, "%s: %d responses, want %d:\n%s", c->name, n, c->responses,
-	              x.response);
-	if (c->status == 400)
-		ck_assert_msg(h_contains(x.response, "Connection: close"), "%s: not closed:\n%s",
-		              c->name, x.response);
-	ck_assert_msg(!h_contains(x.response, "404"), "%s: a smuggled request was answered:\n%s",
-	              c->name, x.response);
-	tls_exchange_finish(&x);
-	free(req);
+	check_strict(c->name, c->request, strlen(c->request), c->status, c->responses);
+}
+END_TEST
+
+START_TEST(nul_in_head)
+{
+	const struct nul_case *c = &nul_cases[_i];
+
+	check_strict(c->name, c->request, c->len, 400, 1);
 }
 END_TEST
 
@@ -1492,6 +1539,7 @@ static Suite *integration_suite(void)
 	tcase_add_test(tc, http11_without_host_400);
 	tcase_add_loop_test(tc, strict_requests, 0,
 	                    (int)(sizeof(strict_cases) / sizeof(strict_cases[0])));
+	tcase_add_loop_test(tc, nul_in_head, 0, N(nul_cases));
 	tcase_add_loop_test(tc, header_section_limit, 0, N(header_sizes));
 	tcase_add_loop_test(tc, incomplete_request_idle_timeout, 0, N(incomplete));
 	tcase_add_loop_test(tc, tls_versions, 0, N(tls_cases));
