@@ -665,7 +665,7 @@ struct strict_case {
 	const char *name;
 	const char *request; /* after "GET " */
 	int status;
-	int responses; /* HTTP/1.1 status lines in the answer */
+	int responses; /* HTTP/1.1 status lines in the answer; 0: not counted */
 };
 
 #define H "Host: mta-sts.a.test\r\n"
@@ -679,6 +679,15 @@ static const struct strict_case strict_cases[] = {
      POLICY_PATH " HTTP/1.1\r\n" H "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"
                  "0\r\n\r\nGET /x HTTP/1.1\r\n" H "\r\n",
      400, 1},
+    /* libmicrohttpd 0.9.75 answers a Content-Length that is not a number itself, before any
+     * callback, and writes its header block twice (fixed in its 1.0.0): not counted here,
+     * but it is a 400 that closes the connection, and what follows is never a request. */
+    {"Content-Length not a number",
+     POLICY_PATH " HTTP/1.1\r\n" H "Content-Length: 5x\r\n\r\nGET /x HTTP/1.1\r\n" H "\r\n", 400,
+     0},
+    {"Content-Length negative",
+     POLICY_PATH " HTTP/1.1\r\n" H "Content-Length: -1\r\n\r\nGET /x HTTP/1.1\r\n" H "\r\n", 400,
+     0},
     {"Host port out of range", POLICY_PATH " HTTP/1.1\r\nHost: mta-sts.a.test:99999999999\r\n\r\n",
      400, 1},
     {"Host port 0", POLICY_PATH " HTTP/1.1\r\nHost: mta-sts.a.test:0\r\n\r\n", 400, 1},
@@ -743,8 +752,8 @@ static void check_strict(const char *name, const char *request, size_t len, int 
 	              x.response);
 	for (const char *p = x.response; (p = strstr(p, "HTTP/1.1 ")) != NULL; p++)
 		n++;
-	ck_assert_msg(n == responses, "%s: %d responses, want %d:\n%s", name, n, responses,
-	              x.response);
+	ck_assert_msg(responses == 0 || n == responses, "%s: %d responses, want %d:\n%s", name, n,
+	              responses, x.response);
 	if (status == 400)
 		ck_assert_msg(h_contains(x.response, "Connection: close"), "%s: not closed:\n%s",
 		              name, x.response);
