@@ -10,23 +10,8 @@
 #include <unistd.h>
 
 #include "acmestate.h"
+#include "scratch.h"
 #include "statefile.h"
-
-static char dir[] = "/tmp/test_acmestate.XXXXXX";
-
-static void setup(void)
-{
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-}
-
-static void teardown(void)
-{
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	ck_assert_int_eq(system(cmd), 0);
-	memcpy(dir + strlen(dir) - 6, "XXXXXX", 6);
-}
 
 /* A host name becomes a path component: only plain lowercase names do. */
 static const struct {
@@ -77,18 +62,18 @@ START_TEST(test_status_round_trip)
 	struct stat sb;
 
 	snprintf(st.problem, sizeof(st.problem), "urn:x: two\nlines");
-	ck_assert_int_eq(acmestate_status_read(dir, "mta-sts.a.test", &got), -1);
+	ck_assert_int_eq(acmestate_status_read(scratch_dir, "mta-sts.a.test", &got), -1);
 	ck_assert_uint_eq(got.failures, 0);
-	ck_assert_int_eq(acmestate_status_write(dir, "mta-sts.a.test", &st), 0);
-	ck_assert_int_eq(acmestate_status_read(dir, "mta-sts.a.test", &got), 0);
+	ck_assert_int_eq(acmestate_status_write(scratch_dir, "mta-sts.a.test", &st), 0);
+	ck_assert_int_eq(acmestate_status_read(scratch_dir, "mta-sts.a.test", &got), 0);
 	ck_assert_uint_eq(got.failures, 3);
 	ck_assert_int_eq(got.retry_at, 1800000000);
 	ck_assert_int_eq(got.failed_at, 1799990000);
 	ck_assert_str_eq(got.problem, "urn:x: two lines"); /* one line in the file */
-	snprintf(path, sizeof(path), "%s/acme/mta-sts.a.test", dir);
+	snprintf(path, sizeof(path), "%s/acme/mta-sts.a.test", scratch_dir);
 	ck_assert_int_eq(stat(path, &sb), 0);
 	ck_assert_uint_eq(sb.st_mode & 0777, 0700);
-	snprintf(path, sizeof(path), "%s/acme/mta-sts.a.test/status", dir);
+	snprintf(path, sizeof(path), "%s/acme/mta-sts.a.test/status", scratch_dir);
 	ck_assert_int_eq(stat(path, &sb), 0);
 	ck_assert_uint_eq(sb.st_mode & 0777, 0600);
 }
@@ -106,12 +91,12 @@ START_TEST(test_status_damaged)
 	struct acme_status st = {.failures = 1}, got;
 	char path[512];
 
-	ck_assert_int_eq(acmestate_status_write(dir, "mta-sts.b.test", &st), 0);
-	snprintf(path, sizeof(path), "%s/acme/mta-sts.b.test/status", dir);
+	ck_assert_int_eq(acmestate_status_write(scratch_dir, "mta-sts.b.test", &st), 0);
+	snprintf(path, sizeof(path), "%s/acme/mta-sts.b.test/status", scratch_dir);
 	for (size_t i = 0; i < sizeof(damaged) / sizeof(damaged[0]); i++) {
 		ck_assert_int_eq(statefile_write(path, damaged[i], strlen(damaged[i]), 0600), 0);
 		got.failures = 99;
-		ck_assert_int_eq(acmestate_status_read(dir, "mta-sts.b.test", &got), -1);
+		ck_assert_int_eq(acmestate_status_read(scratch_dir, "mta-sts.b.test", &got), -1);
 		ck_assert_uint_eq(got.failures, 0);
 	}
 }
@@ -122,7 +107,7 @@ START_TEST(test_statefile_read_limits)
 	char path[512], *data = (char *)0x1;
 	size_t len = 7;
 
-	snprintf(path, sizeof(path), "%s/f", dir);
+	snprintf(path, sizeof(path), "%s/f", scratch_dir);
 	ck_assert_int_eq(statefile_write(path, "12345", 5, 0640), 0);
 	ck_assert_int_eq(statefile_read(path, 4, &data, &len), -1);
 	ck_assert_int_eq(errno, EFBIG);
@@ -133,12 +118,12 @@ START_TEST(test_statefile_read_limits)
 	ck_assert_uint_eq(len, 5);
 	free(data);
 	/* A FIFO is refused at once, never waited on. */
-	snprintf(path, sizeof(path), "%s/fifo", dir);
+	snprintf(path, sizeof(path), "%s/fifo", scratch_dir);
 	ck_assert_int_eq(mkfifo(path, 0600), 0);
 	data = (char *)0x1;
 	ck_assert_int_eq(statefile_read(path, 100, &data, &len), -1);
 	ck_assert_int_eq(errno, EINVAL);
-	snprintf(path, sizeof(path), "%s/none", dir);
+	snprintf(path, sizeof(path), "%s/none", scratch_dir);
 	ck_assert_int_eq(statefile_read(path, 100, &data, &len), -1);
 	ck_assert_int_eq(errno, ENOENT);
 }
@@ -150,10 +135,10 @@ START_TEST(test_statefile_write_replaces)
 	size_t len;
 	struct stat sb;
 
-	snprintf(path, sizeof(path), "%s/a/b/c", dir);
+	snprintf(path, sizeof(path), "%s/a/b/c", scratch_dir);
 	ck_assert_int_eq(statefile_mkdirs(path, 0700), 0);
 	ck_assert_int_eq(statefile_mkdirs(path, 0700), 0); /* existing: fine */
-	snprintf(path, sizeof(path), "%s/a/b/c/k", dir);
+	snprintf(path, sizeof(path), "%s/a/b/c/k", scratch_dir);
 	ck_assert_int_eq(statefile_write(path, "old", 3, 0600), 0);
 	ck_assert_int_eq(statefile_write(path, "new!", 4, 0600), 0);
 	ck_assert_int_eq(statefile_read(path, 100, &data, &len), 0);
@@ -162,10 +147,10 @@ START_TEST(test_statefile_write_replaces)
 	ck_assert_int_eq(stat(path, &sb), 0);
 	ck_assert_uint_eq(sb.st_mode & 0777, 0600);
 	/* No temp file is left beside it. */
-	snprintf(path, sizeof(path), "ls %s/a/b/c | wc -l | grep -qx 1", dir);
+	snprintf(path, sizeof(path), "ls %s/a/b/c | wc -l | grep -qx 1", scratch_dir);
 	ck_assert_int_eq(system(path), 0);
 	/* A directory that cannot be written: -1, errno set. */
-	snprintf(path, sizeof(path), "%s/nodir/x", dir);
+	snprintf(path, sizeof(path), "%s/nodir/x", scratch_dir);
 	ck_assert_int_eq(statefile_write(path, "x", 1, 0600), -1);
 	ck_assert_int_eq(errno, ENOENT);
 }
@@ -176,7 +161,7 @@ static Suite *acmestate_suite(void)
 	Suite *s = suite_create("acmestate");
 	TCase *tc = tcase_create("acmestate");
 
-	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_checked_fixture(tc, scratch_setup, scratch_teardown);
 	tcase_add_loop_test(tc, test_path, 0, sizeof(hosts) / sizeof(hosts[0]));
 	tcase_add_test(tc, test_path_too_long);
 	tcase_add_test(tc, test_status_round_trip);

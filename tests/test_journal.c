@@ -7,28 +7,13 @@
 #include <unistd.h>
 
 #include "journal.h"
+#include "scratch.h"
 #include "statefile.h"
 
 #define ENFORCE "version: STSv1\r\nmode: enforce\r\nmx: mail.example.com\r\nmax_age: 86400\r\n"
 #define TESTING "version: STSv1\r\nmode: testing\r\nmx: mail.example.com\r\nmax_age: 3600\r\n"
 #define NONE "version: STSv1\r\nmode: none\r\nmx: mail.example.com\r\nmax_age: 300\r\n"
 #define T0 1800000000
-
-static char dir[] = "/tmp/test_journal.XXXXXX";
-
-static void setup(void)
-{
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-}
-
-static void teardown(void)
-{
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	ck_assert_int_eq(system(cmd), 0);
-	memcpy(dir + strlen(dir) - 6, "XXXXXX", 6);
-}
 
 static size_t history(struct journal *j, const char *domain, struct journal_entry *v, bool *live)
 {
@@ -39,7 +24,7 @@ static size_t history(struct journal *j, const char *domain, struct journal_entr
  * go max_age after the last policy that was not none stopped being served. */
 START_TEST(test_lifecycle)
 {
-	struct journal *j = journal_open(dir, true);
+	struct journal *j = journal_open(scratch_dir, true);
 	struct journal_entry v[JOURNAL_KEEP];
 	bool live;
 	char text[300];
@@ -98,7 +83,7 @@ END_TEST
  * open and counts a checkpoint more. */
 START_TEST(test_restart_and_crash)
 {
-	struct journal *j = journal_open(dir, true);
+	struct journal *j = journal_open(scratch_dir, true);
 	struct journal_entry v[JOURNAL_KEEP];
 	bool live;
 
@@ -107,7 +92,7 @@ START_TEST(test_restart_and_crash)
 	ck_assert_int_eq(journal_checkpoint(j, T0 + 50), 0);
 	journal_close(j, true, T0 + 60); /* stopped cleanly */
 
-	j = journal_open(dir, true);
+	j = journal_open(scratch_dir, true);
 	ck_assert_uint_eq(history(j, "a.example", v, &live), 1);
 	ck_assert(!live);
 	ck_assert_int_eq(v[0].first, T0);
@@ -124,9 +109,9 @@ START_TEST(test_restart_and_crash)
 	char *text = NULL;
 	size_t len;
 	char path[64];
-	snprintf(path, sizeof(path), "%s/journal", dir);
+	snprintf(path, sizeof(path), "%s/journal", scratch_dir);
 	ck_assert_int_eq(statefile_read(path, 1 << 20, &text, &len), 0);
-	struct journal *after = journal_open(dir, true);
+	struct journal *after = journal_open(scratch_dir, true);
 	ck_assert_uint_eq(history(after, "a.example", v, &live), 1);
 	ck_assert(v[0].open);
 	ck_assert_int_eq(v[0].last, T0 + 120);
@@ -195,23 +180,23 @@ START_TEST(test_damaged)
 	                           "b.example bbb sometimes 86400 1800000000 1800000100 0\n"
 	                           "c.example ccc enforce 86400 1800000000 1800000100 0\n";
 
-	snprintf(path, sizeof(path), "%s/journal", dir);
+	snprintf(path, sizeof(path), "%s/journal", scratch_dir);
 	ck_assert_int_eq(statefile_write(path, text, strlen(text), 0644), 0);
-	j = journal_open(dir, true);
+	j = journal_open(scratch_dir, true);
 	ck_assert_uint_eq(history(j, "a.example", v, &live), 1);
 	ck_assert_uint_eq(history(j, "b.example", v, &live), 0);
 	ck_assert_uint_eq(history(j, "c.example", v, &live), 0);
 	journal_close(j, false, 0);
 
 	ck_assert_int_eq(statefile_write(path, "garbage\n", 8, 0644), 0);
-	j = journal_open(dir, true);
+	j = journal_open(scratch_dir, true);
 	ck_assert_uint_eq(history(j, "a.example", v, &live), 0);
 	journal_close(j, false, 0);
 
 	static const char bad_times[] = "mtastsd-journal 1\n"
 	                                "a.example aaa enforce 86400 1800000100 1800000000 0\n";
 	ck_assert_int_eq(statefile_write(path, bad_times, strlen(bad_times), 0644), 0);
-	j = journal_open(dir, true);
+	j = journal_open(scratch_dir, true);
 	ck_assert_uint_eq(history(j, "a.example", v, &live), 0);
 	journal_close(j, false, 0);
 }
@@ -222,7 +207,7 @@ static Suite *suite(void)
 	Suite *s = suite_create("journal");
 	TCase *tc = tcase_create("unit");
 
-	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_checked_fixture(tc, scratch_setup, scratch_teardown);
 	tcase_add_test(tc, test_lifecycle);
 	tcase_add_test(tc, test_live_policy_never_expires);
 	tcase_add_test(tc, test_restart_and_crash);

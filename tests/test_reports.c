@@ -14,8 +14,7 @@
 #include "config.h"
 #include "diag.h"
 #include "reports.h"
-
-static char dir[] = "/tmp/test_reports.XXXXXX";
+#include "scratch.h"
 
 static const char report_com[] =
     "{\"organization-name\":\"Org\",\"date-range\":{\"start-datetime\":"
@@ -31,13 +30,13 @@ static struct config *load_config(int rate)
 	struct diag d;
 	struct config *c;
 
-	snprintf(path, sizeof(path), "%s/m.ini", dir);
+	snprintf(path, sizeof(path), "%s/m.ini", scratch_dir);
 	ck_assert_ptr_nonnull(f = fopen(path, "w"));
 	fprintf(f,
 	        "[server]\nstate_dir = %s\ncerts = %s\ntlsrpt_rate_limit = %d\n\n"
 	        "[domain example.com]\nmode = testing\nmx = mx.example.com\nmax_age = 86400\n"
 	        "tlsrpt = self\n",
-	        dir, dir, rate);
+	        scratch_dir, scratch_dir, rate);
 	fclose(f);
 	diag_init(&d);
 	c = config_load(path, &d);
@@ -48,20 +47,6 @@ static struct config *load_config(int rate)
 	ck_assert(c->domains[0].tlsrpt_self);
 	ck_assert_str_eq(c->domains[0].tlsrpt[0], "https://mta-sts.example.com/tlsrpt");
 	return c;
-}
-
-static void setup(void)
-{
-	ck_assert_ptr_nonnull(mkdtemp(dir));
-}
-
-static void teardown(void)
-{
-	char cmd[128];
-
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	ck_assert_int_eq(system(cmd), 0);
-	memcpy(dir + strlen(dir) - 6, "XXXXXX", 6);
 }
 
 struct waiter {
@@ -236,7 +221,7 @@ int main(void)
 	SRunner *sr;
 	int failed;
 
-	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_checked_fixture(tc, scratch_setup, scratch_teardown);
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_jobs);
 	tcase_add_test(tc, test_rate_budget);
