@@ -73,7 +73,7 @@ struct conn {
 	bool admitted;            /* adm is known to h->adm */
 	struct tlspark_conn park; /* the session's transport, when park.park is set */
 	int fd;
-	const char *uri;   /* the request target as MHD read it (uri_seen()) */
+	const char *uri;   /* the request target as MHD read it (http_strict_uri_seen()) */
 	size_t uri_len;    /* to its first NUL */
 	bool corked;       /* a response is being written into one TLS record (serve()) */
 	bool tcp_uncorked; /* uncork() has undone MHD's TCP_CORK */
