@@ -1,5 +1,5 @@
-/* config_parser: the parser state shared by config.c (files, sections, [domain] and
- * [policy]) and config_server.c ([server]); private to them */
+/* config_parser: the parser state shared by config.c (files, sections), config_domain.c ([domain]
+ * and [policy]) and config_server.c ([server]); private to them */
 #ifndef MTASTSD_CONFIG_PARSER_H
 #define MTASTSD_CONFIG_PARSER_H
 
@@ -16,6 +16,8 @@
 #define HOST_PREFIX "mta-sts."
 #define HOST_PREFIX_LEN (sizeof(HOST_PREFIX) - 1)
 #define DOMAIN_MAX 253
+/* of the NAME of a [policy NAME] */
+#define POLICY_NAME_MAX 64
 /* bytes of configuration read in all, included files too */
 #define CONFIG_BYTES_MAX (1 << 30)
 
@@ -107,5 +109,18 @@ int config_listen_add(struct parser *p, const char *text, unsigned line);
 /* The checks of [server] that need the whole file: default listen addresses, the ACME
  * keys together, upstream timeouts. */
 void config_server_check(struct parser *p);
+
+/* A name written in Unicode, which every value must spell with A-labels: its A-label form
+ * in buf ("" when raw is ASCII or cannot be converted). Returns buf. */
+const char *config_alabel(const char *raw, char *buf, size_t size);
+
+/* The NAME of a [policy NAME]: 1 to POLICY_NAME_MAX letters, digits, '.', '_' or '-'. */
+bool config_policy_name_ok(const char *name);
+
+/* A "key = value" line of a [domain] or [policy] section (p->dom). */
+void config_domain_key(struct parser *p, const char *name, const char *value);
+
+/* The checks that need the whole [domain] or [policy] section, at its end. */
+void config_domain_check(struct parser *p);
 
 #endif
